@@ -1,0 +1,47 @@
+/* decider.h - one request, start to finish: decode, facts, rules, answer.
+ *
+ * A decider belongs to one worker thread. It owns the thread's store reader
+ * (an LMDB read transaction renewed per request) and the arena every request
+ * is decoded and answered in, so answering a request makes no malloc calls
+ * once the arena has warmed up.
+ *
+ * Ownership: a Response returned by decider_handle() or decider_error()
+ * lives in the decider's arena and stays valid until the next call on the
+ * same decider.
+ */
+#ifndef NBA_DECIDER_H
+#define NBA_DECIDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+#include "ruleset.h"
+#include "store.h"
+#include "nba.pb-c.h"
+
+typedef struct decider decider;
+
+/* Creates a decider reading from st and deciding with rs. Both must outlive
+ * it. Returns 0 or a negative errno with a message. */
+int decider_new(store *st, const ruleset *rs, decider **out, nba_error *err);
+
+void decider_free(decider *d);
+
+/* Makes the decision for one contact event into out (initialised by the
+ * caller), allocating from the decider's arena: facts from the store, then
+ * the ruleset's match, arbitrate and render steps. An unknown customer is a
+ * decision with known=false. Returns 0, or a negative errno when the store
+ * cannot be read. */
+int decider_decide(decider *d, const Nba__V1__ContactEvent *ev, Nba__V1__Decision *out);
+
+/* Answers one request frame body. Forgets the previous request's memory,
+ * decodes body[0..len) and dispatches on its kind. Returns 0 when the
+ * connection may go on, or -EBADMSG when the body did not decode: *resp is
+ * then an error response the caller sends before closing the connection. */
+int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Response **resp);
+
+/* Builds an error response (code is one of the documented Error codes, e.g.
+ * "frame_too_large"), for failures found before a body is decoded. */
+Nba__V1__Response *decider_error(decider *d, uint64_t id, const char *code, const char *message);
+
+#endif

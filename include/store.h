@@ -1,0 +1,122 @@
+/* store.h - the LMDB environment nbad decides from.
+ *
+ * Layout: one LMDB environment (a directory) with three named databases:
+ *   customers  key = customer_id                      value = nba.v1.Customer
+ *   incidents  key = customer_id 0x00 incident_id     value = nba.v1.Incident
+ *   meta       key = name                             value = text ("loaded_at", ...)
+ * Incident keys start with the customer id, so one customer's incidents are
+ * one contiguous range that a single cursor walk reads.
+ *
+ * Readers: each worker thread owns one store_reader: a read-only transaction
+ * and a cursor created once, then reset and renewed around each request, as
+ * LMDB recommends for short, frequent reads. Records are copied out of the
+ * map into the caller's arena before the transaction is reset.
+ *
+ * Writers: one store_txn at a time per environment (LMDB serialises writers).
+ * Everything put in a store_txn becomes visible at once on commit, or not at
+ * all on abort, which is how a failed load leaves the database as it was.
+ *
+ * Errors: LMDB codes are translated to negative errno values here and only
+ * here (MDB_NOTFOUND -> -ENOENT, MDB_MAP_FULL -> -ENOSPC, MDB_READERS_FULL ->
+ * -EAGAIN, corruption -> -EIO, ...).
+ */
+#ifndef NBA_STORE_H
+#define NBA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "arena.h"
+#include "error.h"
+#include "nba.pb-c.h"
+
+typedef struct store store;
+typedef struct store_reader store_reader;
+typedef struct store_txn store_txn;
+
+/* Longest customer_id or incident_id accepted (LMDB keys are at most 511
+ * bytes and an incident key holds both ids). */
+#define STORE_MAX_ID 200
+
+enum store_flags {
+    STORE_READONLY = 1 << 0, /* open for reading only (the daemon) */
+    STORE_CREATE = 1 << 1,   /* create the directory and environment if missing */
+};
+
+/* Opens the environment in directory `dir`. map_size is the largest the
+ * database may grow to, in bytes (0 = the default, 64 GiB; the file only
+ * takes the space it uses). max_readers bounds concurrent reader threads
+ * (0 = 126). Errors: -ENOENT (no such directory and no STORE_CREATE), -EACCES,
+ * -EIO, with a message naming the directory. */
+int store_open(const char *dir, unsigned flags, size_t map_size, unsigned max_readers,
+               store **out, nba_error *err);
+
+/* Closes the environment. Every reader and txn must have been freed. */
+void store_close(store *st);
+
+/* Creates a reader for the calling thread. Returns 0, -EAGAIN (reader table
+ * full), -ENOMEM. */
+int store_reader_new(store *st, store_reader **out, nba_error *err);
+
+/* Frees a reader (ends its transaction if one is open). */
+void store_reader_free(store_reader *r);
+
+/* Starts a read snapshot: renews the reader's transaction. Every lookup
+ * between begin and end sees the same committed state. Returns 0 or a
+ * negative errno. */
+int store_reader_begin(store_reader *r);
+
+/* Ends the snapshot: resets the transaction. Pointers into the map are then
+ * invalid; data copied into an arena stays valid. */
+void store_reader_end(store_reader *r);
+
+/* Looks up a customer inside a snapshot and decodes it into arena `a`.
+ * Returns 0, -ENOENT when there is no such customer, -EBADMSG when the stored
+ * record does not decode, or another negative errno. */
+int store_get_customer(store_reader *r, const char *customer_id, arena *a,
+                       Nba__V1__Customer **out);
+
+/* Reads all incidents of a customer inside a snapshot, decoded into arena
+ * `a`, in incident_id order. *out is an arena array of *count pointers (NULL
+ * and 0 when there are none). Returns 0, -EBADMSG, or another negative errno. */
+int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
+                        Nba__V1__Incident ***out, size_t *count);
+
+/* Begins the environment's write transaction. Returns 0, -EROFS (opened
+ * STORE_READONLY), or a negative errno with a message. */
+int store_txn_begin(store *st, store_txn **out, nba_error *err);
+
+/* Deletes every customer and incident inside the transaction. */
+int store_txn_clear(store_txn *t, nba_error *err);
+
+/* Stores (inserts or replaces) a customer. -EINVAL with a message when the
+ * id is empty, longer than STORE_MAX_ID or contains a NUL byte; -ENOSPC when
+ * the map is full. */
+int store_txn_put_customer(store_txn *t, const Nba__V1__Customer *c, nba_error *err);
+
+/* Stores (inserts or replaces) an incident under its customer. Same errors
+ * as store_txn_put_customer. The customer need not exist; callers that
+ * require it check with store_txn_has_customer(). */
+int store_txn_put_incident(store_txn *t, const Nba__V1__Incident *inc, nba_error *err);
+
+/* 1 if the customer exists as seen by this transaction (including its own
+ * uncommitted puts), 0 if not, negative errno on failure. */
+int store_txn_has_customer(store_txn *t, const char *customer_id);
+
+/* Sets a meta entry (e.g. "loaded_at"). */
+int store_txn_put_meta(store_txn *t, const char *key, const char *value, nba_error *err);
+
+/* Commits and frees the transaction. On failure everything is rolled back,
+ * the transaction is freed too, and a negative errno is returned. */
+int store_txn_commit(store_txn *t, nba_error *err);
+
+/* Rolls back and frees the transaction. */
+void store_txn_abort(store_txn *t);
+
+/* Counts of records, read in their own snapshot. */
+typedef struct store_stats {
+    size_t customers;
+    size_t incidents;
+} store_stats;
+int store_get_stats(store *st, store_stats *out);
+
+#endif

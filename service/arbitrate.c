@@ -1,0 +1,2 @@
+/* arbitrate.c - being written. */
+typedef int nba_placeholder_arbitrate;

@@ -1,0 +1,2 @@
+/* client.c - being written. */
+typedef int nba_placeholder_client;

@@ -1,0 +1,2 @@
+/* config.c - being written. */
+typedef int nba_placeholder_config;

@@ -1,0 +1,2 @@
+/* csv.c - being written. */
+typedef int nba_placeholder_csv;

@@ -1,0 +1,2 @@
+/* decider.c - being written. */
+typedef int nba_placeholder_decider;

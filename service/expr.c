@@ -1,0 +1,2 @@
+/* expr.c - being written. */
+typedef int nba_placeholder_expr;

@@ -1,0 +1,2 @@
+/* loader.c - being written. */
+typedef int nba_placeholder_loader;

@@ -1,0 +1,2 @@
+/* render.c - being written. */
+typedef int nba_placeholder_render;

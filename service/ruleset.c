@@ -1,0 +1,2 @@
+/* ruleset.c - being written. */
+typedef int nba_placeholder_ruleset;

@@ -1,0 +1,2 @@
+/* server.c - being written. */
+typedef int nba_placeholder_server;

@@ -1,0 +1,2 @@
+/* template.c - being written. */
+typedef int nba_placeholder_template;
