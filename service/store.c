@@ -1,2 +1,473 @@
-/* store.c - being written. */
-typedef int nba_placeholder_store;
+/* store.c - see include/store.h. The only file that talks to LMDB. */
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define STORE_DEFAULT_MAP_SIZE ((size_t)64 << 30)
+#define STORE_DEFAULT_READERS  126
+
+struct store {
+    MDB_env *env;
+    MDB_dbi customers;
+    MDB_dbi incidents;
+    MDB_dbi meta;
+    bool readonly;
+    char *dir;
+};
+
+struct store_reader {
+    store *st;
+    MDB_txn *txn;          /* kept across requests: reset after, renewed before */
+    MDB_cursor *incidents; /* renewed with the transaction */
+    bool active;
+};
+
+struct store_txn {
+    store *st;
+    MDB_txn *txn;
+    uint8_t *buf; /* packing buffer, grown as needed and reused for every put */
+    size_t cap;
+};
+
+/* Translates an LMDB return code into a negative errno: the one place that
+ * knows LMDB's codes. System errors come back from LMDB as positive errnos. */
+static int lmdb_error(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return 0;
+    case MDB_NOTFOUND:
+        return -ENOENT;
+    case MDB_KEYEXIST:
+        return -EEXIST;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+    case MDB_DBS_FULL:
+        return -ENOSPC;
+    case MDB_READERS_FULL:
+    case MDB_MAP_RESIZED:
+        return -EAGAIN;
+    case MDB_BAD_VALSIZE:
+        return -EINVAL;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+        return -EIO;
+    default:
+        return rc > 0 ? -rc : -EIO;
+    }
+}
+
+static int mkdir_p(const char *dir)
+{
+    char path[4096];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof path)
+        return -ENAMETOOLONG;
+    memcpy(path, dir, len + 1);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int open_dbis(store *st, nba_error *err)
+{
+    MDB_txn *txn;
+    unsigned dbflags = st->readonly ? 0 : MDB_CREATE;
+    int rc = mdb_txn_begin(st->env, NULL, st->readonly ? MDB_RDONLY : 0, &txn);
+    if (rc)
+        return nba_error_set(err, lmdb_error(rc), "%s: cannot begin a transaction: %s", st->dir,
+                             mdb_strerror(rc));
+    const char *name = "customers";
+    rc = mdb_dbi_open(txn, name, dbflags, &st->customers);
+    if (!rc) {
+        name = "incidents";
+        rc = mdb_dbi_open(txn, name, dbflags, &st->incidents);
+    }
+    if (!rc) {
+        name = "meta";
+        rc = mdb_dbi_open(txn, name, dbflags, &st->meta);
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        if (rc == MDB_NOTFOUND)
+            return nba_error_set(err, -ENOENT, "%s: no '%s' table: this database was never loaded",
+                                 st->dir, name);
+        return nba_error_set(err, lmdb_error(rc), "%s: cannot open table '%s': %s", st->dir, name,
+                             mdb_strerror(rc));
+    }
+    /* Committing (even a read-only transaction) keeps the handles for every
+     * later transaction. */
+    rc = mdb_txn_commit(txn);
+    if (rc)
+        return nba_error_set(err, lmdb_error(rc), "%s: %s", st->dir, mdb_strerror(rc));
+    return 0;
+}
+
+int store_open(const char *dir, unsigned flags, size_t map_size, unsigned max_readers, store **out,
+               nba_error *err)
+{
+    int rc;
+    struct stat sb;
+    store *st = calloc(1, sizeof *st);
+    if (!st)
+        return nba_error_set(err, -ENOMEM, "out of memory");
+    st->readonly = flags & STORE_READONLY;
+    st->dir = strdup(dir);
+    if (!st->dir) {
+        rc = nba_error_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+
+    if (flags & STORE_CREATE) {
+        rc = mkdir_p(dir);
+        if (rc) {
+            nba_error_set(err, rc, "%s: cannot create directory: %s", dir, strerror(-rc));
+            goto fail;
+        }
+    } else if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        rc = nba_error_set(err, -ENOENT, "%s: no such database directory", dir);
+        goto fail;
+    }
+
+    rc = mdb_env_create(&st->env);
+    if (!rc)
+        rc = mdb_env_set_maxdbs(st->env, 4);
+    if (!rc)
+        rc = mdb_env_set_mapsize(st->env, map_size ? map_size : STORE_DEFAULT_MAP_SIZE);
+    if (!rc)
+        rc = mdb_env_set_maxreaders(st->env, max_readers ? max_readers : STORE_DEFAULT_READERS);
+    if (rc) {
+        nba_error_set(err, lmdb_error(rc), "%s: %s", dir, mdb_strerror(rc));
+        rc = lmdb_error(rc);
+        goto fail;
+    }
+    /* MDB_NOTLS: a read transaction belongs to its store_reader, not to the
+     * thread, so a thread may hold a reader and still open another snapshot
+     * (store_get_stats) without tripping over LMDB's per-thread slot. */
+    unsigned envflags = MDB_NOTLS | (st->readonly ? MDB_RDONLY : 0);
+    rc = mdb_env_open(st->env, dir, envflags, 0644);
+    if (rc) {
+        int code = lmdb_error(rc);
+        if (rc == ENOENT)
+            nba_error_set(err, code, "%s: no database here (load one with nbactl load)", dir);
+        else
+            nba_error_set(err, code, "%s: cannot open database: %s", dir, mdb_strerror(rc));
+        rc = code;
+        goto fail;
+    }
+    /* A process that died holding a read slot would pin old pages forever. */
+    int dead = 0;
+    mdb_reader_check(st->env, &dead);
+
+    rc = open_dbis(st, err);
+    if (rc)
+        goto fail;
+    *out = st;
+    return 0;
+
+fail:
+    if (st->env)
+        mdb_env_close(st->env);
+    free(st->dir);
+    free(st);
+    return rc;
+}
+
+void store_close(store *st)
+{
+    if (!st)
+        return;
+    mdb_env_close(st->env);
+    free(st->dir);
+    free(st);
+}
+
+/* ---- readers ---- */
+
+int store_reader_new(store *st, store_reader **out, nba_error *err)
+{
+    store_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return nba_error_set(err, -ENOMEM, "out of memory");
+    r->st = st;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &r->txn);
+    if (!rc)
+        rc = mdb_cursor_open(r->txn, st->incidents, &r->incidents);
+    if (rc) {
+        if (r->txn)
+            mdb_txn_abort(r->txn);
+        free(r);
+        return nba_error_set(err, lmdb_error(rc), "%s: cannot start a reader: %s", st->dir,
+                             mdb_strerror(rc));
+    }
+    /* Created in the reset state: store_reader_begin() renews it. */
+    mdb_txn_reset(r->txn);
+    *out = r;
+    return 0;
+}
+
+void store_reader_free(store_reader *r)
+{
+    if (!r)
+        return;
+    mdb_cursor_close(r->incidents);
+    mdb_txn_abort(r->txn);
+    free(r);
+}
+
+int store_reader_begin(store_reader *r)
+{
+    if (r->active)
+        return 0;
+    int rc = mdb_txn_renew(r->txn);
+    if (!rc)
+        rc = mdb_cursor_renew(r->txn, r->incidents);
+    if (rc)
+        return lmdb_error(rc);
+    r->active = true;
+    return 0;
+}
+
+void store_reader_end(store_reader *r)
+{
+    if (!r->active)
+        return;
+    mdb_txn_reset(r->txn);
+    r->active = false;
+}
+
+int store_get_customer(store_reader *r, const char *customer_id, arena *a, Nba__V1__Customer **out)
+{
+    MDB_val key = {strlen(customer_id), (void *)customer_id}, val;
+    if (key.mv_size == 0 || key.mv_size > STORE_MAX_ID)
+        return -ENOENT;
+    int rc = mdb_get(r->txn, r->st->customers, &key, &val);
+    if (rc)
+        return lmdb_error(rc);
+    /* Unpacking copies every string into the arena, so the record outlives
+     * the snapshot. */
+    Nba__V1__Customer *c =
+        nba__v1__customer__unpack(arena_pb_allocator(a), val.mv_size, val.mv_data);
+    if (!c)
+        return -EBADMSG;
+    *out = c;
+    return 0;
+}
+
+/* Builds the incident key prefix "customer_id\0" (or the whole key when
+ * incident_id is given) into buf. Returns its length, or 0 if it is too long. */
+static size_t incident_key(char *buf, size_t cap, const char *customer_id, const char *incident_id)
+{
+    size_t clen = strlen(customer_id), ilen = incident_id ? strlen(incident_id) : 0;
+    if (clen + 1 + ilen > cap)
+        return 0;
+    memcpy(buf, customer_id, clen);
+    buf[clen] = '\0';
+    if (ilen)
+        memcpy(buf + clen + 1, incident_id, ilen);
+    return clen + 1 + ilen;
+}
+
+int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
+                        Nba__V1__Incident ***out, size_t *count)
+{
+    char prefix[STORE_MAX_ID + 1];
+    *out = NULL;
+    *count = 0;
+    size_t plen = incident_key(prefix, sizeof prefix, customer_id, NULL);
+    if (plen <= 1)
+        return 0;
+
+    MDB_val key = {plen, prefix}, val;
+    Nba__V1__Incident **list = NULL;
+    size_t n = 0, cap = 0;
+    int rc = mdb_cursor_get(r->incidents, &key, &val, MDB_SET_RANGE);
+    while (rc == 0 && key.mv_size > plen && memcmp(key.mv_data, prefix, plen) == 0) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            Nba__V1__Incident **grown = arena_alloc(a, ncap * sizeof *grown);
+            if (!grown)
+                return -ENOMEM;
+            if (n)
+                memcpy(grown, list, n * sizeof *grown);
+            list = grown;
+            cap = ncap;
+        }
+        list[n] = nba__v1__incident__unpack(arena_pb_allocator(a), val.mv_size, val.mv_data);
+        if (!list[n])
+            return -EBADMSG;
+        n++;
+        rc = mdb_cursor_get(r->incidents, &key, &val, MDB_NEXT);
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        return lmdb_error(rc);
+    *out = list;
+    *count = n;
+    return 0;
+}
+
+/* ---- the write transaction ---- */
+
+int store_txn_begin(store *st, store_txn **out, nba_error *err)
+{
+    if (st->readonly)
+        return nba_error_set(err, -EROFS, "%s: opened read-only", st->dir);
+    store_txn *t = calloc(1, sizeof *t);
+    if (!t)
+        return nba_error_set(err, -ENOMEM, "out of memory");
+    t->st = st;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &t->txn);
+    if (rc) {
+        free(t);
+        return nba_error_set(err, lmdb_error(rc), "%s: cannot begin a write transaction: %s",
+                             st->dir, mdb_strerror(rc));
+    }
+    *out = t;
+    return 0;
+}
+
+static int txn_fail(store_txn *t, int rc, const char *what, nba_error *err)
+{
+    return nba_error_set(err, lmdb_error(rc), "%s: %s: %s", t->st->dir, what,
+                         rc == MDB_MAP_FULL ? "the database is full (raise map_size)"
+                                            : mdb_strerror(rc));
+}
+
+int store_txn_clear(store_txn *t, nba_error *err)
+{
+    int rc = mdb_drop(t->txn, t->st->customers, 0);
+    if (!rc)
+        rc = mdb_drop(t->txn, t->st->incidents, 0);
+    if (rc)
+        return txn_fail(t, rc, "cannot clear", err);
+    return 0;
+}
+
+static int check_id(const char *what, const char *id, nba_error *err)
+{
+    size_t len = id ? strlen(id) : 0;
+    if (len == 0)
+        return nba_error_set(err, -EINVAL, "empty %s", what);
+    if (len > STORE_MAX_ID)
+        return nba_error_set(err, -EINVAL, "%s longer than %d bytes", what, STORE_MAX_ID);
+    return 0;
+}
+
+/* Packs msg into the transaction's reusable buffer. */
+static int pack(store_txn *t, const ProtobufCMessage *msg, MDB_val *val)
+{
+    size_t size = protobuf_c_message_get_packed_size(msg);
+    if (size > t->cap) {
+        size_t cap = size < 4096 ? 4096 : size * 2;
+        uint8_t *buf = realloc(t->buf, cap);
+        if (!buf)
+            return -ENOMEM;
+        t->buf = buf;
+        t->cap = cap;
+    }
+    val->mv_size = protobuf_c_message_pack(msg, t->buf);
+    val->mv_data = t->buf;
+    return 0;
+}
+
+int store_txn_put_customer(store_txn *t, const Nba__V1__Customer *c, nba_error *err)
+{
+    int rc = check_id("customer_id", c->customer_id, err);
+    if (rc)
+        return rc;
+    MDB_val key = {strlen(c->customer_id), c->customer_id}, val;
+    if (pack(t, &c->base, &val))
+        return nba_error_set(err, -ENOMEM, "out of memory");
+    rc = mdb_put(t->txn, t->st->customers, &key, &val, 0);
+    if (rc)
+        return txn_fail(t, rc, "cannot store customer", err);
+    return 0;
+}
+
+int store_txn_put_incident(store_txn *t, const Nba__V1__Incident *inc, nba_error *err)
+{
+    int rc = check_id("customer_id", inc->customer_id, err);
+    if (!rc)
+        rc = check_id("incident_id", inc->incident_id, err);
+    if (rc)
+        return rc;
+    char kbuf[2 * STORE_MAX_ID + 1];
+    MDB_val key = {incident_key(kbuf, sizeof kbuf, inc->customer_id, inc->incident_id), kbuf};
+    MDB_val val;
+    if (pack(t, &inc->base, &val))
+        return nba_error_set(err, -ENOMEM, "out of memory");
+    rc = mdb_put(t->txn, t->st->incidents, &key, &val, 0);
+    if (rc)
+        return txn_fail(t, rc, "cannot store incident", err);
+    return 0;
+}
+
+int store_txn_has_customer(store_txn *t, const char *customer_id)
+{
+    MDB_val key = {strlen(customer_id), (void *)customer_id}, val;
+    if (key.mv_size == 0 || key.mv_size > STORE_MAX_ID)
+        return 0;
+    int rc = mdb_get(t->txn, t->st->customers, &key, &val);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    return rc ? lmdb_error(rc) : 1;
+}
+
+int store_txn_put_meta(store_txn *t, const char *key, const char *value, nba_error *err)
+{
+    MDB_val k = {strlen(key), (void *)key}, v = {strlen(value), (void *)value};
+    int rc = mdb_put(t->txn, t->st->meta, &k, &v, 0);
+    if (rc)
+        return txn_fail(t, rc, "cannot store meta entry", err);
+    return 0;
+}
+
+int store_txn_commit(store_txn *t, nba_error *err)
+{
+    int rc = mdb_txn_commit(t->txn);
+    int code = rc ? txn_fail(t, rc, "commit failed", err) : 0;
+    free(t->buf);
+    free(t);
+    return code;
+}
+
+void store_txn_abort(store_txn *t)
+{
+    if (!t)
+        return;
+    mdb_txn_abort(t->txn);
+    free(t->buf);
+    free(t);
+}
+
+int store_get_stats(store *st, store_stats *out)
+{
+    MDB_txn *txn;
+    MDB_stat s;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return lmdb_error(rc);
+    rc = mdb_stat(txn, st->customers, &s);
+    if (!rc) {
+        out->customers = s.ms_entries;
+        rc = mdb_stat(txn, st->incidents, &s);
+        out->incidents = s.ms_entries;
+    }
+    mdb_txn_abort(txn);
+    return lmdb_error(rc);
+}
