@@ -1,2 +1,188 @@
-/* decider.c - being written. */
-typedef int nba_placeholder_decider;
+/* decider.c - see include/decider.h.
+ *
+ * The one path every contact event takes:
+ *   decode (arena) -> facts (LMDB snapshot, copied into the arena)
+ *   -> match -> arbitrate -> render -> response (arena)
+ * Nothing on this path parses text or calls malloc once the arena's first
+ * block is big enough for a request, which it is after the first few.
+ */
+#include "decider.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "clock.h"
+
+/* Big enough for a request, a customer with attributes, dozens of incidents
+ * and the decision, so the steady state never chains a second block. */
+#define DECIDER_ARENA_BLOCK (64 * 1024)
+
+struct decider {
+    store_reader *reader;
+    const ruleset *rules;
+    arena arena;
+};
+
+int decider_new(store *st, const ruleset *rs, decider **out, nba_error *err)
+{
+    decider *d = calloc(1, sizeof *d);
+    if (!d)
+        return nba_error_set(err, -ENOMEM, "out of memory");
+    int rc = arena_init(&d->arena, DECIDER_ARENA_BLOCK);
+    if (rc) {
+        free(d);
+        return nba_error_set(err, rc, "out of memory");
+    }
+    rc = store_reader_new(st, &d->reader, err);
+    if (rc) {
+        arena_destroy(&d->arena);
+        free(d);
+        return rc;
+    }
+    d->rules = rs;
+    *out = d;
+    return 0;
+}
+
+void decider_free(decider *d)
+{
+    if (!d)
+        return;
+    store_reader_free(d->reader);
+    arena_destroy(&d->arena);
+    free(d);
+}
+
+/* Reads the customer and their incidents in one snapshot. The records are
+ * copied into the arena, so the snapshot ends before the rules run and a
+ * slow rule never holds back LMDB's page reclamation. */
+static int load_facts(decider *d, const Nba__V1__ContactEvent *ev, facts *f)
+{
+    Nba__V1__Customer *customer = NULL;
+    Nba__V1__Incident **incidents = NULL;
+    size_t n_incidents = 0;
+
+    int rc = store_reader_begin(d->reader);
+    if (rc)
+        return rc;
+    rc = store_get_customer(d->reader, ev->customer_id, &d->arena, &customer);
+    if (rc == -ENOENT) {
+        customer = NULL;
+        rc = 0;
+    } else if (rc == 0) {
+        rc = store_get_incidents(d->reader, ev->customer_id, &d->arena, &incidents, &n_incidents);
+    }
+    store_reader_end(d->reader);
+    if (rc)
+        return rc;
+
+    f->event = ev;
+    f->customer = customer;
+    f->incidents = incidents;
+    f->n_incidents = n_incidents;
+    f->now_ms = ev->occurred_at_ms ? ev->occurred_at_ms : clock_now_ms();
+    return 0;
+}
+
+int decider_decide(decider *d, const Nba__V1__ContactEvent *ev, Nba__V1__Decision *out)
+{
+    facts f;
+    int rc = load_facts(d, ev, &f);
+    if (rc)
+        return rc;
+
+    rule_hit *hits = arena_alloc(&d->arena, (ruleset_rule_count(d->rules) + 1) * sizeof *hits);
+    if (!hits)
+        return -ENOMEM;
+    size_t n = ruleset_match(d->rules, &f, hits);
+    n = ruleset_arbitrate(d->rules, &f, hits, n);
+
+    out->customer_id = ev->customer_id;
+    out->known = f.customer != NULL;
+    return ruleset_render(d->rules, &f, hits, n, &d->arena, out);
+}
+
+Nba__V1__Response *decider_error(decider *d, uint64_t id, const char *code, const char *message)
+{
+    Nba__V1__Response *resp = arena_alloc(&d->arena, sizeof *resp);
+    Nba__V1__Error *error = arena_alloc(&d->arena, sizeof *error);
+    if (!resp || !error)
+        return NULL;
+    nba__v1__response__init(resp);
+    nba__v1__error__init(error);
+    error->code = (char *)code;
+    error->message = (char *)message;
+    resp->id = id;
+    resp->body_case = NBA__V1__RESPONSE__BODY_ERROR;
+    resp->error = error;
+    return resp;
+}
+
+static Nba__V1__Response *answer_contact(decider *d, uint64_t id, const Nba__V1__ContactEvent *ev)
+{
+    Nba__V1__Response *resp = arena_alloc(&d->arena, sizeof *resp);
+    Nba__V1__Decision *decision = arena_alloc(&d->arena, sizeof *decision);
+    if (!resp || !decision)
+        return decider_error(d, id, "internal", "out of memory");
+    nba__v1__response__init(resp);
+    nba__v1__decision__init(decision);
+
+    int rc = decider_decide(d, ev, decision);
+    if (rc) {
+        /* The store could not be read: a failure of this server, not of the
+         * request, so the client may retry and the connection stays open. */
+        char *msg = arena_alloc(&d->arena, 128);
+        if (msg)
+            snprintf(msg, 128, "the customer database could not be read: %s", strerror(-rc));
+        return decider_error(d, id, "unavailable", msg ? msg : "");
+    }
+    resp->id = id;
+    resp->body_case = NBA__V1__RESPONSE__BODY_DECISION;
+    resp->decision = decision;
+    return resp;
+}
+
+static Nba__V1__Response *answer_ping(decider *d, uint64_t id)
+{
+    Nba__V1__Response *resp = arena_alloc(&d->arena, sizeof *resp);
+    Nba__V1__Pong *pong = arena_alloc(&d->arena, sizeof *pong);
+    if (!resp || !pong)
+        return decider_error(d, id, "internal", "out of memory");
+    nba__v1__response__init(resp);
+    nba__v1__pong__init(pong);
+    pong->server = "nbad/" NBA_VERSION;
+    pong->ruleset = (char *)ruleset_id(d->rules);
+    resp->id = id;
+    resp->body_case = NBA__V1__RESPONSE__BODY_PONG;
+    resp->pong = pong;
+    return resp;
+}
+
+int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Response **resp)
+{
+    arena_reset(&d->arena);
+    Nba__V1__Request *req = nba__v1__request__unpack(arena_pb_allocator(&d->arena), len, body);
+    if (!req) {
+        *resp =
+            decider_error(d, 0, "bad_request", "the frame's body is not a valid nba.v1.Request");
+        return -EBADMSG;
+    }
+    switch (req->body_case) {
+    case NBA__V1__REQUEST__BODY_CONTACT:
+        *resp = answer_contact(d, req->id, req->contact);
+        break;
+    case NBA__V1__REQUEST__BODY_PING:
+        *resp = answer_ping(d, req->id);
+        break;
+    default:
+        /* A well-formed request of a kind this server does not know (a newer
+         * client, or no body at all): answer it and keep the connection. */
+        *resp = decider_error(d, req->id, "unsupported",
+                              "the request has no body this server understands");
+        break;
+    }
+    return 0;
+}
