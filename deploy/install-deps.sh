@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what nbad needs to build, run and test on Debian 12 (as root).
+# Safe to run again: apt-get skips what is already installed.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libevent-dev            # the network loop: listener and one event_base per worker
+  libprotobuf-c-dev protobuf-c-compiler   # the wire protocol and stored records
+  liblmdb-dev lmdb-utils  # the memory-mapped customer database
+  libyaml-dev             # rule files and the config file
+  libjansson-dev          # nbactl --json
+  libcmocka-dev           # unit tests
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (apt-get needs it)" >&2
+  exit 1
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
