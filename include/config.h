@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "error.h"
+#include "log.h"
 
 typedef struct config {
     char *db_dir;       /* LMDB environment directory (required) */
@@ -15,23 +16,39 @@ typedef struct config {
     int threads;        /* worker threads; default one per core */
     uint32_t max_frame; /* largest request body accepted, bytes; default 64 KiB */
     size_t map_size;    /* LMDB map size in bytes; 0 = store default */
+    log_level log_min;  /* log lines below this level are dropped; default LOG_INFO
+                         * (key log_level / --log-level: debug, info, warn, error) */
 } config;
 
-/* Fills c with the defaults. Strings are heap copies owned by c. */
+/* Fills c with the defaults. Strings are heap copies owned by c. Returns 0
+ * or -ENOMEM. */
 int config_init(config *c);
 
-/* Applies the YAML mapping in file `path` to c. Unknown keys and values of
- * the wrong type are rejected with "path:line:col: message". Returns 0 or
- * -EINVAL/-ENOENT with a message. */
+/* Applies the YAML mapping in file `path` to c. Keys: db, rules, listen,
+ * port, threads, max_frame, map_size, log_level (deploy/nbad.yaml shows
+ * each); sizes are integers or strings like "64KiB", "1GiB". Unknown keys,
+ * repeated keys and values of the wrong type or out of range are rejected
+ * with "path:line:col: message". Keys the file does not set keep their value
+ * in c. Returns 0, -EINVAL, or -ENOENT/-EACCES for an unreadable file, with a
+ * message. */
 int config_load_file(config *c, const char *path, nba_error *err);
 
 /* Builds the configuration from the command line
  *   nbad [--config FILE] [--db DIR] [--rules FILE] [--listen ADDR] [--port N]
- *        [--threads N] [--max-frame BYTES]
+ *        [--threads N] [--max-frame BYTES] [--map-size BYTES]
+ *        [--log-level LEVEL] [--help] [--version]
  * reading --config first, wherever it stands, then applying the other
- * options over it. Returns 0, 1 when --help or --version was printed (the
- * caller exits 0), or -EINVAL with a message. */
+ * options over it. Every option also takes the --opt=value form. c need not
+ * be initialised: it starts from config_init(). Returns 0, 1 when --help or
+ * --version was printed on stdout (the caller exits 0), or -EINVAL with a
+ * message (bad option or value, db or rules left unset, a config file error
+ * as config_load_file() reports it; -ENOENT/-EACCES for an unreadable config
+ * file). Whatever the result, c is passed to config_free() afterwards. */
 int config_from_args(config *c, int argc, char **argv, nba_error *err);
+
+/* The usage text that --help prints, for callers that print it after an
+ * error. A static string. */
+const char *config_usage(void);
 
 /* Frees the strings c owns. */
 void config_free(config *c);

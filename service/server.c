@@ -1,2 +1,617 @@
-/* server.c - being written. */
-typedef int nba_placeholder_server;
+/* server.c - see include/server.h.
+ *
+ * Threads, after memcached's thread.c:
+ *
+ *   listener  the thread in server_run(). Its event_base holds the
+ *             evconnlistener, the stop eventfd and the SIGTERM/SIGINT events.
+ *             It accepts, picks a worker round robin, pushes the socket on
+ *             that worker's queue and writes the worker's eventfd.
+ *   workers   each owns an event_base created with EVENT_BASE_FLAG_NOLOCK
+ *             (only its thread ever touches it), its decider and its
+ *             connections (connection.c). The decider is created and freed
+ *             on the worker's own thread, because the LMDB read transaction
+ *             inside it belongs to the thread that made it.
+ *
+ * The only state the threads share is each worker's queue and stopping
+ * flag, under that worker's mutex, and the start-up report, under the
+ * server's.
+ *
+ * Stopping: the listener's loop breaks (signal or server_stop()), it stops
+ * accepting, sets every worker's stopping flag and wakes it. A worker closes
+ * the sockets still queued for it, lets each connection write out what it
+ * has answered (conn_pool_drain), and leaves its loop when the last one has
+ * closed or DRAIN_TIMEOUT_S have passed. The listener joins them all.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "connection.h"
+#include "decider.h"
+#include "frame.h"
+#include "log.h"
+
+/* After an accept error such as EMFILE the pending connection stays in the
+ * backlog and the listening socket stays readable: accepting again at once
+ * would spin. Pause this long instead. */
+#define ACCEPT_PAUSE_MS 100
+/* A connection whose answers wait in its output buffer stops reading above
+ * this many bytes (see CONN_BLOCKED). */
+#define OUTPUT_LIMIT (1u << 20)
+/* How long a stopping worker waits for its clients to take their answers. */
+#define DRAIN_TIMEOUT_S 5
+#define MAX_WORKERS     256
+
+/* A socket accepted by the listener, on its way to a worker. */
+typedef struct pending {
+    evutil_socket_t fd;
+    uint64_t serial;
+    char peer[INET6_ADDRSTRLEN + 8]; /* "[addr]:port", for logs */
+} pending;
+
+typedef struct worker {
+    server *srv;
+    int index;
+    pthread_t thread;
+    bool started, joined;
+    struct event_base *base;
+    int wake_fd; /* eventfd: the listener writes it after queueing a socket or stopping */
+    struct event *wake_ev;
+    struct event *drain_timer;
+    decider *decider; /* created and freed on the worker's thread */
+    conn_pool pool;
+    /* shared with the listener, under lock */
+    pthread_mutex_t lock;
+    bool lock_ready;
+    pending *queue; /* ring of q_cap entries, q_len of them from q_head */
+    size_t q_cap, q_head, q_len;
+    bool stopping;
+} worker;
+
+struct server {
+    store *st;
+    const ruleset *rs;
+    uint32_t max_frame;
+    int port;
+    char where[INET6_ADDRSTRLEN + 8]; /* the bound address, "addr:port" */
+    struct event_base *base;
+    struct evconnlistener *listener;
+    int stop_fd; /* eventfd written by server_stop() */
+    struct event *stop_ev;
+    struct event *accept_timer;
+    struct event *sigterm_ev, *sigint_ev;
+    uint64_t serial; /* of the last connection accepted */
+    worker *workers;
+    int n_workers;
+    int next_worker;
+    /* start-up: each worker reports once whether its decider was made */
+    pthread_mutex_t start_lock;
+    pthread_cond_t start_cond;
+    bool start_ready;
+    int n_reported;
+    int start_rc;
+    nba_error start_err;
+};
+
+/* ---- the queue between the listener and a worker ---- */
+
+/* Called with w->lock held. Grows the ring by doubling, so a steady state
+ * allocates nothing. */
+static int queue_push(worker *w, const pending *item)
+{
+    if (w->q_len == w->q_cap) {
+        size_t cap = w->q_cap ? w->q_cap * 2 : 16;
+        pending *q = malloc(cap * sizeof *q);
+        if (!q)
+            return -ENOMEM;
+        for (size_t i = 0; i < w->q_len; i++)
+            q[i] = w->queue[(w->q_head + i) % w->q_cap];
+        free(w->queue);
+        w->queue = q;
+        w->q_cap = cap;
+        w->q_head = 0;
+    }
+    w->queue[(w->q_head + w->q_len) % w->q_cap] = *item;
+    w->q_len++;
+    return 0;
+}
+
+/* Called with w->lock held. */
+static bool queue_pop(worker *w, pending *out)
+{
+    if (w->q_len == 0)
+        return false;
+    *out = w->queue[w->q_head];
+    w->q_head = (w->q_head + 1) % w->q_cap;
+    w->q_len--;
+    return true;
+}
+
+static void worker_wake(worker *w)
+{
+    uint64_t one = 1;
+    /* Fails only when the counter would overflow, i.e. a wake-up is already
+     * pending, which is all that is needed. */
+    ssize_t n = write(w->wake_fd, &one, sizeof one);
+    (void)n;
+}
+
+/* Listener thread: hands an accepted socket to w. */
+static int worker_push(worker *w, const pending *item)
+{
+    pthread_mutex_lock(&w->lock);
+    int rc = w->stopping ? -ESHUTDOWN : queue_push(w, item);
+    pthread_mutex_unlock(&w->lock);
+    if (!rc)
+        worker_wake(w);
+    return rc;
+}
+
+/* Any thread: asks w to finish. */
+static void worker_stop(worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    pthread_mutex_unlock(&w->lock);
+    worker_wake(w);
+}
+
+/* ---- the worker thread ---- */
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker *w = arg;
+    log_warn("worker %d: %zu connection(s) still open %d s after stopping; closing them", w->index,
+             w->pool.n_open, DRAIN_TIMEOUT_S);
+    conn_pool_close_all(&w->pool);
+    event_base_loopbreak(w->base);
+}
+
+static void worker_drain(worker *w)
+{
+    if (w->pool.draining)
+        return;
+    log_debug("worker %d: stopping, %zu connection(s) open", w->index, w->pool.n_open);
+    conn_pool_drain(&w->pool);
+    if (w->pool.n_open > 0) {
+        struct timeval tv = {DRAIN_TIMEOUT_S, 0};
+        if (event_add(w->drain_timer, &tv))
+            on_drain_timeout(-1, 0, w);
+    }
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    worker *w = arg;
+    uint64_t count;
+    ssize_t n = read(fd, &count, sizeof count); /* resets the eventfd */
+    (void)n;
+    for (;;) {
+        pending item;
+        pthread_mutex_lock(&w->lock);
+        bool have = queue_pop(w, &item);
+        bool stopping = w->stopping;
+        pthread_mutex_unlock(&w->lock);
+        if (!have) {
+            if (stopping)
+                worker_drain(w);
+            return;
+        }
+        if (stopping) {
+            close(item.fd);
+            continue;
+        }
+        int rc = conn_open(&w->pool, item.fd, item.serial, item.peer);
+        if (rc)
+            log_warn("worker %d: cannot take connection %llu: %s", w->index,
+                     (unsigned long long)item.serial, strerror(-rc));
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    server *s = w->srv;
+    nba_error err = {{0}};
+
+    int rc = decider_new(s->st, s->rs, &w->decider, &err);
+    w->pool.decider = w->decider;
+    pthread_mutex_lock(&s->start_lock);
+    if (rc && !s->start_rc) {
+        s->start_rc = rc;
+        s->start_err = err;
+    }
+    s->n_reported++;
+    pthread_cond_signal(&s->start_cond);
+    pthread_mutex_unlock(&s->start_lock);
+    if (rc)
+        return NULL;
+
+    if (event_base_dispatch(w->base) < 0)
+        log_error("worker %d: event loop failed", w->index);
+    conn_pool_close_all(&w->pool);
+    decider_free(w->decider);
+    w->decider = NULL;
+    return NULL;
+}
+
+static int worker_init(server *s, worker *w, int index, nba_error *err)
+{
+    w->srv = s;
+    w->index = index;
+    if (pthread_mutex_init(&w->lock, NULL))
+        return nba_error_set(err, -ENOMEM, "cannot create a mutex");
+    w->lock_ready = true;
+
+    struct event_config *ec = event_config_new();
+    if (!ec)
+        return nba_error_set(err, -ENOMEM, "out of memory");
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (!w->base)
+        return nba_error_set(err, -ENOMEM, "cannot create an event loop");
+
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0)
+        return nba_error_set(err, -errno, "eventfd: %s", strerror(errno));
+    w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
+    w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
+    if (!w->wake_ev || !w->drain_timer || event_add(w->wake_ev, NULL))
+        return nba_error_set(err, -ENOMEM, "out of memory");
+
+    w->pool.base = w->base;
+    w->pool.max_frame = s->max_frame;
+    w->pool.out_limit = OUTPUT_LIMIT;
+    return 0;
+}
+
+/* Frees what worker_init made, once the thread has been joined. */
+static void worker_destroy(worker *w)
+{
+    pending item;
+    while (w->lock_ready && queue_pop(w, &item))
+        close(item.fd);
+    free(w->queue);
+    if (w->drain_timer)
+        event_free(w->drain_timer);
+    if (w->wake_ev)
+        event_free(w->wake_ev);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    if (w->base)
+        event_base_free(w->base);
+    if (w->lock_ready)
+        pthread_mutex_destroy(&w->lock);
+}
+
+static void workers_stop_and_join(server *s)
+{
+    for (int i = 0; i < s->n_workers; i++)
+        if (s->workers[i].started && !s->workers[i].joined)
+            worker_stop(&s->workers[i]);
+    for (int i = 0; i < s->n_workers; i++) {
+        worker *w = &s->workers[i];
+        if (w->started && !w->joined) {
+            pthread_join(w->thread, NULL);
+            w->joined = true;
+        }
+    }
+}
+
+/* Starts every worker thread and waits until each has made its decider.
+ * The workers block the signals the listener handles, so that they are
+ * delivered where the process expects them. */
+static int workers_start(server *s, nba_error *err)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = 0, started = 0;
+    for (int i = 0; i < s->n_workers; i++) {
+        worker *w = &s->workers[i];
+        rc = -pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc) {
+            nba_error_set(err, rc, "cannot start worker thread %d: %s", i, strerror(-rc));
+            break;
+        }
+        w->started = true;
+        started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    pthread_mutex_lock(&s->start_lock);
+    while (s->n_reported < started)
+        pthread_cond_wait(&s->start_cond, &s->start_lock);
+    pthread_mutex_unlock(&s->start_lock);
+    if (!rc && s->start_rc) {
+        rc = s->start_rc;
+        if (err)
+            *err = s->start_err;
+    }
+    return rc;
+}
+
+/* ---- the listener ---- */
+
+static void format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN], port[8];
+    if (getnameinfo(sa, len, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV)) {
+        snprintf(out, size, "?");
+        return;
+    }
+    snprintf(out, size, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    (void)l;
+    server *s = arg;
+    worker *w = &s->workers[s->next_worker];
+    s->next_worker = (s->next_worker + 1) % s->n_workers;
+    pending item = {.fd = fd, .serial = ++s->serial};
+    format_addr(sa, (socklen_t)len, item.peer, sizeof item.peer);
+    int rc = worker_push(w, &item);
+    if (rc) {
+        log_warn("cannot hand connection %llu to worker %d: %s", (unsigned long long)item.serial,
+                 w->index, strerror(-rc));
+        close(fd);
+    }
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    server *s = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    log_warn("accept: %s; pausing new connections for %d ms", strerror(e), ACCEPT_PAUSE_MS);
+    evconnlistener_disable(l);
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    if (event_add(s->accept_timer, &tv))
+        evconnlistener_enable(l);
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server *s = arg;
+    evconnlistener_enable(s->listener);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    server *s = arg;
+    uint64_t count;
+    ssize_t n = read(fd, &count, sizeof count);
+    (void)n;
+    log_info("stop requested");
+    event_base_loopbreak(s->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    server *s = arg;
+    log_info("%s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    event_base_loopbreak(s->base);
+}
+
+/* Binds and listens on addr:port with SO_REUSEADDR (a restart must not wait
+ * for old connections in TIME_WAIT), then wraps the socket in an
+ * evconnlistener. Binding by hand rather than with evconnlistener_new_bind
+ * keeps the errno for the message. */
+static int server_listen(server *s, const char *addr, int port, nba_error *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_protocol = IPPROTO_TCP,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port_text[8];
+    snprintf(port_text, sizeof port_text, "%d", port);
+    int gai = getaddrinfo(addr, port_text, &hints, &res);
+    if (gai)
+        return nba_error_set(err, -EADDRNOTAVAIL, "cannot listen on %s port %d: %s", addr, port,
+                             gai_strerror(gai));
+
+    int rc = -EADDRNOTAVAIL, fd = -1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            rc = -errno;
+            continue;
+        }
+        int one = 1;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
+            break;
+        rc = -errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return nba_error_set(err, rc, "cannot listen on %s port %d: %s", addr, port, strerror(-rc));
+
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        rc = -errno;
+        close(fd);
+        return nba_error_set(err, rc, "getsockname: %s", strerror(-rc));
+    }
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    format_addr((struct sockaddr *)&ss, len, s->where, sizeof s->where);
+
+    s->listener = evconnlistener_new(s->base, on_accept, s,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    if (!s->listener) {
+        close(fd);
+        return nba_error_set(err, -ENOMEM, "cannot create the listener");
+    }
+    evconnlistener_set_error_cb(s->listener, on_accept_error);
+    return 0;
+}
+
+int server_new(const config *cfg, store *st, const ruleset *rs, server **out, nba_error *err)
+{
+    int rc;
+    *out = NULL;
+    if (cfg->threads < 1 || cfg->threads > MAX_WORKERS)
+        return nba_error_set(err, -EINVAL, "threads must be 1..%d, not %d", MAX_WORKERS,
+                             cfg->threads);
+    if (cfg->port < 0 || cfg->port > 65535 || !cfg->listen_addr)
+        return nba_error_set(err, -EINVAL, "bad listen address or port");
+
+    server *s = calloc(1, sizeof *s);
+    if (!s)
+        return nba_error_set(err, -ENOMEM, "out of memory");
+    s->st = st;
+    s->rs = rs;
+    s->max_frame = cfg->max_frame ? cfg->max_frame : FRAME_DEFAULT_MAX;
+    s->stop_fd = -1;
+    /* Initialised first, so that server_free may always destroy them. */
+    pthread_mutex_init(&s->start_lock, NULL);
+    pthread_cond_init(&s->start_cond, NULL);
+    s->start_ready = true;
+
+    rc = -ENOMEM;
+    s->base = event_base_new();
+    if (!s->base) {
+        nba_error_set(err, rc, "cannot create an event loop");
+        goto fail;
+    }
+    rc = server_listen(s, cfg->listen_addr, cfg->port, err);
+    if (rc)
+        goto fail;
+
+    s->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->stop_fd < 0) {
+        rc = nba_error_set(err, -errno, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    rc = -ENOMEM;
+    s->stop_ev = event_new(s->base, s->stop_fd, EV_READ | EV_PERSIST, on_stop, s);
+    s->accept_timer = evtimer_new(s->base, on_accept_resume, s);
+    s->sigterm_ev = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->sigint_ev = evsignal_new(s->base, SIGINT, on_signal, s);
+    if (!s->stop_ev || !s->accept_timer || !s->sigterm_ev || !s->sigint_ev ||
+        event_add(s->stop_ev, NULL)) {
+        nba_error_set(err, rc, "out of memory");
+        goto fail;
+    }
+
+    s->workers = calloc((size_t)cfg->threads, sizeof *s->workers);
+    if (!s->workers) {
+        nba_error_set(err, rc, "out of memory");
+        goto fail;
+    }
+    s->n_workers = cfg->threads;
+    for (int i = 0; i < s->n_workers; i++)
+        s->workers[i].wake_fd = -1; /* for server_free, if an init below fails */
+    for (int i = 0; i < s->n_workers; i++) {
+        rc = worker_init(s, &s->workers[i], i, err);
+        if (rc)
+            goto fail;
+    }
+    rc = workers_start(s, err);
+    if (rc)
+        goto fail;
+
+    log_debug("listening on %s with %d worker thread(s)", s->where, s->n_workers);
+    *out = s;
+    return 0;
+
+fail:
+    server_free(s);
+    return rc;
+}
+
+int server_port(const server *s)
+{
+    return s->port;
+}
+
+int server_run(server *s)
+{
+    int rc = 0;
+    /* The signal events exist only while the server runs, so SIGTERM keeps
+     * its usual meaning before and after. */
+    if (event_add(s->sigterm_ev, NULL) || event_add(s->sigint_ev, NULL))
+        rc = -EIO;
+    else if (event_base_dispatch(s->base) < 0)
+        rc = -EIO;
+    if (rc)
+        log_error("the listener's event loop failed");
+
+    evconnlistener_disable(s->listener);
+    event_del(s->accept_timer);
+    event_del(s->sigint_ev);
+    event_del(s->sigterm_ev);
+    workers_stop_and_join(s);
+    log_info("stopped");
+    return rc;
+}
+
+void server_stop(server *s)
+{
+    uint64_t one = 1;
+    /* A write to an eventfd is thread-safe and async-signal-safe. */
+    ssize_t n = write(s->stop_fd, &one, sizeof one);
+    (void)n;
+}
+
+void server_free(server *s)
+{
+    if (!s)
+        return;
+    if (s->workers) {
+        workers_stop_and_join(s);
+        for (int i = s->n_workers - 1; i >= 0; i--)
+            worker_destroy(&s->workers[i]);
+        free(s->workers);
+    }
+    if (s->sigint_ev)
+        event_free(s->sigint_ev);
+    if (s->sigterm_ev)
+        event_free(s->sigterm_ev);
+    if (s->accept_timer)
+        event_free(s->accept_timer);
+    if (s->stop_ev)
+        event_free(s->stop_ev);
+    if (s->stop_fd >= 0)
+        close(s->stop_fd);
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    if (s->base)
+        event_base_free(s->base);
+    if (s->start_ready) {
+        pthread_cond_destroy(&s->start_cond);
+        pthread_mutex_destroy(&s->start_lock);
+    }
+    free(s);
+}

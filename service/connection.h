@@ -1,0 +1,53 @@
+/* connection.h - one client connection of nbad: a state machine driven by
+ * its worker's event loop. Internal to the server library (server.c owns
+ * the workers, this module owns what happens on one socket).
+ *
+ * A connection reads request frames, answers every complete frame it has as
+ * soon as it has it (so a pipelining client gets its answers in one write),
+ * and writes the answers in request order. Everything here runs on the
+ * worker's thread: nothing is locked.
+ *
+ * Buffers: bytes are read straight into the input evbuffer's free space and
+ * answers are packed straight into the output evbuffer's free space; a frame
+ * is made contiguous (evbuffer_pullup) only when it straddles two chunks.
+ */
+#ifndef NBA_CONNECTION_H
+#define NBA_CONNECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <event2/event.h>
+#include "decider.h"
+#include "error.h"
+
+typedef struct conn conn;
+
+/* What the connections of one worker share. Owned by the worker, which
+ * fills the first four fields before opening connections. */
+typedef struct conn_pool {
+    struct event_base *base; /* the worker's loop */
+    decider *decider;        /* the worker's decider */
+    uint32_t max_frame;      /* largest request body accepted */
+    size_t out_limit;        /* pending output above which a connection stops reading */
+    /* maintained by this module */
+    conn *head;    /* open connections, newest first */
+    size_t n_open; /* number of them */
+    bool draining; /* conn_pool_drain() was called */
+} conn_pool;
+
+/* Takes over the accepted, non-blocking socket fd and starts reading from
+ * it. `serial` names the connection in logs. On failure the socket is
+ * closed and a negative errno returned (-ENOMEM). */
+int conn_open(conn_pool *p, evutil_socket_t fd, uint64_t serial, const char *peer);
+
+/* Shutdown: every connection stops reading, drops the requests it has not
+ * answered yet, writes out what it has answered and closes. Once the last
+ * connection has closed, the pool breaks its event loop
+ * (event_base_loopbreak), at once if there is none. */
+void conn_pool_drain(conn_pool *p);
+
+/* Closes and frees every connection now, flushed or not. */
+void conn_pool_close_all(conn_pool *p);
+
+#endif

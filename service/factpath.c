@@ -1,0 +1,521 @@
+/* factpath.c - the names rules read (customer.tier, event.context.cabin,
+ * severity, incident.kind, ...): resolved to field ids once when a rule file
+ * compiles, then read from the facts of each decision by a switch on the
+ * id, without looking at a name again.
+ *
+ * Missing is a value of its own: an unknown customer has no tier, an event
+ * may lack a context key, a customer may lack an attribute. Readers return
+ * false for it and the evaluator turns every comparison with it into false.
+ */
+#include "rules_internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static_assert(NBA__V1__CHANNEL__DESK == 1 && NBA__V1__CHANNEL__KIOSK == 2 &&
+                  NBA__V1__CHANNEL__IVR == 3 && NBA__V1__CHANNEL__WEB == 4 &&
+                  NBA__V1__CHANNEL__MOBILE == 5 && NBA__V1__CHANNEL__CALL_CENTER == 6,
+              "channel names are indexed by the proto enum");
+
+/* The contract's channel names: the lower-case proto enum names. */
+static const char *const channel_names[RULES_N_CHANNELS] = {
+    "default", "desk", "kiosk", "ivr", "web", "mobile", "call_center",
+};
+
+const char *rules_channel_name(unsigned index)
+{
+    return index < RULES_N_CHANNELS ? channel_names[index] : channel_names[0];
+}
+
+int rules_channel_lookup(const char *name, size_t len, bool with_default)
+{
+    for (int i = with_default ? 0 : 1; i < RULES_N_CHANNELS; i++)
+        if (strlen(channel_names[i]) == len && memcmp(channel_names[i], name, len) == 0)
+            return i;
+    return -1;
+}
+
+const char *rules_type_name(rules_type t)
+{
+    switch (t) {
+    case RT_BOOL:
+        return "true/false";
+    case RT_NUMBER:
+        return "number";
+    case RT_STRING:
+        return "text";
+    case RT_DURATION:
+        return "duration";
+    case RT_DYNAMIC:
+        return "customer attribute";
+    case RT_INCIDENTS:
+        return "incident list";
+    }
+    return "?";
+}
+
+typedef struct named_field {
+    const char *name;
+    fact_field field;
+    rules_type type;
+} named_field;
+
+static const named_field event_fields[] = {
+    {"customer_id", FF_EVENT_CUSTOMER_ID, RT_STRING}, {"channel", FF_EVENT_CHANNEL, RT_STRING},
+    {"touchpoint", FF_EVENT_TOUCHPOINT, RT_STRING},   {"location", FF_EVENT_LOCATION, RT_STRING},
+    {"language", FF_EVENT_LANGUAGE, RT_STRING},
+};
+
+static const named_field customer_fields[] = {
+    {"known", FF_CUSTOMER_KNOWN, RT_BOOL},
+    {"id", FF_CUSTOMER_ID, RT_STRING},
+    {"name", FF_CUSTOMER_NAME, RT_STRING},
+    {"tier", FF_CUSTOMER_TIER, RT_STRING},
+    {"lifetime_value", FF_CUSTOMER_LIFETIME_VALUE, RT_NUMBER},
+    {"predicted_ltv", FF_CUSTOMER_PREDICTED_LTV, RT_NUMBER},
+    {"language", FF_CUSTOMER_LANGUAGE, RT_STRING},
+};
+
+/* Bare names inside count(incidents, ...) and any(incidents, ...). */
+static const named_field filter_fields[] = {
+    {"id", FF_INCIDENT_ID, RT_STRING},
+    {"kind", FF_INCIDENT_KIND, RT_STRING},
+    {"severity", FF_INCIDENT_SEVERITY, RT_NUMBER},
+    {"flight", FF_INCIDENT_FLIGHT, RT_STRING},
+    {"note", FF_INCIDENT_NOTE, RT_STRING},
+    {"open", FF_INCIDENT_OPEN, RT_BOOL},
+    {"resolved", FF_INCIDENT_RESOLVED, RT_BOOL},
+    {"age", FF_INCIDENT_AGE, RT_DURATION},
+};
+
+/* incident.* in placeholders: the hit's triggering incident. */
+static const named_field incident_fields[] = {
+    {"id", FF_INCIDENT_ID, RT_STRING},
+    {"kind", FF_INCIDENT_KIND, RT_STRING},
+    {"severity", FF_INCIDENT_SEVERITY, RT_NUMBER},
+    {"flight", FF_INCIDENT_FLIGHT, RT_STRING},
+    {"note", FF_INCIDENT_NOTE, RT_STRING},
+    {"occurred_at", FF_INCIDENT_OCCURRED_AT, RT_STRING},
+};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static const named_field *find_field(const named_field *t, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(t[i].name) == len && memcmp(t[i].name, name, len) == 0)
+            return &t[i];
+    return NULL;
+}
+
+static bool prefixed(const char *name, size_t len, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    return len >= pl && memcmp(name, prefix, pl) == 0;
+}
+
+/* Hint over every full name valid in scope, for a name that matched no
+ * prefix at all ("custmer.tier"). */
+static void hint_all(rules_hint *h, fact_scope scope)
+{
+    static const char *const names[] = {
+        "event.customer_id",
+        "event.channel",
+        "event.touchpoint",
+        "event.location",
+        "event.language",
+        "customer.known",
+        "customer.id",
+        "customer.name",
+        "customer.tier",
+        "customer.lifetime_value",
+        "customer.predicted_ltv",
+        "customer.language",
+    };
+    for (size_t i = 0; i < N_OF(names); i++)
+        rules_hint_try(h, names[i]);
+    if (scope == FS_FILTER)
+        for (size_t i = 0; i < N_OF(filter_fields); i++)
+            rules_hint_try(h, filter_fields[i].name);
+    if (scope == FS_TEMPLATE) {
+        static const char *const tnames[] = {
+            "incident.id",   "incident.kind",        "incident.severity", "incident.flight",
+            "incident.note", "incident.occurred_at", "decision.language"};
+        for (size_t i = 0; i < N_OF(tnames); i++)
+            rules_hint_try(h, tnames[i]);
+    }
+    if (scope != FS_TEMPLATE)
+        rules_hint_try(h, "incidents");
+}
+
+static int resolve_customer(rules_compiler *c, const char *name, size_t len, fact_path *out,
+                            char *msg, size_t msg_size)
+{
+    const ruleset *rs = c->rs;
+    const named_field *nf = find_field(customer_fields, N_OF(customer_fields), name, len);
+    if (nf) {
+        out->field = nf->field;
+        out->type = nf->type;
+        return 0;
+    }
+    if (len == 0 || memchr(name, '.', len)) {
+        snprintf(msg, msg_size, "unknown customer field '%.*s'", (int)len, name);
+        return -EINVAL;
+    }
+    rules_hint h;
+    char hint[96];
+    if (rs->n_attributes) {
+        /* the rule file declared its attributes: hold names to them */
+        for (size_t i = 0; i < rs->n_attributes; i++)
+            if (strlen(rs->attributes[i]) == len && memcmp(rs->attributes[i], name, len) == 0)
+                goto attribute;
+        rules_hint_init(&h, name, len);
+        for (size_t i = 0; i < rs->n_attributes; i++)
+            rules_hint_try(&h, rs->attributes[i]);
+        for (size_t i = 0; i < N_OF(customer_fields); i++)
+            rules_hint_try(&h, customer_fields[i].name);
+        snprintf(msg, msg_size,
+                 "unknown customer field '%.*s'%s (extra CSV columns must be listed under "
+                 "'attributes')",
+                 (int)len, name, rules_hint_text(&h, hint, sizeof hint));
+        return -EINVAL;
+    }
+    /* Any other name is an extra CSV column, but one a typo away from a
+     * built-in field is far more likely the typo. */
+    rules_hint_init(&h, name, len);
+    for (size_t i = 0; i < N_OF(customer_fields); i++)
+        rules_hint_try(&h, customer_fields[i].name);
+    if (h.best) {
+        snprintf(msg, msg_size,
+                 "unknown customer field '%.*s'%s (to read an extra CSV column with a name "
+                 "this close, list it under 'attributes')",
+                 (int)len, name, rules_hint_text(&h, hint, sizeof hint));
+        return -EINVAL;
+    }
+attribute:
+    out->field = FF_CUSTOMER_ATTR;
+    out->type = RT_DYNAMIC;
+    out->key = rules_strndup(c, name, len);
+    return out->key ? 0 : -ENOMEM;
+}
+
+int fact_path_resolve(rules_compiler *c, const char *name, size_t len, fact_scope scope,
+                      fact_path *out, char *msg, size_t msg_size)
+{
+    const named_field *nf;
+    rules_hint h;
+    char hint[96];
+    memset(out, 0, sizeof *out);
+
+    if (prefixed(name, len, "event.")) {
+        const char *rest = name + 6;
+        size_t rlen = len - 6;
+        if (prefixed(rest, rlen, "context.") && rlen > 8) {
+            out->field = FF_EVENT_CONTEXT;
+            out->type = RT_STRING;
+            out->key = rules_strndup(c, rest + 8, rlen - 8);
+            return out->key ? 0 : -ENOMEM;
+        }
+        if (rlen == 7 && memcmp(rest, "context", 7) == 0) {
+            snprintf(msg, msg_size, "event.context needs a key, e.g. event.context.cabin");
+            return -EINVAL;
+        }
+        nf = find_field(event_fields, N_OF(event_fields), rest, rlen);
+        if (nf) {
+            out->field = nf->field;
+            out->type = nf->type;
+            return 0;
+        }
+        rules_hint_init(&h, rest, rlen);
+        for (size_t i = 0; i < N_OF(event_fields); i++)
+            rules_hint_try(&h, event_fields[i].name);
+        rules_hint_try(&h, "context");
+        snprintf(msg, msg_size, "unknown event field '%.*s'%s", (int)rlen, rest,
+                 rules_hint_text(&h, hint, sizeof hint));
+        return -EINVAL;
+    }
+    if (prefixed(name, len, "customer."))
+        return resolve_customer(c, name + 9, len - 9, out, msg, msg_size);
+
+    if (prefixed(name, len, "incident.")) {
+        if (scope != FS_TEMPLATE) {
+            snprintf(msg, msg_size,
+                     "'%.*s' is for messages; in a condition, look at incidents with "
+                     "any(incidents, ...) or count(incidents, ...) and bare names such as "
+                     "kind or severity",
+                     (int)len, name);
+            return -EINVAL;
+        }
+        nf = find_field(incident_fields, N_OF(incident_fields), name + 9, len - 9);
+        if (nf) {
+            out->field = nf->field;
+            out->type = nf->type;
+            return 0;
+        }
+        rules_hint_init(&h, name + 9, len - 9);
+        for (size_t i = 0; i < N_OF(incident_fields); i++)
+            rules_hint_try(&h, incident_fields[i].name);
+        snprintf(msg, msg_size, "unknown incident field '%.*s'%s", (int)len - 9, name + 9,
+                 rules_hint_text(&h, hint, sizeof hint));
+        return -EINVAL;
+    }
+    if (len == 17 && memcmp(name, "decision.language", 17) == 0) {
+        if (scope != FS_TEMPLATE) {
+            snprintf(msg, msg_size,
+                     "decision.language is chosen after the conditions, so only messages "
+                     "can use it");
+            return -EINVAL;
+        }
+        out->field = FF_DECISION_LANGUAGE;
+        out->type = RT_STRING;
+        return 0;
+    }
+    if (len == 9 && memcmp(name, "incidents", 9) == 0 && scope != FS_TEMPLATE) {
+        out->field = FF_INCIDENTS;
+        out->type = RT_INCIDENTS;
+        return 0;
+    }
+    nf = find_field(filter_fields, N_OF(filter_fields), name, len);
+    if (nf) {
+        if (scope == FS_FILTER) {
+            out->field = nf->field;
+            out->type = nf->type;
+            return 0;
+        }
+        if (scope == FS_CONDITION) {
+            snprintf(msg, msg_size,
+                     "'%.*s' is a field of an incident: use it inside count(incidents, ...) "
+                     "or any(incidents, ...)",
+                     (int)len, name);
+        } else {
+            snprintf(msg, msg_size, "unknown name '%.*s'; did you mean 'incident.%.*s'?", (int)len,
+                     name, (int)len, name);
+        }
+        return -EINVAL;
+    }
+    rules_hint_init(&h, name, len);
+    hint_all(&h, scope);
+    snprintf(msg, msg_size, "unknown name '%.*s'%s", (int)len, name,
+             rules_hint_text(&h, hint, sizeof hint));
+    return -EINVAL;
+}
+
+/* ---- reading ---- */
+
+static const Nba__V1__Attribute *attribute(const Nba__V1__Customer *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_attributes; i++)
+        if (c->attributes[i] && c->attributes[i]->name && strcmp(c->attributes[i]->name, name) == 0)
+            return c->attributes[i];
+    return NULL;
+}
+
+static bool give(const char *s, strv *out)
+{
+    out->s = s ? s : ""; /* hand-built records may leave strings NULL */
+    out->len = strlen(out->s);
+    out->fold = false;
+    return true;
+}
+
+/* event.channel as text: the contract's names, "" when the contact point
+ * did not say. */
+static const char *event_channel(const Nba__V1__ContactEvent *e)
+{
+    unsigned ch = rules_event_channel(e);
+    return ch ? channel_names[ch] : "";
+}
+
+bool fact_string(const fact_path *p, const fact_view *v, strv *out)
+{
+    const Nba__V1__ContactEvent *e = v->f->event;
+    const Nba__V1__Customer *c = v->f->customer;
+    const Nba__V1__Incident *i = v->incident;
+
+    switch (p->field) {
+    case FF_EVENT_CUSTOMER_ID:
+        return give(e->customer_id, out);
+    case FF_EVENT_CHANNEL:
+        return give(event_channel(e), out);
+    case FF_EVENT_TOUCHPOINT:
+        return give(e->touchpoint, out);
+    case FF_EVENT_LOCATION:
+        return give(e->location, out);
+    case FF_EVENT_LANGUAGE:
+        return give(e->language, out);
+    case FF_EVENT_CONTEXT:
+        for (size_t k = 0; k < e->n_context; k++)
+            if (e->context[k] && e->context[k]->key && strcmp(e->context[k]->key, p->key) == 0)
+                return give(e->context[k]->value, out);
+        return false;
+    case FF_CUSTOMER_ID:
+        return c && give(c->customer_id, out);
+    case FF_CUSTOMER_NAME:
+        return c && give(c->name, out);
+    case FF_CUSTOMER_TIER:
+        return c && give(c->tier, out);
+    case FF_CUSTOMER_LANGUAGE:
+        return c && give(c->language, out);
+    case FF_CUSTOMER_ATTR:
+    case FF_CUSTOMER_ATTR_TEXT: {
+        const Nba__V1__Attribute *a = c ? attribute(c, p->key) : NULL;
+        return a && give(a->text, out);
+    }
+    case FF_INCIDENT_ID:
+        return i && give(i->incident_id, out);
+    case FF_INCIDENT_KIND:
+        return i && give(i->kind, out);
+    case FF_INCIDENT_FLIGHT:
+        return i && give(i->flight, out);
+    case FF_INCIDENT_NOTE:
+        return i && give(i->note, out);
+    case FF_DECISION_LANGUAGE:
+        return v->decision_language && give(v->decision_language, out);
+    default:
+        return false;
+    }
+}
+
+bool fact_number(const fact_path *p, const fact_view *v, double *out)
+{
+    const Nba__V1__Customer *c = v->f->customer;
+    const Nba__V1__Incident *i = v->incident;
+
+    switch (p->field) {
+    case FF_CUSTOMER_LIFETIME_VALUE:
+        if (!c)
+            return false;
+        *out = c->lifetime_value;
+        return true;
+    case FF_CUSTOMER_PREDICTED_LTV:
+        if (!c)
+            return false;
+        *out = c->predicted_ltv;
+        return true;
+    case FF_CUSTOMER_ATTR:
+    case FF_CUSTOMER_ATTR_NUMBER: {
+        const Nba__V1__Attribute *a = c ? attribute(c, p->key) : NULL;
+        if (!a || !a->has_number)
+            return false;
+        *out = a->number;
+        return true;
+    }
+    case FF_INCIDENT_SEVERITY:
+        if (!i)
+            return false;
+        *out = i->severity;
+        return true;
+    case FF_INCIDENT_AGE:
+        if (!i)
+            return false;
+        *out = (double)(v->f->now_ms - i->occurred_at_ms);
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool fact_bool(const fact_path *p, const fact_view *v)
+{
+    switch (p->field) {
+    case FF_CUSTOMER_KNOWN:
+        return v->f->customer != NULL;
+    case FF_INCIDENT_OPEN:
+        return v->incident && !v->incident->resolved;
+    case FF_INCIDENT_RESOLVED:
+        return v->incident && v->incident->resolved;
+    default:
+        return false;
+    }
+}
+
+/* Integers print as integers (20000, not 20000.000000 or 2e+04); others
+ * with up to 15 significant digits and no trailing zeros (1.5). */
+static size_t format_number(double x, char *buf, size_t size)
+{
+    if (x == x && fabs(x) < 1e15 && x == (double)(int64_t)x) {
+        char tmp[24];
+        size_t n = 0;
+        int64_t k = (int64_t)x;
+        uint64_t u = k < 0 ? (uint64_t)0 - (uint64_t)k : (uint64_t)k;
+        do {
+            tmp[n++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        size_t len = 0;
+        if (k < 0)
+            buf[len++] = '-';
+        while (n)
+            buf[len++] = tmp[--n];
+        buf[len] = '\0';
+        return len;
+    }
+    int n = snprintf(buf, size, "%.15g", x);
+    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+/* YYYY-MM-DD of a unix time in ms, UTC; days to civil date after Howard
+ * Hinnant's algorithm, so no time zone or locale is consulted. */
+static size_t format_date(int64_t ms, char *buf, size_t size)
+{
+    int64_t days = ms / 86400000 - (ms % 86400000 < 0);
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t doe = days - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    if (m <= 2)
+        y++;
+    if (y < 0 || y > 9999 || size < 11) {
+        int n = snprintf(buf, size, "%" PRId64 "-%02" PRId64 "-%02" PRId64, y, m, d);
+        return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+    }
+    /* by hand: snprintf would be most of a decision's rendering time */
+    char *p = buf;
+    *p++ = (char)('0' + y / 1000);
+    *p++ = (char)('0' + y / 100 % 10);
+    *p++ = (char)('0' + y / 10 % 10);
+    *p++ = (char)('0' + y % 10);
+    *p++ = '-';
+    *p++ = (char)('0' + m / 10);
+    *p++ = (char)('0' + m % 10);
+    *p++ = '-';
+    *p++ = (char)('0' + d / 10);
+    *p++ = (char)('0' + d % 10);
+    *p = '\0';
+    return 10;
+}
+
+bool fact_text(const fact_path *p, const fact_view *v, char *buf, size_t size, strv *out)
+{
+    double x;
+    out->fold = false;
+    switch (p->field) {
+    case FF_CUSTOMER_KNOWN:
+        return give(fact_bool(p, v) ? "true" : "false", out);
+    case FF_INCIDENT_OCCURRED_AT:
+        if (!v->incident)
+            return false;
+        out->len = format_date(v->incident->occurred_at_ms, buf, size);
+        out->s = buf;
+        return true;
+    case FF_CUSTOMER_LIFETIME_VALUE:
+    case FF_CUSTOMER_PREDICTED_LTV:
+    case FF_INCIDENT_SEVERITY:
+        if (!fact_number(p, v, &x))
+            return false;
+        out->len = format_number(x, buf, size);
+        out->s = buf;
+        return true;
+    default:
+        return fact_string(p, v, out);
+    }
+}

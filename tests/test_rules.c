@@ -1,0 +1,1232 @@
+/* Unit tests of the rule engine: compile errors as ops staff see them,
+ * arbitration, language choice, rendering per channel and language, labels,
+ * and the shipped rules/airline-checkin.yaml scenario. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "rules_fixture.h"
+
+/* Allocation counter: the test is linked with --wrap for malloc, calloc and
+ * realloc (see tests/CMakeLists.txt), so the per-decision path can be shown
+ * to allocate nothing outside the arena. */
+static size_t alloc_calls;
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+
+void *__wrap_malloc(size_t n)
+{
+    alloc_calls++;
+    return __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    alloc_calls++;
+    return __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    alloc_calls++;
+    return __real_realloc(p, n);
+}
+
+#define HEAD                                                                                       \
+    "ruleset: t\n"                                                                                 \
+    "version: 1\n"                                                                                 \
+    "languages: [en, it, zh-Hant, zh-Hans]\n"                                                      \
+    "default_language: en\n"
+
+/* ---- compile errors ---- */
+
+typedef struct error_case {
+    const char *yaml;
+    const char *where;    /* "line:col" */
+    const char *fragment; /* part of the message */
+    int caret;            /* columns before the caret, when not col - 1 (wide characters) */
+} error_case;
+
+static const error_case error_cases[] = {
+    {"ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\nrulez: []\n", "5:1",
+     "unknown key 'rulez' in the rule file; did you mean 'rules'?", 0},
+    {"ruleset: t\nversion: 1\nlanguages: [en]\nrules: []\n", "1:1",
+     "the rule file is missing 'default_language'", 0},
+    {"", "1:1", "the rule file is empty", 0},
+    {"ruleset: t\nversion: 1\nlanguages: [en, it]\ndefault_language: itt\nrules: []\n", "4:19",
+     "default_language 'itt' is not in 'languages'; did you mean 'it'?", 0},
+    {"ruleset: t\nversion: 1\nlanguages: [en, it\ndefault_language: en\n", "4:17",
+     "did not find expected ',' or ']'", 0},
+    {HEAD "rules: []\n---\nfoo: 1\n", "7:1", "one YAML document", 0},
+    {HEAD "rules:\n  - id: r\n    priorty: 5\n    when: true\n    then: [{action: a}]\n", "7:5",
+     "unknown key 'priorty' in a rule; did you mean 'priority'?", 0},
+    {HEAD "rules:\n  - id: r\n    when: true\n    then:\n      - action: a\n        folow_up: "
+          "true\n",
+     "10:9", "did you mean 'follow_up'?", 0},
+    {HEAD "rules:\n  - id: r\n    then: [{action: a}]\n", "6:5", "a rule is missing 'when'", 0},
+    {HEAD "rules:\n  - id: r\n    when: true\n    then: [{action: a}]\n  - id: r\n    when: "
+          "true\n    then: [{action: a}]\n",
+     "9:9", "duplicate rule id 'r' (first used on line 6)", 0},
+    {HEAD "rules:\n  - id: r\n    when: true\n    when: false\n    then: [{action: a}]\n", "8:5",
+     "duplicate key 'when' (first given on line 7)", 0},
+    {HEAD "rules:\n  - id: r\n    priority: high\n    when: true\n    then: [{action: a}]\n",
+     "7:15", "'priority' must be a whole number", 0},
+    {HEAD "rules:\n  - id: r\n    when: true\n    then: []\n", "8:11",
+     "'then' must be a non-empty list", 0},
+    {HEAD "rules:\n  - id: r\n    when: {a: b}\n    then: [{action: a}]\n", "7:11",
+     "'when' must be a condition written as text", 0},
+    /* messages and references to them */
+    {HEAD "rules:\n  - id: r\n    when: true\n    then: [{action: a, say: helo}]\nmessages:\n  "
+          "hello: {en: \"Hi\"}\n",
+     "8:29", "unknown message 'helo' in 'say'; did you mean 'hello'?", 0},
+    {HEAD "rules:\n  - id: r\n    when: true\n    reason: why\n    then: [{action: a}]\n", "8:13",
+     "unknown message 'why' in 'reason'", 0},
+    {HEAD "rules: []\nmessages:\n  hello:\n    it: \"Ciao\"\n", "7:3",
+     "message 'hello' has no text in the default language 'en'", 0},
+    {HEAD "rules: []\nmessages:\n  hello:\n    en: \"Hi\"\n    fr: \"Salut\"\n", "9:5",
+     "language 'fr' is not one of the ruleset's languages (en, it, zh-Hant, zh-Hans)", 0},
+    {HEAD "rules: []\nmessages:\n  hello:\n    en:\n      default: \"Hi\"\n      ivrr: \"Hi\"\n",
+     "10:7", "unknown channel 'ivrr'; did you mean 'ivr'?", 0},
+    {HEAD "rules: []\nmessages:\n  hello:\n    en:\n      desk: \"Hi\"\n", "9:7",
+     "needs a 'default' variant", 0},
+    {HEAD "rules:\n  - id: r\n    when: true\n    then:\n      - action: a\n        channels: "
+          "[desk, kisok]\n",
+     "10:26", "unknown channel 'kisok'; did you mean 'kiosk'?", 0},
+    {HEAD "rules:\n  - id: r\n    when: true\n    then:\n      - action: a\n        follow_up: "
+          "maybe\n",
+     "10:20", "'follow_up' must be true or false", 0},
+    {HEAD "rules:\n  - id: r\n    when: true\n    then:\n      - action: a\n        language: "
+          "\"{{customer.language}}\"\n        params: { language: it }\n",
+     "11:19", "params.language is set by the action's 'language:'", 0},
+    /* placeholders */
+    {HEAD "rules: []\nmessages:\n  hello:\n    en: \"Sorry about {{incident.kind | kinds}}\"\n",
+     "8:40", "unknown label table 'kinds'", 0},
+    {HEAD "rules: []\nmessages:\n  hello:\n    en: \"Hi {{customer.name\"\n", "8:13",
+     "placeholder '{{' is not closed with '}}'", 0},
+    {HEAD "rules: []\nmessages:\n  hello:\n    en: Hi {{customer.nme}}!\n", "8:14",
+     "unknown customer field 'nme'; did you mean 'name'?", 0},
+    {HEAD "rules: []\nmessages:\n  hello:\n    en: \"{{customer name}}\"\n", "8:21",
+     "bad placeholder", 0},
+    {HEAD "rules: []\nmessages:\n  hello:\n    en: \"{{severity}}\"\n", "8:12",
+     "did you mean 'incident.severity'?", 0},
+    /* Chinese before the error: the column counts characters, the caret
+     * allows two terminal columns for each (您, 好 and the full-width comma) */
+    {HEAD "rules: []\nmessages:\n  hello:\n    en: \"Hi\"\n    zh-Hant: "
+          "\"您好，{{customer.nmae}}\"\n",
+     "9:20", "did you mean 'name'?", 22},
+    {HEAD "rules: []\nlabels:\n  kinds:\n    delay: { en: delay, de: Verspätung }\n", "8:25",
+     "language 'de' is not one of the ruleset's languages", 0},
+    /* conditions: plain, quoted and block scalars */
+    {HEAD "rules:\n  - id: r\n    when: customer.predicted_ltv >= \"x\"\n    then: [{action: "
+          "a}]\n",
+     "7:34", "cannot compare a number with a text", 0},
+    {HEAD "rules:\n  - id: r\n    when: >\n      event.touchpoint == \"checkin\"\n      and "
+          "customer.teir == \"gold\"\n    then: [{action: a}]\n",
+     "9:11", "unknown customer field 'teir'; did you mean 'tier'?", 0},
+    {HEAD "rules:\n  - id: r\n    when: |\n      customer.known\n      and\n        "
+          "cnt(incidents) > 0\n    then: [{action: a}]\n",
+     "10:9", "unknown function 'cnt'; did you mean 'count'?", 0},
+    {HEAD "rules:\n  - id: r\n    when: 'customer.tier == ''gold'' and customer.known and 5'\n "
+          "   then: [{action: a}]\n",
+     "7:61", "'and' needs a condition (true/false), found a number", 0},
+    {HEAD "rules:\n  - id: r\n    when: \"customer.tier == \\\"gold\\\" and 5\"\n    then: "
+          "[{action: a}]\n",
+     "7:42", "'and' needs a condition (true/false), found a number", 0},
+    {HEAD "rules:\n  - id: r\n    when: \"\"\n    then: [{action: a}]\n", "7:12",
+     "the condition is empty", 0},
+    {HEAD "rules:\n  - id: r\n    when: lowr(customer.name) == \"x\"\n    then: [{action: a}]\n",
+     "7:11", "did you mean 'lower'?", 0},
+    {HEAD "rules:\n  - id: r\n    when: customer.predicted_ltv and customer.known\n    then: "
+          "[{action: a}]\n",
+     "7:11", "'and' needs a condition (true/false), found a number", 0},
+    {HEAD "rules:\n  - id: r\n    when: any(incidents, age < 180)\n    then: [{action: a}]\n",
+     "7:30", "cannot compare a duration with a number (write a duration", 0},
+    {HEAD "rules:\n  - id: r\n    when: any(incidents, age < 180x)\n    then: [{action: a}]\n",
+     "7:35", "unknown unit 'x'", 0},
+    {HEAD "rules:\n  - id: r\n    when: severity >= 2\n    then: [{action: a}]\n", "7:11",
+     "'severity' is a field of an incident", 0},
+    {HEAD "rules:\n  - id: r\n    when: any(incidents, count(incidents) > 1)\n    then: [{action: "
+          "a}]\n",
+     "7:26", "cannot be used inside another", 0},
+    {HEAD "rules:\n  - id: r\n    when: customer.known && true\n    then: [{action: a}]\n", "7:26",
+     "write 'and' instead of '&&'", 0},
+    {HEAD "rules:\n  - id: r\n    when: event.channel == \"kisok\"\n    then: [{action: a}]\n",
+     "7:28", "unknown channel 'kisok'; did you mean 'kiosk'?", 0},
+    {HEAD "rules:\n  - id: r\n    when: customer.tier = \"gold\"\n    then: [{action: a}]\n",
+     "7:25", "use '=='", 0},
+    {HEAD "rules:\n  - id: r\n    when: 1 < 2 < 3\n    then: [{action: a}]\n", "7:17",
+     "comparisons do not chain", 0},
+    {HEAD "rules:\n  - id: r\n    when: event.touchpont == \"x\"\n    then: [{action: a}]\n",
+     "7:11", "unknown event field 'touchpont'; did you mean 'touchpoint'?", 0},
+    {HEAD "rules:\n  - id: r\n    when: event.touchpoint == \"checkin\n    then: [{action: a}]\n",
+     "7:31", "missing its closing", 0},
+    {HEAD "rules:\n  - id: r\n    when: decision.language == \"it\"\n    then: [{action: a}]\n",
+     "7:11", "only messages can use it", 0},
+    {HEAD "rules:\n  - id: r\n    when: event.context.cabin in [\"Y\", 2]\n    then: [{action: "
+          "a}]\n",
+     "7:40", "all items of a list must be of one kind", 0},
+    {HEAD "rules:\n  - id: r\n    when: customer.tier in \"gold\"\n    then: [{action: a}]\n",
+     "7:28", "expected a list like", 0},
+    {HEAD "rules:\n  - id: r\n    when: customer.known == 1\n    then: [{action: a}]\n", "7:26",
+     "cannot compare a true/false with a number", 0},
+    {HEAD "rules:\n  - id: r\n    when: customer.tier\n    then: [{action: a}]\n", "7:11",
+     "'when' needs a condition (true/false), found a text", 0},
+    {"ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\nattributes: [segment]\n"
+     "rules:\n  - id: r\n    when: customer.segmnt == \"vip\"\n    then: [{action: a}]\n",
+     "8:11", "unknown customer field 'segmnt'; did you mean 'segment'?", 0},
+};
+
+/* The n-th line (1-based) of text, into buf. */
+static const char *nth_line(const char *text, int n, char *buf, size_t size)
+{
+    const char *p = text;
+    for (int i = 1; i < n && p; i++) {
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    if (!p)
+        p = "";
+    size_t len = strcspn(p, "\n");
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+static void check_error(const char *yaml, const char *where, const char *fragment, int caret)
+{
+    ruleset *rs = NULL;
+    nba_error err = {{0}};
+    int rc = ruleset_load_buffer("test.yaml", yaml, strlen(yaml), &rs, &err);
+    if (rc != -EINVAL || rs)
+        fail_msg("expected -EINVAL at %s, got %d for:\n%s", where, rc, yaml);
+
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "test.yaml:%s: ", where);
+    if (strncmp(err.msg, prefix, strlen(prefix)) != 0 || !strstr(err.msg, fragment))
+        fail_msg("expected \"%s...%s\", got:\n%s", prefix, fragment, err.msg);
+
+    /* the source line, then the caret under the column */
+    const char *l2 = strchr(err.msg, '\n');
+    assert_non_null(l2);
+    l2++;
+    const char *l3 = strchr(l2, '\n');
+    assert_non_null(l3);
+    l3++;
+    assert_null(strchr(l3, '\n'));
+    int line = atoi(where);
+    int col = atoi(strchr(where, ':') + 1);
+    char src[512];
+    nth_line(yaml, line, src, sizeof src);
+    if ((size_t)(l3 - 1 - l2) != strlen(src) || strncmp(l2, src, strlen(src)) != 0)
+        fail_msg("expected the source line \"%s\" in:\n%s", src, err.msg);
+    size_t spaces = strspn(l3, " ");
+    size_t want = caret ? (size_t)caret : (size_t)(col - 1);
+    if (spaces != want || strcmp(l3 + spaces, "^") != 0)
+        fail_msg("expected the caret after %zu spaces in:\n%s", want, err.msg);
+}
+
+static void compile_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof error_cases / sizeof error_cases[0]; i++)
+        check_error(error_cases[i].yaml, error_cases[i].where, error_cases[i].fragment,
+                    error_cases[i].caret);
+}
+
+static void compile_error_format(void **state)
+{
+    (void)state;
+    const char *yaml = HEAD "rules:\n  - id: r\n    when: customer.predicted_ltv >= \"x\"\n    "
+                            "then: [{action: a}]\n";
+    ruleset *rs;
+    nba_error err;
+    assert_int_equal(ruleset_load_buffer("rules/x.yaml", yaml, strlen(yaml), &rs, &err), -EINVAL);
+    assert_null(rs);
+    assert_string_equal(err.msg, "rules/x.yaml:7:34: cannot compare a number with a text\n"
+                                 "    when: customer.predicted_ltv >= \"x\"\n"
+                                 "                                 ^");
+}
+
+/* Nesting past the limit is an error, not a deep recursion. */
+static void nesting_limit(void **state)
+{
+    (void)state;
+    char yaml[1024];
+    size_t k = (size_t)snprintf(yaml, sizeof yaml, HEAD "rules:\n  - id: r\n    when: ");
+    for (int i = 0; i < 70; i++)
+        yaml[k++] = '(';
+    k += (size_t)sprintf(yaml + k, "true");
+    for (int i = 0; i < 70; i++)
+        yaml[k++] = ')';
+    k += (size_t)sprintf(yaml + k, "\n    then: [{action: a}]\n");
+    check_error(yaml, "7:75", "nested too deeply (more than 64 levels)", 0);
+
+    k = (size_t)snprintf(yaml, sizeof yaml, HEAD "rules:\n  - id: r\n    when: ");
+    for (int i = 0; i < 100; i++)
+        k += (size_t)sprintf(yaml + k, "not ");
+    k += (size_t)sprintf(yaml + k, "true\n    then: [{action: a}]\n");
+    ruleset *rs;
+    nba_error err;
+    assert_int_equal(ruleset_load_buffer("t.yaml", yaml, k, &rs, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "nested too deeply"));
+}
+
+/* Files written on other systems: a byte order mark, CRLF line ends. */
+static void bom_and_crlf(void **state)
+{
+    (void)state;
+    check_error("\xEF\xBB\xBFruleset: t\nversion: 1\nrulez: 1\n", "3:1", "unknown key 'rulez'", 0);
+    const char *crlf = "ruleset: t\r\nversion: 1\r\nlanguages: [en]\r\ndefault_language: en\r\n"
+                       "rules:\r\n  - id: r\r\n    when: >\r\n      customer.known\r\n"
+                       "      and customer.tier == 3\r\n    then: [{action: a}]\r\n";
+    ruleset *rs;
+    nba_error err;
+    assert_int_equal(ruleset_load_buffer("t.yaml", crlf, strlen(crlf), &rs, &err), -EINVAL);
+    assert_string_equal(err.msg, "t.yaml:9:25: cannot compare a text with a number\n"
+                                 "      and customer.tier == 3\n"
+                                 "                        ^");
+    const char *ok = "\xEF\xBB\xBFruleset: t\r\nversion: 1\r\nlanguages: [en]\r\n"
+                     "default_language: en\r\nrules:\r\n  - id: r\r\n    when: >\r\n"
+                     "      customer.known\r\n    then: [{action: a}]\r\n";
+    assert_int_equal(ruleset_load_buffer("t.yaml", ok, strlen(ok), &rs, &err), 0);
+    assert_string_equal(ruleset_id(rs), "t@1");
+    ruleset_free(rs);
+}
+
+static void load_file_errors(void **state)
+{
+    (void)state;
+    ruleset *rs = (ruleset *)1;
+    nba_error err;
+    assert_int_equal(ruleset_load_file("/nonexistent/rules.yaml", &rs, &err), -ENOENT);
+    assert_null(rs);
+    assert_non_null(strstr(err.msg, "/nonexistent/rules.yaml"));
+    /* err may be NULL */
+    assert_int_equal(ruleset_load_buffer("x", "rules: [", 8, &rs, NULL), -EINVAL);
+}
+
+static void ruleset_identity(void **state)
+{
+    (void)state;
+    ruleset *rs = fx_load("ruleset: airline\nversion: \"2026.1\"\nlanguages: [en]\n"
+                          "default_language: en\nrules:\n  - id: a\n    when: true\n    then: "
+                          "[{action: x}]\n  - id: b\n    when: false\n    then: [{action: y}]\n");
+    assert_non_null(rs);
+    assert_string_equal(ruleset_id(rs), "airline@2026.1");
+    assert_int_equal(ruleset_rule_count(rs), 2);
+    ruleset_free(rs);
+    ruleset_free(NULL);
+}
+
+/* ---- arbitration ---- */
+
+static const char arbitration_yaml[] =
+    HEAD "rules:\n"
+         "  - {id: low, priority: 1, when: 'true', then: [{action: low}]}\n"
+         "  - {id: tie1, priority: 3, when: 'true', then: [{action: tie1}]}\n"
+         "  - {id: g-a, priority: 5, group: g, when: 'true', then: [{action: ga}]}\n"
+         "  - {id: high, priority: 10, when: 'true', then: [{action: high}]}\n"
+         "  - {id: g-b, priority: 7, group: g, when: 'true', then: [{action: gb}]}\n"
+         "  - {id: tie2, priority: 3, when: 'true', then: [{action: tie2}]}\n"
+         "  - {id: never, priority: 100, when: 'false', then: [{action: never}]}\n"
+         "  - {id: g-c, priority: 7, group: g, when: 'true', then: [{action: gc}]}\n"
+         "  - {id: h-a, group: h, when: 'true', then: [{action: ha}]}\n";
+
+static void arbitration_orders_and_excludes(void **state)
+{
+    (void)state;
+    ruleset *rs = fx_load(arbitration_yaml);
+    assert_non_null(rs);
+    fixture fx;
+    fx_init(&fx, NBA__V1__CHANNEL__DESK, "checkin");
+    const facts *f = fx_facts(&fx);
+    rule_hit hits[16];
+    size_t n = ruleset_match(rs, f, hits);
+    assert_int_equal(n, 8);
+    /* file order from match */
+    static const char *const matched[] = {"low", "tie1", "g-a", "high",
+                                          "g-b", "tie2", "g-c", "h-a"};
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    Nba__V1__Decision d;
+    assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+    for (size_t i = 0; i < n; i++) {
+        nba__v1__decision__init(&d);
+        assert_int_equal(ruleset_render(rs, f, &hits[i], 1, &a, &d), 0);
+        assert_string_equal(d.actions[0]->rule_id, matched[i]);
+    }
+    n = ruleset_arbitrate(rs, f, hits, n);
+    /* best first; g-b beats g-a on priority and g-c on file order; a group of
+     * one (h) keeps its rule */
+    static const char *const kept[] = {"high", "g-b", "tie1", "tie2", "low", "h-a"};
+    assert_int_equal(n, 6);
+    nba__v1__decision__init(&d);
+    assert_int_equal(ruleset_render(rs, f, hits, n, &a, &d), 0);
+    assert_int_equal(d.n_actions, 6);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(d.actions[i]->rule_id, kept[i]);
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+static const char limits_yaml[] =
+    HEAD "max_actions: 3\n"
+         "rules:\n"
+         "  - id: a\n"
+         "    priority: 3\n"
+         "    when: true\n"
+         "    then:\n"
+         "      - action: a1\n"
+         "      - action: a2-desk\n"
+         "        channels: [desk]\n"
+         "  - id: b\n"
+         "    priority: 2\n"
+         "    when: true\n"
+         "    then: [{action: b1}, {action: b2, channels: ivr}]\n"
+         "  - id: c\n"
+         "    priority: 1\n"
+         "    when: true\n"
+         "    then: [{action: c1}, {action: c2, channels: [web, mobile]}]\n";
+
+typedef struct limit_case {
+    int channel;
+    size_t kept_hits;
+    const char *actions; /* types, space separated, best first */
+} limit_case;
+
+static void max_actions_and_channels(void **state)
+{
+    (void)state;
+    static const limit_case cases[] = {
+        {NBA__V1__CHANNEL__KIOSK, 3, "a1 b1 c1"},
+        {NBA__V1__CHANNEL__DESK, 2, "a1 a2-desk b1"},
+        {NBA__V1__CHANNEL__IVR, 2, "a1 b1 b2"},
+        {NBA__V1__CHANNEL__WEB, 3, "a1 b1 c1"},
+        /* no channel given, or one this build does not know: only actions
+         * without a channels list */
+        {NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED, 3, "a1 b1 c1"},
+        {42, 3, "a1 b1 c1"},
+    };
+    ruleset *rs = fx_load(limits_yaml);
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture fx;
+        fx_init(&fx, (Nba__V1__Channel)cases[i].channel, "checkin");
+        const facts *f = fx_facts(&fx);
+        rule_hit hits[8];
+        size_t n = ruleset_match(rs, f, hits);
+        assert_int_equal(n, 3);
+        n = ruleset_arbitrate(rs, f, hits, n);
+        assert_int_equal(n, cases[i].kept_hits);
+        Nba__V1__Decision d = NBA__V1__DECISION__INIT;
+        assert_int_equal(ruleset_render(rs, f, hits, n, &a, &d), 0);
+        char got[128] = "";
+        for (size_t k = 0; k < d.n_actions; k++) {
+            strcat(got, k ? " " : "");
+            strcat(got, d.actions[k]->type);
+        }
+        if (strcmp(got, cases[i].actions) != 0)
+            fail_msg("channel %d: expected \"%s\", got \"%s\"", cases[i].channel, cases[i].actions,
+                     got);
+        arena_reset(&a);
+    }
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+/* ---- language choice ---- */
+
+static const char language_yaml[] = HEAD "language_aliases: { zh-TW: zh-Hant, zh-CN: zh-Hans }\n"
+                                         "rules:\n"
+                                         "  - id: r\n"
+                                         "    when: true\n"
+                                         "    then: [{action: hello, say: hello}]\n"
+                                         "messages:\n"
+                                         "  hello:\n"
+                                         "    en: Welcome\n"
+                                         "    it: Benvenuti\n"
+                                         "    zh-Hant: 歡迎光臨\n"
+                                         "    zh-Hans: 欢迎光临\n";
+
+typedef struct language_case {
+    const char *event;    /* event.language */
+    const char *customer; /* customer.language; NULL: unknown customer */
+    const char *expect;
+    const char *message;
+} language_case;
+
+static void language_choice(void **state)
+{
+    (void)state;
+    static const language_case cases[] = {
+        {"", "it", "it", "Benvenuti"},
+        {"en", "it", "en", "Welcome"},
+        {"it-IT", NULL, "it", "Benvenuti"},
+        {"", "zh-Hant", "zh-Hant", "歡迎光臨"},
+        {"", "zh-Hans", "zh-Hans", "欢迎光临"},
+        {"zh-Hans", "zh-Hant", "zh-Hans", "欢迎光临"},
+        {"zh-TW", NULL, "zh-Hant", "歡迎光臨"},
+        {"zh-Hant-HK", "", "zh-Hant", "歡迎光臨"},
+        {"zh_CN", "", "zh-Hans", "欢迎光临"},
+        {"zh", "it", "it", "Benvenuti"},
+        {"fr", "de", "en", "Welcome"},
+        {"FR", "IT", "it", "Benvenuti"},
+        {"ZH-HANS", "it", "zh-Hans", "欢迎光临"},
+        {"fr-CA", "it-CH", "it", "Benvenuti"},
+        {"", "", "en", "Welcome"},
+        {"", NULL, "en", "Welcome"},
+    };
+    ruleset *rs = fx_load(language_yaml);
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture fx;
+        fx_init(&fx, NBA__V1__CHANNEL__KIOSK, "checkin");
+        fx.event.language = (char *)cases[i].event;
+        if (cases[i].customer)
+            fx_customer(&fx, "Ada", "gold", 1, 1, cases[i].customer);
+        Nba__V1__Decision d;
+        assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+        if (strcmp(d.language, cases[i].expect) != 0 || d.n_actions != 1 ||
+            strcmp(d.actions[0]->message, cases[i].message) != 0)
+            fail_msg("event '%s', customer '%s': expected %s \"%s\", got %s \"%s\"", cases[i].event,
+                     cases[i].customer ? cases[i].customer : "(unknown)", cases[i].expect,
+                     cases[i].message, d.language, d.n_actions ? d.actions[0]->message : "");
+        arena_reset(&a);
+    }
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+static const char switch_yaml[] = HEAD "rules:\n"
+                                       "  - id: switch-low\n"
+                                       "    priority: 1\n"
+                                       "    when: true\n"
+                                       "    then:\n"
+                                       "      - action: set_language\n"
+                                       "        language: \"{{event.context.second}}\"\n"
+                                       "        say: hello\n"
+                                       "  - id: switch-high\n"
+                                       "    priority: 5\n"
+                                       "    when: true\n"
+                                       "    then:\n"
+                                       "      - action: set_language\n"
+                                       "        language: \"{{event.context.first}}\"\n"
+                                       "        say: hello\n"
+                                       "        params: { was: \"{{decision.language}}\" }\n"
+                                       "messages:\n"
+                                       "  hello:\n"
+                                       "    en: Welcome\n"
+                                       "    it: Benvenuti\n"
+                                       "    zh-Hant: 歡迎光臨\n"
+                                       "    zh-Hans: 欢迎光临\n";
+
+typedef struct switch_case {
+    const char *first, *second;
+    const char *language;     /* of the decision */
+    const char *first_param;  /* params.language of the best action, NULL: none */
+    const char *second_param; /* of the other */
+    const char *message;
+} switch_case;
+
+/* The first kept action (best first) whose `language:` is spoken switches
+ * the decision language; each action's params.language is its own match. */
+static void action_language_switch(void **state)
+{
+    (void)state;
+    static const switch_case cases[] = {
+        {"zh-Hans", "it", "zh-Hans", "zh-Hans", "it", "欢迎光临"},
+        {"fr", "it-IT", "it", NULL, "it", "Benvenuti"},
+        {"", "", "en", NULL, NULL, "Welcome"},
+        {"ZH-tw", "", "en", NULL, NULL, "Welcome"}, /* no alias in this file */
+        {"zh-hant", "en", "zh-Hant", "zh-Hant", "en", "歡迎光臨"},
+    };
+    ruleset *rs = fx_load(switch_yaml);
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture fx;
+        fx_init(&fx, NBA__V1__CHANNEL__KIOSK, "checkin");
+        fx_context(&fx, "first", cases[i].first);
+        fx_context(&fx, "second", cases[i].second);
+        Nba__V1__Decision d;
+        assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+        assert_int_equal(d.n_actions, 2);
+        assert_string_equal(d.language, cases[i].language);
+        assert_string_equal(d.actions[0]->rule_id, "switch-high");
+        const char *p0 = fx_param(d.actions[0], "language");
+        const char *p1 = fx_param(d.actions[1], "language");
+        if (cases[i].first_param)
+            assert_string_equal(p0, cases[i].first_param);
+        else
+            assert_null(p0);
+        if (cases[i].second_param)
+            assert_string_equal(p1, cases[i].second_param);
+        else
+            assert_null(p1);
+        assert_string_equal(fx_param(d.actions[0], "was"), cases[i].language);
+        assert_string_equal(d.actions[0]->message, cases[i].message);
+        assert_string_equal(d.actions[1]->message, cases[i].message);
+        arena_reset(&a);
+    }
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+/* ---- rendering ---- */
+
+static const char render_yaml[] =
+    HEAD "agent_language: it\n"
+         "rules:\n"
+         "  - id: r\n"
+         "    when: true\n"
+         "    reason: why\n"
+         "    then:\n"
+         "      - action: show\n"
+         "        say: text\n"
+         "        follow_up: false\n"
+         "        params:\n"
+         "          value: \"{{customer.predicted_ltv}}\"\n"
+         "          ratio: \"{{customer.lifetime_value}}\"\n"
+         "          missing: \"[{{event.context.nope}}]\"\n"
+         "          known: \"{{customer.known}}\"\n"
+         "          sev: \"<{{incident.severity}}>\"\n"
+         "          miles: \"{{customer.miles}}\"\n"
+         "          channel: \"{{event.channel}}\"\n"
+         "          fixed: F\n"
+         "messages:\n"
+         "  text:\n"
+         "    en: { default: en-default, desk: en-desk, kiosk: en-kiosk }\n"
+         "    it: { default: it-default, kiosk: it-kiosk }\n"
+         "    zh-Hant: zh-Hant-all\n"
+         "  why:\n"
+         "    en: \"reason-en {{decision.language}}\"\n"
+         "    it: { default: \"motivo {{decision.language}}\", desk: motivo-desk }\n";
+
+typedef struct render_case {
+    int channel;
+    const char *language; /* event.language */
+    const char *message;
+    const char *reason;
+} render_case;
+
+static void render_per_channel_and_language(void **state)
+{
+    (void)state;
+    static const render_case cases[] = {
+        {NBA__V1__CHANNEL__DESK, "en", "en-desk", "motivo-desk"},
+        {NBA__V1__CHANNEL__KIOSK, "en", "en-kiosk", "motivo en"},
+        {NBA__V1__CHANNEL__IVR, "en", "en-default", "motivo en"},
+        /* the language's own default comes before another language's channel text */
+        {NBA__V1__CHANNEL__DESK, "it", "it-default", "motivo-desk"},
+        {NBA__V1__CHANNEL__KIOSK, "it", "it-kiosk", "motivo it"},
+        {NBA__V1__CHANNEL__IVR, "zh-Hant", "zh-Hant-all", "motivo zh-Hant"},
+        /* no text in this language: default_language's, for this channel */
+        {NBA__V1__CHANNEL__DESK, "zh-Hans", "en-desk", "motivo-desk"},
+        {NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED, "zh-Hans", "en-default", "motivo zh-Hans"},
+        {42, "it", "it-default", "motivo it"},
+    };
+    ruleset *rs = fx_load(render_yaml);
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture fx;
+        fx_init(&fx, (Nba__V1__Channel)cases[i].channel, "checkin");
+        fx.event.language = (char *)cases[i].language;
+        fx_customer(&fx, "Ada", "gold", 1.5, 20000, "en");
+        fx_attr(&fx, "miles", "012000", true, 12000);
+        Nba__V1__Decision d;
+        assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+        assert_int_equal(d.n_actions, 1);
+        const Nba__V1__Action *act = d.actions[0];
+        if (strcmp(act->message, cases[i].message) != 0 || strcmp(act->reason, cases[i].reason))
+            fail_msg("channel %d, %s: expected \"%s\" / \"%s\", got \"%s\" / \"%s\"",
+                     cases[i].channel, cases[i].language, cases[i].message, cases[i].reason,
+                     act->message, act->reason);
+        assert_string_equal(d.ruleset, "t@1");
+        assert_string_equal(act->type, "show");
+        assert_string_equal(act->rule_id, "r");
+        assert_false(act->follow_up);
+        assert_int_equal(act->n_params, 8);
+        /* params in file order */
+        assert_string_equal(act->params[0]->key, "value");
+        assert_string_equal(act->params[7]->key, "fixed");
+        assert_string_equal(fx_param(act, "value"), "20000");
+        assert_string_equal(fx_param(act, "ratio"), "1.5");
+        assert_string_equal(fx_param(act, "missing"), "[]");
+        assert_string_equal(fx_param(act, "known"), "true");
+        assert_string_equal(fx_param(act, "sev"), "<>");
+        assert_string_equal(fx_param(act, "miles"), "012000"); /* as written */
+        assert_string_equal(fx_param(act, "fixed"), "F");
+        const char *channel = fx_param(act, "channel");
+        if (cases[i].channel >= 1 && cases[i].channel <= 6)
+            assert_true(strlen(channel) > 2);
+        else
+            assert_string_equal(channel, "");
+        arena_reset(&a);
+    }
+
+    /* an unknown customer: every customer placeholder is empty */
+    fixture fx;
+    fx_init(&fx, NBA__V1__CHANNEL__DESK, "checkin");
+    Nba__V1__Decision d;
+    assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+    assert_int_equal(d.n_actions, 1);
+    assert_string_equal(fx_param(d.actions[0], "value"), "");
+    assert_string_equal(fx_param(d.actions[0], "known"), "false");
+    assert_string_equal(fx_param(d.actions[0], "channel"), "desk");
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+static const char labels_yaml[] =
+    HEAD "rules:\n"
+         "  - id: r\n"
+         "    when: any(incidents)\n"
+         "    then:\n"
+         "      - action: sorry\n"
+         "        say: sorry\n"
+         "        params:\n"
+         "          sev: \"{{incident.severity | severities}}\"\n"
+         "          date: \"{{incident.occurred_at}}\"\n"
+         "          flight: \"{{incident.flight}}\"\n"
+         "          kind: \"{{ incident.kind|kinds }}\"\n"
+         "messages:\n"
+         "  sorry:\n"
+         "    en: \"Sorry about {{incident.kind | kinds}}.\"\n"
+         "    it: \"Ci scusiamo per {{incident.kind | kinds}}.\"\n"
+         "    zh-Hant: \"對於{{incident.kind | kinds}}，我們深表歉意。\"\n"
+         "    zh-Hans: \"对于{{incident.kind | kinds}}，我们深表歉意。\"\n"
+         "labels:\n"
+         "  kinds:\n"
+         "    ife_broken: { en: the broken screen, it: lo schermo guasto, zh-Hant: 螢幕故障, "
+         "zh-Hans: 屏幕故障 }\n"
+         "    delay: { en: the delay, it: il ritardo }\n"
+         "    downgrade: { it: il declassamento }\n"
+         "  severities:\n"
+         "    \"3\": { en: serious, it: grave }\n";
+
+typedef struct label_case {
+    const char *language;
+    const char *kind;
+    int severity;
+    const char *message;
+    const char *sev;
+} label_case;
+
+static void labels_translate_values(void **state)
+{
+    (void)state;
+    static const label_case cases[] = {
+        {"en", "ife_broken", 3, "Sorry about the broken screen.", "serious"},
+        {"it", "ife_broken", 3, "Ci scusiamo per lo schermo guasto.", "grave"},
+        {"zh-Hant", "ife_broken", 3, "對於螢幕故障，我們深表歉意。", "serious"},
+        {"zh-Hans", "ife_broken", 2, "对于屏幕故障，我们深表歉意。", "2"},
+        /* no zh-Hans label: default_language's */
+        {"zh-Hans", "delay", 3, "对于the delay，我们深表歉意。", "serious"},
+        /* no label at all: the raw value */
+        {"it", "lost_baggage", 1, "Ci scusiamo per lost_baggage.", "1"},
+        /* no label in this language nor in default_language: the raw value */
+        {"en", "downgrade", 1, "Sorry about downgrade.", "1"},
+        {"it", "downgrade", 1, "Ci scusiamo per il declassamento.", "1"},
+    };
+    ruleset *rs = fx_load(labels_yaml);
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture fx;
+        fx_init(&fx, NBA__V1__CHANNEL__KIOSK, "checkin");
+        fx.event.language = (char *)cases[i].language;
+        fx_customer(&fx, "Ada", "gold", 1, 1, "en");
+        Nba__V1__Incident *inc =
+            fx_incident(&fx, "I-9", cases[i].kind, cases[i].severity, 0, false, "AZ610");
+        inc->occurred_at_ms = 951782400000LL + 3600000; /* 2000-02-29T01:00Z */
+        Nba__V1__Decision d;
+        assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+        assert_int_equal(d.n_actions, 1);
+        assert_string_equal(d.actions[0]->message, cases[i].message);
+        assert_string_equal(fx_param(d.actions[0], "sev"), cases[i].sev);
+        assert_string_equal(fx_param(d.actions[0], "date"), "2000-02-29");
+        assert_string_equal(fx_param(d.actions[0], "flight"), "AZ610");
+        arena_reset(&a);
+    }
+
+    /* dates either side of the epoch */
+    static const struct {
+        int64_t ms;
+        const char *date;
+    } dates[] = {{0, "1970-01-01"},
+                 {-1, "1969-12-31"},
+                 {-86400000LL, "1969-12-31"},
+                 {4102531199000LL, "2100-01-01"},
+                 {1790000000000LL, "2026-09-21"}};
+    for (size_t i = 0; i < sizeof dates / sizeof dates[0]; i++) {
+        fixture fx;
+        fx_init(&fx, NBA__V1__CHANNEL__KIOSK, "checkin");
+        fx_customer(&fx, "Ada", "gold", 1, 1, "en");
+        fx_incident(&fx, "I-9", "delay", 1, 0, false, "")->occurred_at_ms = dates[i].ms;
+        Nba__V1__Decision d;
+        assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+        assert_string_equal(fx_param(d.actions[0], "date"), dates[i].date);
+        arena_reset(&a);
+    }
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+/* The rule's triggering incident feeds its {{incident.*}} placeholders; each
+ * hit has its own. */
+static void placeholders_use_the_hits_incident(void **state)
+{
+    (void)state;
+    ruleset *rs = fx_load(HEAD "rules:\n"
+                               "  - id: delays\n"
+                               "    when: any(incidents, kind == \"delay\")\n"
+                               "    then: [{action: a, params: {id: \"{{incident.id}}\"}}]\n"
+                               "  - id: severe\n"
+                               "    when: any(incidents, severity >= 4)\n"
+                               "    then: [{action: b, params: {id: \"{{incident.id}}\"}}]\n"
+                               "  - id: none\n"
+                               "    when: customer.known\n"
+                               "    then: [{action: c, params: {id: \"{{incident.id}}\"}}]\n");
+    assert_non_null(rs);
+    fixture fx;
+    fx_init(&fx, NBA__V1__CHANNEL__KIOSK, "checkin");
+    fx_customer(&fx, "Ada", "gold", 1, 1, "en");
+    fx_incident(&fx, "D-old", "delay", 1, 30, false, "");
+    fx_incident(&fx, "S-1", "downgrade", 5, 3, false, "");
+    fx_incident(&fx, "D-new", "delay", 2, 2, true, "");
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    Nba__V1__Decision d;
+    assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+    assert_int_equal(d.n_actions, 3);
+    assert_string_equal(fx_param(fx_action(&d, "a"), "id"), "D-new");
+    assert_string_equal(fx_param(fx_action(&d, "b"), "id"), "S-1");
+    assert_string_equal(fx_param(fx_action(&d, "c"), "id"), "");
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+/* The decision owns its strings: it survives the ruleset (a reload may free
+ * the old set while a response is still being encoded). */
+static void decision_outlives_ruleset(void **state)
+{
+    (void)state;
+    ruleset *rs = fx_load(render_yaml);
+    assert_non_null(rs);
+    fixture fx;
+    fx_init(&fx, NBA__V1__CHANNEL__DESK, "checkin");
+    fx_customer(&fx, "Ada", "gold", 1.5, 20000, "en");
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    Nba__V1__Decision d;
+    assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+    ruleset_free(rs);
+    uint8_t buf[4096];
+    size_t len = nba__v1__decision__get_packed_size(&d);
+    assert_true(len < sizeof buf);
+    nba__v1__decision__pack(&d, buf);
+    Nba__V1__Decision *back = nba__v1__decision__unpack(NULL, len, buf);
+    assert_non_null(back);
+    assert_string_equal(back->ruleset, "t@1");
+    assert_string_equal(back->actions[0]->message, "en-desk");
+    assert_string_equal(back->actions[0]->params[7]->value, "F");
+    nba__v1__decision__free_unpacked(back, NULL);
+    arena_destroy(&a);
+}
+
+/* ---- the shipped rules ---- */
+
+static ruleset *shipped(void)
+{
+    const char *dir = getenv("NBA_SOURCE_DIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/rules/airline-checkin.yaml", dir ? dir : "..");
+    ruleset *rs = NULL;
+    nba_error err;
+    if (ruleset_load_file(path, &rs, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return NULL;
+    }
+    return rs;
+}
+
+/* The blueprint's passenger: platinum, high predicted value, Italian, an
+ * open severity-3 broken in-flight entertainment system 10 days ago,
+ * checking in booked in economy. */
+static void blueprint_passenger(fixture *fx, Nba__V1__Channel channel)
+{
+    fx_init(fx, channel, "checkin");
+    fx_context(fx, "cabin", "Y");
+    fx_context(fx, "flight", "AZ611");
+    fx_customer(fx, "Maria Rossi", "platinum", 80000, 45000, "it");
+    fx_incident(fx, "INC-7", "ife_broken", 3, 10, false, "AZ610");
+}
+
+static void shipped_rules_blueprint(void **state)
+{
+    (void)state;
+    ruleset *rs = shipped();
+    assert_non_null(rs);
+    assert_string_equal(ruleset_id(rs), "airline-checkin@1");
+    static const Nba__V1__Channel channels[] = {NBA__V1__CHANNEL__KIOSK, NBA__V1__CHANNEL__DESK,
+                                                NBA__V1__CHANNEL__IVR};
+    arena a;
+    assert_int_equal(arena_init(&a, 16384), 0);
+    char upgrade_msg[3][1024], letter_msg[3][1024], types[3][256];
+    for (size_t c = 0; c < 3; c++) {
+        fixture fx;
+        blueprint_passenger(&fx, channels[c]);
+        Nba__V1__Decision d;
+        assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+        assert_string_equal(d.language, "it");
+        assert_string_equal(d.ruleset, "airline-checkin@1");
+
+        const Nba__V1__Action *up = fx_action(&d, "upgrade");
+        assert_non_null(up);
+        assert_string_equal(up->rule_id, "recovery-upgrade");
+        assert_string_equal(fx_param(up, "cabin"), "F");
+        assert_false(up->follow_up);
+        assert_non_null(strstr(up->message, "prima classe"));
+        assert_non_null(strstr(up->message, "intrattenimento di bordo")); /* the label, in it */
+        /* the reason is for the agent, in English, and says why */
+        assert_non_null(strstr(up->reason, "AZ610"));
+        assert_non_null(strstr(up->reason, "in-flight entertainment"));
+
+        const Nba__V1__Action *letter = fx_action(&d, "apology_letter");
+        assert_non_null(letter);
+        assert_true(letter->follow_up);
+        assert_string_equal(fx_param(letter, "incident"), "INC-7");
+        assert_true(strlen(letter->message) > 0);
+        assert_non_null(strstr(letter->message, "Maria Rossi"));
+
+        const Nba__V1__Action *lang = fx_action(&d, "set_language");
+        assert_non_null(lang);
+        assert_string_equal(fx_param(lang, "language"), "it");
+        assert_non_null(fx_action(&d, "greet"));
+
+        /* best first: the upgrade leads */
+        assert_string_equal(d.actions[0]->type, "upgrade");
+        snprintf(upgrade_msg[c], sizeof upgrade_msg[c], "%s", up->message);
+        snprintf(letter_msg[c], sizeof letter_msg[c], "%s", letter->message);
+        types[c][0] = '\0';
+        for (size_t k = 0; k < d.n_actions; k++) {
+            strcat(types[c], d.actions[k]->type);
+            strcat(types[c], " ");
+        }
+        arena_reset(&a);
+    }
+    /* the same actions everywhere, said the way each channel says things */
+    assert_string_equal(types[0], types[1]);
+    assert_string_equal(types[1], types[2]);
+    assert_string_not_equal(upgrade_msg[0], upgrade_msg[1]);
+    assert_string_not_equal(upgrade_msg[1], upgrade_msg[2]);
+    assert_string_not_equal(upgrade_msg[0], upgrade_msg[2]);
+    /* a letter reads the same whatever channel triggered it */
+    assert_string_equal(letter_msg[0], letter_msg[2]);
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+typedef struct scenario {
+    const char *name;
+    const char *tier;
+    double predicted;
+    const char *language; /* customer's; NULL: unknown customer */
+    const char *picked;   /* event.language */
+    const char *cabin;    /* NULL: no cabin in the context */
+    int severity;         /* 0: no incident */
+    bool resolved;
+    int age_days;
+    Nba__V1__Channel channel;
+    const char *expect_language;
+    const char *present; /* action types that must be there, space separated */
+    const char *absent;  /* and must not */
+    const char *upgrade_contains;
+} scenario;
+
+static const scenario scenarios[] = {
+    {"low value, no incident", "none", 500, "en", "", "Y", 0, false, 0, NBA__V1__CHANNEL__KIOSK,
+     "en", "greet set_language", "upgrade apology_letter", NULL},
+    {"low value, open incident", "silver", 500, "it", "", "Y", 1, false, 5, NBA__V1__CHANNEL__DESK,
+     "it", "apology_letter greet", "upgrade", NULL},
+    {"valuable, but flying business", "platinum", 45000, "it", "", "J", 3, false, 10,
+     NBA__V1__CHANNEL__KIOSK, "it", "apology_letter", "upgrade", NULL},
+    {"valuable, incident resolved", "platinum", 45000, "it", "", "Y", 3, true, 10,
+     NBA__V1__CHANNEL__KIOSK, "it", "greet", "upgrade apology_letter", NULL},
+    {"valuable, incident too old", "gold", 45000, "en", "", "W", 3, false, 400,
+     NBA__V1__CHANNEL__KIOSK, "en", "greet", "upgrade apology_letter", NULL},
+    {"valuable by value alone", "none", 25000, "en", "", "W", 2, false, 100, NBA__V1__CHANNEL__IVR,
+     "en", "upgrade apology_letter", NULL, "First Class"},
+    {"traditional chinese", "platinum", 45000, "zh-Hant", "", "Y", 3, false, 10,
+     NBA__V1__CHANNEL__KIOSK, "zh-Hant", "upgrade set_language", NULL, "頭等艙"},
+    {"simplified chinese", "platinum", 45000, "zh-Hans", "", "Y", 3, false, 10,
+     NBA__V1__CHANNEL__KIOSK, "zh-Hans", "upgrade set_language", NULL, "头等舱"},
+    {"taiwanese tag", "platinum", 45000, "zh-TW", "", "Y", 3, false, 10, NBA__V1__CHANNEL__DESK,
+     "zh-Hant", "upgrade", NULL, "頭等艙"},
+    {"regional italian", "platinum", 45000, "it-IT", "", "Y", 3, false, 10, NBA__V1__CHANNEL__IVR,
+     "it", "upgrade set_language", NULL, "prima classe"},
+    {"contact point picked english", "platinum", 45000, "it", "en", "Y", 3, false, 10,
+     NBA__V1__CHANNEL__KIOSK, "en", "upgrade apology_letter greet", "set_language", "First Class"},
+    {"language we do not speak", "gold", 100, "fr", "", "Y", 0, false, 0, NBA__V1__CHANNEL__KIOSK,
+     "en", "greet", "set_language upgrade", NULL},
+    {"no cabin in the request", "platinum", 45000, "it", "", NULL, 3, false, 10,
+     NBA__V1__CHANNEL__KIOSK, "it", "apology_letter", "upgrade", NULL},
+    {"unknown customer", NULL, 0, NULL, "", "Y", 0, false, 0, NBA__V1__CHANNEL__KIOSK, "en", "",
+     "upgrade apology_letter greet set_language", NULL},
+    {"unknown customer who picked italian", NULL, 0, NULL, "it", "Y", 0, false, 0,
+     NBA__V1__CHANNEL__IVR, "it", "", "upgrade apology_letter greet set_language", NULL},
+};
+
+static bool has_type(const Nba__V1__Decision *d, const char *type, size_t len)
+{
+    for (size_t i = 0; i < d->n_actions; i++)
+        if (strlen(d->actions[i]->type) == len && memcmp(d->actions[i]->type, type, len) == 0)
+            return true;
+    return false;
+}
+
+static void shipped_rules_scenarios(void **state)
+{
+    (void)state;
+    ruleset *rs = shipped();
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 16384), 0);
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+        const scenario *s = &scenarios[i];
+        fixture fx;
+        fx_init(&fx, s->channel, "checkin");
+        fx.event.language = (char *)s->picked;
+        if (s->cabin)
+            fx_context(&fx, "cabin", s->cabin);
+        if (s->language) {
+            fx_customer(&fx, "Maria Rossi", s->tier, 1000, s->predicted, s->language);
+            if (s->severity)
+                fx_incident(&fx, "INC-1", "delay", s->severity, s->age_days, s->resolved, "AZ1");
+        }
+        Nba__V1__Decision d;
+        assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+        if (strcmp(d.language, s->expect_language) != 0)
+            fail_msg("%s: expected language %s, got %s", s->name, s->expect_language, d.language);
+        assert_string_equal(d.ruleset, "airline-checkin@1");
+        for (const char *p = s->present; *p;) {
+            size_t len = strcspn(p, " ");
+            if (!has_type(&d, p, len))
+                fail_msg("%s: expected a '%.*s' action", s->name, (int)len, p);
+            p += len + (p[len] == ' ');
+        }
+        for (const char *p = s->absent ? s->absent : ""; *p;) {
+            size_t len = strcspn(p, " ");
+            if (has_type(&d, p, len))
+                fail_msg("%s: did not expect a '%.*s' action", s->name, (int)len, p);
+            p += len + (p[len] == ' ');
+        }
+        if (s->upgrade_contains) {
+            const Nba__V1__Action *up = fx_action(&d, "upgrade");
+            assert_non_null(up);
+            if (!strstr(up->message, s->upgrade_contains))
+                fail_msg("%s: expected \"%s\" in \"%s\"", s->name, s->upgrade_contains,
+                         up->message);
+        }
+        for (size_t k = 0; k < d.n_actions; k++) {
+            assert_non_null(d.actions[k]->message);
+            assert_true(strlen(d.actions[k]->message) > 0);
+        }
+        arena_reset(&a);
+    }
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+/* Traditional and Simplified texts are distinct: each in its own script. */
+static void shipped_rules_chinese_scripts(void **state)
+{
+    (void)state;
+    ruleset *rs = shipped();
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 16384), 0);
+    fixture fx;
+    blueprint_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    fx.customer.language = "zh-Hant";
+    Nba__V1__Decision d;
+    assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+    const Nba__V1__Action *up = fx_action(&d, "upgrade");
+    assert_non_null(up);
+    assert_non_null(strstr(up->message, "機上娛樂系統故障"));
+    assert_null(strstr(up->message, "头等舱"));
+    char hant[1024];
+    snprintf(hant, sizeof hant, "%s", up->message);
+    arena_reset(&a);
+
+    fx.customer.language = "zh-Hans";
+    assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+    up = fx_action(&d, "upgrade");
+    assert_non_null(up);
+    assert_non_null(strstr(up->message, "机上娱乐系统故障"));
+    assert_null(strstr(up->message, "頭等艙"));
+    assert_string_not_equal(up->message, hant);
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+/* ---- threads, allocations, speed ---- */
+
+typedef struct worker {
+    const ruleset *rs;
+    const char *expect;
+    int failures;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    arena a;
+    if (arena_init(&a, 16384) != 0) {
+        w->failures++;
+        return NULL;
+    }
+    for (int i = 0; i < 2000; i++) {
+        fixture fx;
+        blueprint_passenger(&fx, NBA__V1__CHANNEL__DESK);
+        Nba__V1__Decision d;
+        const Nba__V1__Action *up;
+        if (fx_decide(w->rs, &fx, &a, &d) != 0 || !(up = fx_action(&d, "upgrade")) ||
+            strcmp(up->message, w->expect) != 0)
+            w->failures++;
+        arena_reset(&a);
+    }
+    arena_destroy(&a);
+    return NULL;
+}
+
+/* A compiled ruleset is shared by worker threads without locks. */
+static void shared_between_threads(void **state)
+{
+    (void)state;
+    ruleset *rs = shipped();
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 16384), 0);
+    fixture fx;
+    blueprint_passenger(&fx, NBA__V1__CHANNEL__DESK);
+    Nba__V1__Decision d;
+    assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+    const Nba__V1__Action *up = fx_action(&d, "upgrade");
+    assert_non_null(up);
+    worker w[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){.rs = rs, .expect = up->message};
+        assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(w[i].failures, 0);
+    }
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Steady state: a decision allocates nothing outside the arena, and fits
+ * the arena's first block. Prints the time per decision. */
+static void decisions_do_not_allocate(void **state)
+{
+    (void)state;
+    ruleset *rs = shipped();
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 16384), 0);
+    fixture fx;
+    blueprint_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    Nba__V1__Decision d;
+    assert_int_equal(fx_decide(rs, &fx, &a, &d), 0); /* warm */
+    arena_reset(&a);
+
+    int rounds = 20000;
+    size_t before = alloc_calls;
+    double t0 = now_ns();
+    for (int i = 0; i < rounds; i++) {
+        assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+        assert_int_equal(d.n_actions, 4);
+        assert_true(a.used_total < a.block_size);
+        arena_reset(&a);
+    }
+    double per = (now_ns() - t0) / rounds;
+    assert_int_equal(alloc_calls - before, 0);
+
+    /* match alone, the part that runs for every rule */
+    const facts *f = fx_facts(&fx);
+    rule_hit hits[8];
+    t0 = now_ns();
+    size_t total = 0;
+    for (int i = 0; i < rounds; i++)
+        total += ruleset_match(rs, f, hits);
+    double per_match = (now_ns() - t0) / rounds;
+    assert_int_equal(total, (size_t)rounds * 4);
+    print_message("match+arbitrate+render: %.0f ns/decision; match: %.0f ns (%s build)\n", per,
+                  per_match,
+#if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
+                  "unoptimised or sanitised"
+#else
+                  "optimised"
+#endif
+    );
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(compile_errors),
+        cmocka_unit_test(compile_error_format),
+        cmocka_unit_test(nesting_limit),
+        cmocka_unit_test(bom_and_crlf),
+        cmocka_unit_test(load_file_errors),
+        cmocka_unit_test(ruleset_identity),
+        cmocka_unit_test(arbitration_orders_and_excludes),
+        cmocka_unit_test(max_actions_and_channels),
+        cmocka_unit_test(language_choice),
+        cmocka_unit_test(action_language_switch),
+        cmocka_unit_test(render_per_channel_and_language),
+        cmocka_unit_test(labels_translate_values),
+        cmocka_unit_test(placeholders_use_the_hits_incident),
+        cmocka_unit_test(decision_outlives_ruleset),
+        cmocka_unit_test(shipped_rules_blueprint),
+        cmocka_unit_test(shipped_rules_scenarios),
+        cmocka_unit_test(shipped_rules_chinese_scripts),
+        cmocka_unit_test(shared_between_threads),
+        cmocka_unit_test(decisions_do_not_allocate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,582 @@
+/* Black-box tests of the network side: a real server on a loopback port,
+ * with a one-customer store and a one-rule ruleset, spoken to over plain
+ * sockets. Every wait is bounded: receive timeouts on the sockets and a
+ * timed join of the server thread. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "frame.h"
+#include "log.h"
+#include "nba.pb-c.h"
+#include "ruleset.h"
+#include "server.h"
+#include "store.h"
+
+#define IO_TIMEOUT_S 5
+#define MAX_FRAME    1024
+
+static const char rules_yaml[] = "ruleset: net-test\n"
+                                 "version: 3\n"
+                                 "languages: [en, it]\n"
+                                 "default_language: en\n"
+                                 "rules:\n"
+                                 "  - id: greet\n"
+                                 "    when: event.touchpoint == \"checkin\"\n"
+                                 "    then:\n"
+                                 "      - action: greet\n";
+
+typedef struct fixture {
+    char dir[64];
+    store *st;
+    ruleset *rs;
+    server *srv;
+    pthread_t thread;
+    int run_rc;
+} fixture;
+
+/* ---- the server under test ---- */
+
+static void *run_server(void *arg)
+{
+    fixture *f = arg;
+    f->run_rc = server_run(f->srv);
+    return NULL;
+}
+
+static void start_server(fixture *f, int threads)
+{
+    config cfg;
+    nba_error err = {{0}};
+    assert_int_equal(config_init(&cfg), 0);
+    cfg.port = 0;
+    cfg.threads = threads;
+    cfg.max_frame = MAX_FRAME;
+    int rc = server_new(&cfg, f->st, f->rs, &f->srv, &err);
+    if (rc)
+        fail_msg("server_new: %s", err.msg);
+    config_free(&cfg);
+    assert_true(server_port(f->srv) > 0);
+    f->run_rc = -1;
+    assert_int_equal(pthread_create(&f->thread, NULL, run_server, f), 0);
+}
+
+/* server_stop must end server_run, which joins every worker: bounded. */
+static void stop_server(fixture *f)
+{
+    server_stop(f->srv);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    assert_int_equal(pthread_timedjoin_np(f->thread, NULL, &deadline), 0);
+    assert_int_equal(f->run_rc, 0);
+    server_free(f->srv);
+    f->srv = NULL;
+}
+
+static int group_setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    nba_error err = {{0}};
+    store_txn *t = NULL;
+    if (!f)
+        return -1;
+    strcpy(f->dir, "/tmp/nba-test-server-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    if (store_open(f->dir, STORE_CREATE, (size_t)16 << 20, 0, &f->st, &err) ||
+        store_txn_begin(f->st, &t, &err))
+        goto fail;
+    Nba__V1__Customer c = NBA__V1__CUSTOMER__INIT;
+    c.customer_id = "C-1";
+    c.name = "Ada Example";
+    c.tier = "gold";
+    c.lifetime_value = 1000;
+    c.predicted_ltv = 25000;
+    c.language = "it";
+    if (store_txn_put_customer(t, &c, &err) || store_txn_commit(t, &err))
+        goto fail;
+    if (ruleset_load_buffer("net-test.yaml", rules_yaml, sizeof rules_yaml - 1, &f->rs, &err))
+        goto fail;
+    *state = f;
+    return 0;
+fail:
+    fprintf(stderr, "setup: %s\n", err.msg);
+    if (f->st)
+        store_close(f->st);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "setup: could not remove %s\n", f->dir);
+    free(f);
+    return -1;
+}
+
+static int group_teardown(void **state)
+{
+    fixture *f = *state;
+    char cmd[128];
+    if (!f)
+        return 0;
+    ruleset_free(f->rs);
+    store_close(f->st);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* ---- a client over plain sockets ---- */
+
+/* rcvbuf > 0 fixes the client's receive buffer (and so its TCP window),
+ * which the kernel would otherwise grow to many MiB. */
+static int connect_rcvbuf(const fixture *f, int rcvbuf)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    if (rcvbuf > 0)
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    struct timeval tv = {IO_TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(server_port(f->srv))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static int connect_to(const fixture *f)
+{
+    return connect_rcvbuf(f, 0);
+}
+
+static void send_all(int fd, const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        assert_true(w > 0);
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads exactly n bytes. Returns 0, or 1 at a clean EOF before the first
+ * byte. */
+static int recv_exact(int fd, void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, p + got, n - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0 && got == 0)
+            return 1;
+        if (r <= 0)
+            fail_msg("recv: %s", r == 0 ? "EOF inside a frame" : strerror(errno));
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static Nba__V1__Response *recv_response(int fd)
+{
+    uint8_t header[FRAME_HEADER_SIZE];
+    if (recv_exact(fd, header, sizeof header))
+        fail_msg("EOF where a response was expected");
+    uint32_t len = frame_get_length(header);
+    assert_true(len < 1 << 20);
+    uint8_t *body = malloc(len ? len : 1);
+    assert_non_null(body);
+    assert_int_equal(recv_exact(fd, body, len), 0);
+    Nba__V1__Response *r = nba__v1__response__unpack(NULL, len, body);
+    free(body);
+    assert_non_null(r);
+    return r;
+}
+
+static void expect_eof(int fd)
+{
+    uint8_t b;
+    assert_int_equal(recv_exact(fd, &b, 1), 1);
+}
+
+/* Appends one request frame to buf (which has room), returns its size. */
+static size_t pack_request(uint8_t *buf, uint64_t id, const char *customer_id)
+{
+    Nba__V1__Request req = NBA__V1__REQUEST__INIT;
+    Nba__V1__Ping ping = NBA__V1__PING__INIT;
+    Nba__V1__ContactEvent ev = NBA__V1__CONTACT_EVENT__INIT;
+    req.id = id;
+    if (customer_id) {
+        ev.customer_id = (char *)customer_id;
+        ev.channel = NBA__V1__CHANNEL__KIOSK;
+        ev.touchpoint = "checkin";
+        req.body_case = NBA__V1__REQUEST__BODY_CONTACT;
+        req.contact = &ev;
+    } else {
+        req.body_case = NBA__V1__REQUEST__BODY_PING;
+        req.ping = &ping;
+    }
+    return frame_pack(&req.base, buf);
+}
+
+static void expect_pong(int fd, uint64_t id)
+{
+    Nba__V1__Response *r = recv_response(fd);
+    assert_int_equal(r->id, id);
+    assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_PONG);
+    assert_string_equal(r->pong->ruleset, "net-test@3");
+    nba__v1__response__free_unpacked(r, NULL);
+}
+
+static void expect_error(int fd, const char *code)
+{
+    Nba__V1__Response *r = recv_response(fd);
+    assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_ERROR);
+    assert_string_equal(r->error->code, code);
+    nba__v1__response__free_unpacked(r, NULL);
+}
+
+/* ---- tests ---- */
+
+static void pipelined_requests_answered_in_order(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 2);
+    int fd = connect_to(f);
+
+    /* 200 requests, pings and contacts mixed, in one write. */
+    enum { N = 200 };
+    uint8_t *buf = malloc(N * 128);
+    assert_non_null(buf);
+    size_t len = 0;
+    for (uint64_t id = 1; id <= N; id++)
+        len += pack_request(buf + len, 1000 + id,
+                            id % 3 == 0   ? NULL
+                            : id % 3 == 1 ? "C-1"
+                                          : "C-unknown");
+    send_all(fd, buf, len);
+    for (uint64_t id = 1; id <= N; id++) {
+        Nba__V1__Response *r = recv_response(fd);
+        assert_int_equal(r->id, 1000 + id);
+        if (id % 3 == 0) {
+            assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_PONG);
+        } else {
+            assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_DECISION);
+            assert_int_equal(r->decision->known, id % 3 == 1);
+            assert_string_equal(r->decision->customer_id, id % 3 == 1 ? "C-1" : "C-unknown");
+            assert_string_equal(r->decision->ruleset, "net-test@3");
+            assert_int_equal(r->decision->n_actions, 1);
+            assert_string_equal(r->decision->actions[0]->type, "greet");
+            assert_string_equal(r->decision->actions[0]->rule_id, "greet");
+        }
+        nba__v1__response__free_unpacked(r, NULL);
+    }
+    free(buf);
+    close(fd);
+    stop_server(f);
+}
+
+static void frame_too_large_closes_only_that_connection(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 1); /* one worker: both connections share its loop */
+    int bad = connect_to(f);
+    int good = connect_to(f);
+
+    /* A valid request, then a header announcing one byte over the limit and
+     * a little of its body: the first is answered, then the error, then EOF
+     * without the server waiting for the rest. */
+    uint8_t buf[256];
+    size_t len = pack_request(buf, 7, NULL);
+    frame_put_length(buf + len, MAX_FRAME + 1);
+    len += FRAME_HEADER_SIZE;
+    memset(buf + len, 'x', 32);
+    len += 32;
+    send_all(bad, buf, len);
+    expect_pong(bad, 7);
+    Nba__V1__Response *r = recv_response(bad);
+    assert_int_equal(r->id, 0);
+    assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_ERROR);
+    assert_string_equal(r->error->code, "frame_too_large");
+    nba__v1__response__free_unpacked(r, NULL);
+    expect_eof(bad);
+
+    len = pack_request(buf, 8, NULL);
+    send_all(good, buf, len);
+    expect_pong(good, 8);
+    close(bad);
+
+    /* A body of exactly the limit is accepted: id 9 and an unknown field
+     * (15, length-delimited) padding it to MAX_FRAME bytes, answered as a
+     * request without a body the server understands. */
+    uint8_t *big = calloc(1, FRAME_HEADER_SIZE + MAX_FRAME);
+    assert_non_null(big);
+    uint8_t *b = big + FRAME_HEADER_SIZE;
+    size_t pad = MAX_FRAME - 5;
+    frame_put_length(big, MAX_FRAME);
+    b[0] = 0x08; /* field 1, varint */
+    b[1] = 9;
+    b[2] = 0x7a; /* field 15, length-delimited */
+    b[3] = (uint8_t)(0x80 | (pad & 0x7f));
+    b[4] = (uint8_t)(pad >> 7);
+    send_all(good, big, FRAME_HEADER_SIZE + MAX_FRAME);
+    free(big);
+    r = recv_response(good);
+    assert_int_equal(r->id, 9);
+    assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_ERROR);
+    assert_string_equal(r->error->code, "unsupported");
+    nba__v1__response__free_unpacked(r, NULL);
+    len = pack_request(buf, 10, NULL);
+    send_all(good, buf, len);
+    expect_pong(good, 10);
+    close(good);
+    stop_server(f);
+}
+
+static void garbage_body_gets_error_then_close(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 1);
+    int bad = connect_to(f);
+    int good = connect_to(f);
+
+    /* Field 1 as a length-delimited field running past the end. */
+    uint8_t buf[64] = {0, 0, 0, 6, 0x0a, 0x7f, 0xff, 0xff, 0xff, 0xff};
+    size_t len = 10;
+    len += pack_request(buf + len, 11, NULL); /* after the bad one: never answered */
+    send_all(bad, buf, len);
+    expect_error(bad, "bad_request");
+    expect_eof(bad);
+    close(bad);
+
+    len = pack_request(buf, 12, "C-1");
+    send_all(good, buf, len);
+    Nba__V1__Response *r = recv_response(good);
+    assert_int_equal(r->id, 12);
+    assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_DECISION);
+    nba__v1__response__free_unpacked(r, NULL);
+    close(good);
+    stop_server(f);
+}
+
+static void frame_split_byte_by_byte(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 2);
+    int fd = connect_to(f);
+    uint8_t buf[256];
+    size_t len = pack_request(buf, 21, "C-1");
+    len += pack_request(buf + len, 22, NULL);
+    for (size_t i = 0; i < len; i++) {
+        send_all(fd, buf + i, 1);
+        usleep(500);
+    }
+    Nba__V1__Response *r = recv_response(fd);
+    assert_int_equal(r->id, 21);
+    assert_true(r->decision->known);
+    nba__v1__response__free_unpacked(r, NULL);
+    expect_pong(fd, 22);
+    close(fd);
+    stop_server(f);
+}
+
+static void empty_body_is_a_request_without_body(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 1);
+    int fd = connect_to(f);
+    uint8_t buf[64] = {0, 0, 0, 0};
+    size_t len = 4 + pack_request(buf + 4, 31, NULL);
+    send_all(fd, buf, len);
+    expect_error(fd, "unsupported"); /* and the connection stays open */
+    expect_pong(fd, 31);
+    close(fd);
+    stop_server(f);
+}
+
+/* Many more answers than the kernel's buffers and the server's output
+ * limit hold, for a client that reads only when it cannot write: the
+ * server stops reading while the output is over the limit (BLOCKED, see
+ * NBA_TEST_DEBUG) and resumes when it drains; nothing is lost or
+ * reordered. */
+static void slow_reader_gets_everything_in_order(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 2);
+    int fd = connect_rcvbuf(f, 64 * 1024);
+    enum { N = 200000 };
+    uint8_t frame[128];
+    uint8_t *out = malloc((size_t)N * sizeof frame);
+    assert_non_null(out);
+    size_t out_len = 0, out_pos = 0;
+    for (uint64_t id = 1; id <= N; id++)
+        out_len += pack_request(out + out_len, id, id % 2 ? "C-1" : NULL);
+
+    /* Write as long as the socket takes it; read only when it does not (or
+     * when everything is written), so answers pile up on the server. */
+    uint8_t in[65536];
+    size_t in_len = 0;
+    uint64_t next_id = 1;
+    int idle = 0;
+    while (next_id <= N && idle < 500) {
+        struct pollfd p = {fd, POLLIN | (out_pos < out_len ? POLLOUT : 0), 0};
+        int ready = poll(&p, 1, 10);
+        assert_true(ready >= 0);
+        idle = ready == 0 ? idle + 1 : 0;
+        if (p.revents & POLLOUT) {
+            ssize_t w = send(fd, out + out_pos, out_len - out_pos, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w > 0)
+                out_pos += (size_t)w;
+            continue;
+        }
+        if (!(p.revents & POLLIN))
+            continue;
+        if (next_id == 1)
+            usleep(300 * 1000); /* let the server answer all it has read */
+        ssize_t got = recv(fd, in + in_len, sizeof in - in_len, MSG_DONTWAIT);
+        assert_true(got != 0);
+        if (got > 0)
+            in_len += (size_t)got;
+        size_t used = 0;
+        uint32_t body;
+        while (frame_cut(in + used, in_len - used, 1 << 16, &body) == FRAME_READY) {
+            Nba__V1__Response *r =
+                nba__v1__response__unpack(NULL, body, in + used + FRAME_HEADER_SIZE);
+            assert_non_null(r);
+            assert_int_equal(r->id, next_id);
+            assert_int_equal(r->body_case, next_id % 2 ? NBA__V1__RESPONSE__BODY_DECISION
+                                                       : NBA__V1__RESPONSE__BODY_PONG);
+            nba__v1__response__free_unpacked(r, NULL);
+            next_id++;
+            used += FRAME_HEADER_SIZE + body;
+        }
+        memmove(in, in + used, in_len - used);
+        in_len -= used;
+    }
+    assert_int_equal(next_id, N + 1);
+    free(out);
+    close(fd);
+    stop_server(f);
+}
+
+/* A client that half-closes after its requests still gets every answer,
+ * then EOF. */
+static void half_close_answers_then_eof(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 1);
+    int fd = connect_to(f);
+    uint8_t buf[512];
+    size_t len = 0;
+    for (uint64_t id = 41; id <= 43; id++)
+        len += pack_request(buf + len, id, NULL);
+    frame_put_length(buf + len, 100); /* an incomplete last frame is dropped */
+    len += FRAME_HEADER_SIZE + 10;
+    send_all(fd, buf, len);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    for (uint64_t id = 41; id <= 43; id++)
+        expect_pong(fd, id);
+    expect_eof(fd);
+    close(fd);
+    stop_server(f);
+}
+
+/* Stopping with clients connected: answered requests are delivered, idle
+ * clients see EOF, and server_run returns. */
+static void stop_with_open_connections(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 2);
+    int fds[4];
+    for (int i = 0; i < 4; i++)
+        fds[i] = connect_to(f);
+    uint8_t buf[64];
+    size_t len = pack_request(buf, 51, NULL);
+    send_all(fds[0], buf, len);
+    expect_pong(fds[0], 51);
+    stop_server(f);
+    for (int i = 0; i < 4; i++) {
+        expect_eof(fds[i]);
+        close(fds[i]);
+    }
+}
+
+static void stop_before_run_and_address_in_use(void **state)
+{
+    fixture *f = *state;
+    config cfg;
+    nba_error err = {{0}};
+    server *s = NULL;
+
+    /* server_stop before server_run: run returns at once. */
+    assert_int_equal(config_init(&cfg), 0);
+    cfg.port = 0;
+    cfg.threads = 1;
+    assert_int_equal(server_new(&cfg, f->st, f->rs, &s, &err), 0);
+    server_stop(s);
+    assert_int_equal(server_run(s), 0);
+
+    /* The port it holds cannot be bound twice. */
+    server *again = NULL;
+    cfg.port = server_port(s);
+    assert_int_equal(server_new(&cfg, f->st, f->rs, &again, &err), -EADDRINUSE);
+    assert_null(again);
+    assert_non_null(strstr(err.msg, "cannot listen on 127.0.0.1"));
+    server_free(s);
+
+    /* Never run at all: server_free alone stops the workers. */
+    cfg.port = 0;
+    cfg.threads = 3;
+    assert_int_equal(server_new(&cfg, f->st, f->rs, &s, &err), 0);
+    server_free(s);
+
+    /* An address that is not this machine's. */
+    free(cfg.listen_addr);
+    cfg.listen_addr = strdup("192.0.2.1");
+    assert_int_equal(server_new(&cfg, f->st, f->rs, &s, &err), -EADDRNOTAVAIL);
+    config_free(&cfg);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    /* NBA_TEST_DEBUG=1 shows every connection's state changes. */
+    if (getenv("NBA_TEST_DEBUG"))
+        log_set_level(LOG_DEBUG);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(pipelined_requests_answered_in_order),
+        cmocka_unit_test(frame_too_large_closes_only_that_connection),
+        cmocka_unit_test(garbage_body_gets_error_then_close),
+        cmocka_unit_test(frame_split_byte_by_byte),
+        cmocka_unit_test(empty_body_is_a_request_without_body),
+        cmocka_unit_test(slow_reader_gets_everything_in_order),
+        cmocka_unit_test(half_close_answers_then_eof),
+        cmocka_unit_test(stop_with_open_connections),
+        cmocka_unit_test(stop_before_run_and_address_in_use),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
