@@ -311,7 +311,6 @@ static int cmd_decide(int argc, char **argv)
     bool json = false;
     char *context = NULL;
 
-    ev.touchpoint = "checkin";
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
