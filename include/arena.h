@@ -20,10 +20,10 @@
 typedef struct arena_block arena_block;
 
 typedef struct arena {
-    arena_block *head;   /* block being filled; the first block is kept on reset */
-    size_t block_size;   /* size of the first block */
-    size_t high_water;   /* most bytes one cycle used, for diagnostics */
-    size_t used_total;   /* bytes handed out since the last reset */
+    arena_block *head;     /* block being filled; the first block is kept on reset */
+    size_t block_size;     /* size of the first block */
+    size_t high_water;     /* most bytes one cycle used, for diagnostics */
+    size_t used_total;     /* bytes handed out since the last reset */
     ProtobufCAllocator pb; /* protobuf-c allocator backed by this arena */
 } arena;
 

@@ -17,8 +17,8 @@
 typedef struct csv_reader csv_reader;
 
 typedef struct csv_record {
-    size_t count;        /* number of fields */
-    const char **fields; /* NUL-terminated field texts (quotes removed) */
+    size_t count;          /* number of fields */
+    const char **fields;   /* NUL-terminated field texts (quotes removed) */
     const size_t *lengths; /* byte length of each field */
 } csv_record;
 

@@ -14,8 +14,8 @@
 #include "nba.pb-c.h"
 
 typedef struct facts {
-    const Nba__V1__ContactEvent *event; /* never NULL */
-    const Nba__V1__Customer *customer;  /* NULL when the customer is unknown */
+    const Nba__V1__ContactEvent *event;  /* never NULL */
+    const Nba__V1__Customer *customer;   /* NULL when the customer is unknown */
     Nba__V1__Incident *const *incidents; /* the customer's incidents, any order */
     size_t n_incidents;
     int64_t now_ms; /* the event's time: occurred_at_ms, or the clock when that is 0 */

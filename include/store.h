@@ -47,8 +47,8 @@ enum store_flags {
  * takes the space it uses). max_readers bounds concurrent reader threads
  * (0 = 126). Errors: -ENOENT (no such directory and no STORE_CREATE), -EACCES,
  * -EIO, with a message naming the directory. */
-int store_open(const char *dir, unsigned flags, size_t map_size, unsigned max_readers,
-               store **out, nba_error *err);
+int store_open(const char *dir, unsigned flags, size_t map_size, unsigned max_readers, store **out,
+               nba_error *err);
 
 /* Closes the environment. Every reader and txn must have been freed. */
 void store_close(store *st);
@@ -72,8 +72,7 @@ void store_reader_end(store_reader *r);
 /* Looks up a customer inside a snapshot and decodes it into arena `a`.
  * Returns 0, -ENOENT when there is no such customer, -EBADMSG when the stored
  * record does not decode, or another negative errno. */
-int store_get_customer(store_reader *r, const char *customer_id, arena *a,
-                       Nba__V1__Customer **out);
+int store_get_customer(store_reader *r, const char *customer_id, arena *a, Nba__V1__Customer **out);
 
 /* Reads all incidents of a customer inside a snapshot, decoded into arena
  * `a`, in incident_id order. *out is an arena array of *count pointers (NULL

@@ -66,8 +66,7 @@ int clock_parse_iso8601(const char *text, size_t len, int64_t *out_ms)
     int year, month, day, hour = 0, min = 0, sec = 0, ms = 0;
 
     if (!read_digits(&p, end, 4, &year) || !expect(&p, end, '-') ||
-        !read_digits(&p, end, 2, &month) || !expect(&p, end, '-') ||
-        !read_digits(&p, end, 2, &day))
+        !read_digits(&p, end, 2, &month) || !expect(&p, end, '-') || !read_digits(&p, end, 2, &day))
         return -EINVAL;
     if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month))
         return -EINVAL;
@@ -125,8 +124,8 @@ int clock_parse_iso8601(const char *text, size_t len, int64_t *out_ms)
     if (p != end)
         return -EINVAL;
 
-    int64_t secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec -
-                   offset_min * 60;
+    int64_t secs =
+        days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec - offset_min * 60;
     *out_ms = secs * 1000 + ms;
     return 0;
 }

@@ -85,10 +85,10 @@ static void frame_cut_cases(void **state)
         uint32_t max;
         frame_status want;
     } cases[] = {
-        {5, 0, 100, FRAME_INCOMPLETE},  {5, 3, 100, FRAME_INCOMPLETE},
-        {5, 8, 100, FRAME_INCOMPLETE},  {5, 9, 100, FRAME_READY},
-        {0, 4, 100, FRAME_READY},       {101, 4, 100, FRAME_TOO_LARGE},
-        {100, 104, 100, FRAME_READY},   {0xFFFFFFFFu, 4, 65536, FRAME_TOO_LARGE},
+        {5, 0, 100, FRAME_INCOMPLETE}, {5, 3, 100, FRAME_INCOMPLETE},
+        {5, 8, 100, FRAME_INCOMPLETE}, {5, 9, 100, FRAME_READY},
+        {0, 4, 100, FRAME_READY},      {101, 4, 100, FRAME_TOO_LARGE},
+        {100, 104, 100, FRAME_READY},  {0xFFFFFFFFu, 4, 65536, FRAME_TOO_LARGE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         frame_put_length(buf, cases[i].announced);
