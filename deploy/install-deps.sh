@@ -11,6 +11,7 @@ packages=(
   libyaml-dev             # rule files and the config file
   libjansson-dev          # nbactl --json
   libcmocka-dev           # unit tests
+  clang-format            # the code style check (.clang-format)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -46,10 +46,6 @@ int config_load_file(config *c, const char *path, nba_error *err);
  * file). Whatever the result, c is passed to config_free() afterwards. */
 int config_from_args(config *c, int argc, char **argv, nba_error *err);
 
-/* The usage text that --help prints, for callers that print it after an
- * error. A static string. */
-const char *config_usage(void);
-
 /* Frees the strings c owns. */
 void config_free(config *c);
 

@@ -83,11 +83,6 @@ static const char usage_text[] =
     "\n"
     "Every option also takes the --option=value form.\n";
 
-const char *config_usage(void)
-{
-    return usage_text;
-}
-
 /* ---- values ---- */
 
 /* How a value was written: the YAML style matters for type checks (a quoted

@@ -55,8 +55,7 @@ int main(int argc, char **argv)
         goto out;
     if (rc) {
         fprintf(stderr, "nbad: %s\n", err.msg);
-        if (rc == -EINVAL)
-            fputs(config_usage(), stderr);
+        fputs("nbad: see nbad --help for the options\n", stderr);
         status = EX_USAGE;
         goto out;
     }

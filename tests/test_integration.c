@@ -277,7 +277,7 @@ static void valuable_passenger_is_upgraded_on_every_channel(void **state)
     nba_client *c = connect_or_fail();
     const Nba__V1__Channel channels[] = {NBA__V1__CHANNEL__KIOSK, NBA__V1__CHANNEL__DESK,
                                          NBA__V1__CHANNEL__IVR};
-    char messages[3][1024];
+    char messages[3][1024], letters[3][1024];
     char types[3][512];
     for (int i = 0; i < 3; i++) {
         Nba__V1__Response *r = contact(c, 10 + (uint64_t)i, "P100", channels[i], "Y");
@@ -297,8 +297,10 @@ static void valuable_passenger_is_upgraded_on_every_channel(void **state)
         assert_true(strlen(up->message) > 0);
         assert_true(strlen(up->reason) > 0);
         snprintf(messages[i], sizeof messages[i], "%s", up->message);
+        snprintf(letters[i], sizeof letters[i], "%s", letter->message);
         types[i][0] = '\0';
         for (size_t a = 0; a < d->n_actions; a++) {
+            assert_true(strlen(d->actions[a]->message) > 0);
             strcat(types[i], d->actions[a]->type);
             strcat(types[i], ",");
         }
@@ -308,6 +310,8 @@ static void valuable_passenger_is_upgraded_on_every_channel(void **state)
     assert_string_not_equal(messages[0], messages[1]);
     assert_string_not_equal(messages[1], messages[2]);
     assert_string_not_equal(messages[0], messages[2]);
+    assert_string_not_equal(letters[0], letters[1]);
+    assert_string_not_equal(letters[1], letters[2]);
     assert_string_equal(types[0], types[1]);
     assert_string_equal(types[1], types[2]);
     client_close(c);
