@@ -10,8 +10,10 @@ packages=(
   liblmdb-dev lmdb-utils  # the memory-mapped customer database
   libyaml-dev             # rule files and the config file
   libjansson-dev          # nbactl --json
+  liburcu-dev             # swapping the serving ruleset on reload without locking readers
   libcmocka-dev           # unit tests
   clang-format            # the code style check (.clang-format)
+  clang libclang-rt-14-dev  # fuzzing: libFuzzer targets under tests/fuzz/
 )
 
 if [ "$(id -u)" -ne 0 ]; then

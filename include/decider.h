@@ -15,15 +15,17 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "error.h"
-#include "ruleset.h"
+#include "rules_live.h"
 #include "store.h"
 #include "nba.pb-c.h"
 
 typedef struct decider decider;
 
-/* Creates a decider reading from st and deciding with rs. Both must outlive
- * it. Returns 0 or a negative errno with a message. */
-int decider_new(store *st, const ruleset *rs, decider **out, nba_error *err);
+/* Creates a decider reading from st and deciding with the ruleset serving
+ * in `rules` at the time of each request. Both must outlive it. The calling
+ * thread must be registered with rules_live_register_thread(). Returns 0 or
+ * a negative errno with a message. */
+int decider_new(store *st, rules_live *rules, decider **out, nba_error *err);
 
 void decider_free(decider *d);
 

@@ -12,22 +12,23 @@
 
 #include "config.h"
 #include "error.h"
-#include "ruleset.h"
+#include "rules_live.h"
 #include "store.h"
 
 typedef struct server server;
 
-/* Binds the listening socket and starts the worker threads. st and rs must
+/* Binds the listening socket and starts the worker threads, which decide
+ * with the ruleset serving in `rules` (SIGHUP reloads it). st and rules must
  * outlive the server. Returns 0 or a negative errno with a message (address
  * in use, bad address, ...). */
-int server_new(const config *cfg, store *st, const ruleset *rs, server **out, nba_error *err);
+int server_new(const config *cfg, store *st, rules_live *rules, server **out, nba_error *err);
 
 /* The port actually bound (useful with port 0). */
 int server_port(const server *s);
 
 /* Runs the listener loop in the calling thread until SIGTERM or SIGINT, or
- * server_stop(). Then stops accepting, lets the workers finish writing what
- * they have answered, and joins them. Returns 0 or a negative errno. */
+ * server_stop(); SIGHUP meanwhile reloads the rules. Then stops accepting, lets the workers finish
+ * writing what they have answered, and joins them. Returns 0 or a negative errno. */
 int server_run(server *s);
 
 /* Asks a running server to stop; safe to call from any thread. */

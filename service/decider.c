@@ -9,12 +9,14 @@
 #include "decider.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
 #include "clock.h"
+#include "rules_live.h"
 
 /* Big enough for a request, a customer with attributes, dozens of incidents
  * and the decision, so the steady state never chains a second block. */
@@ -22,11 +24,12 @@
 
 struct decider {
     store_reader *reader;
-    const ruleset *rules;
+    rules_live *rules;
+    const ruleset *serving; /* inside a request: the ruleset it started on */
     arena arena;
 };
 
-int decider_new(store *st, const ruleset *rs, decider **out, nba_error *err)
+int decider_new(store *st, rules_live *rules, decider **out, nba_error *err)
 {
     decider *d = calloc(1, sizeof *d);
     if (!d)
@@ -42,7 +45,7 @@ int decider_new(store *st, const ruleset *rs, decider **out, nba_error *err)
         free(d);
         return rc;
     }
-    d->rules = rs;
+    d->rules = rules;
     *out = d;
     return 0;
 }
@@ -94,15 +97,25 @@ int decider_decide(decider *d, const Nba__V1__ContactEvent *ev, Nba__V1__Decisio
     if (rc)
         return rc;
 
-    rule_hit *hits = arena_alloc(&d->arena, (ruleset_rule_count(d->rules) + 1) * sizeof *hits);
-    if (!hits)
-        return -ENOMEM;
-    size_t n = ruleset_match(d->rules, &f, hits);
-    n = ruleset_arbitrate(d->rules, &f, hits, n);
+    /* A request that did not come through decider_handle() (tests, tools)
+     * holds the serving ruleset just for this decision. */
+    bool own_section = d->serving == NULL;
+    const ruleset *rs = own_section ? rules_live_enter(d->rules) : d->serving;
+    rule_hit *hits = arena_alloc(&d->arena, (ruleset_rule_count(rs) + 1) * sizeof *hits);
+    if (!hits) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    size_t n = ruleset_match(rs, &f, hits);
+    n = ruleset_arbitrate(rs, &f, hits, n);
 
     out->customer_id = ev->customer_id;
     out->known = f.customer != NULL;
-    return ruleset_render(d->rules, &f, hits, n, &d->arena, out);
+    rc = ruleset_render(rs, &f, hits, n, &d->arena, out);
+out:
+    if (own_section)
+        rules_live_leave(d->rules);
+    return rc;
 }
 
 Nba__V1__Response *decider_error(decider *d, uint64_t id, const char *code, const char *message)
@@ -145,17 +158,20 @@ static Nba__V1__Response *answer_contact(decider *d, uint64_t id, const Nba__V1_
     return resp;
 }
 
-static Nba__V1__Response *answer_ping(decider *d, uint64_t id)
+static Nba__V1__Response *answer_ping(decider *d, uint64_t id_of_request)
 {
     Nba__V1__Response *resp = arena_alloc(&d->arena, sizeof *resp);
     Nba__V1__Pong *pong = arena_alloc(&d->arena, sizeof *pong);
     if (!resp || !pong)
-        return decider_error(d, id, "internal", "out of memory");
+        return decider_error(d, id_of_request, "internal", "out of memory");
     nba__v1__response__init(resp);
     nba__v1__pong__init(pong);
     pong->server = "nbad/" NBA_VERSION;
-    pong->ruleset = (char *)ruleset_id(d->rules);
-    resp->id = id;
+    const char *id = ruleset_id(d->serving);
+    pong->ruleset = arena_strndup(&d->arena, id, strlen(id));
+    if (!pong->ruleset)
+        return decider_error(d, id_of_request, "internal", "out of memory");
+    resp->id = id_of_request;
     resp->body_case = NBA__V1__RESPONSE__BODY_PONG;
     resp->pong = pong;
     return resp;
@@ -170,6 +186,9 @@ int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Respons
             decider_error(d, 0, "bad_request", "the frame's body is not a valid nba.v1.Request");
         return -EBADMSG;
     }
+    /* Every answer is built from the ruleset serving when the request
+     * arrived; a reload meanwhile frees the old one only after this. */
+    d->serving = rules_live_enter(d->rules);
     switch (req->body_case) {
     case NBA__V1__REQUEST__BODY_CONTACT:
         *resp = answer_contact(d, req->id, req->contact);
@@ -184,5 +203,7 @@ int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Respons
                               "the request has no body this server understands");
         break;
     }
+    rules_live_leave(d->rules);
+    d->serving = NULL;
     return 0;
 }

@@ -20,7 +20,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
-#include "ruleset.h"
+#include "rules_live.h"
 #include "server.h"
 #include "store.h"
 
@@ -41,7 +41,7 @@ int main(int argc, char **argv)
     config cfg;
     nba_error err = {{0}};
     store *st = NULL;
-    ruleset *rs = NULL;
+    rules_live *rules = NULL;
     server *srv = NULL;
     int status = EX_OK;
 
@@ -81,7 +81,7 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    rc = ruleset_load_file(cfg.rules_path, &rs, &err);
+    rc = rules_live_new(cfg.rules_path, &rules, &err);
     if (rc) {
         /* Already "file:line:col: message", the source line and a caret. */
         fprintf(stderr, "%s\n", err.msg);
@@ -89,16 +89,18 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    rc = server_new(&cfg, st, rs, &srv, &err);
+    rc = server_new(&cfg, st, rules, &srv, &err);
     if (rc) {
         fprintf(stderr, "nbad: %s\n", err.msg);
         status = is_address_error(rc) ? EX_UNAVAILABLE : EX_OSERR;
         goto out;
     }
 
+    char rules_id[256];
+    rules_live_id(rules, rules_id, sizeof rules_id);
     log_info("nbad %s listening on %s%s%s:%d, %d workers, rules %s, database %s", NBA_VERSION,
              strchr(cfg.listen_addr, ':') ? "[" : "", cfg.listen_addr,
-             strchr(cfg.listen_addr, ':') ? "]" : "", server_port(srv), cfg.threads, ruleset_id(rs),
+             strchr(cfg.listen_addr, ':') ? "]" : "", server_port(srv), cfg.threads, rules_id,
              cfg.db_dir);
     rc = server_run(srv);
     if (rc) {
@@ -108,8 +110,7 @@ int main(int argc, char **argv)
 
 out:
     server_free(srv);
-    if (rs)
-        ruleset_free(rs);
+    rules_live_free(rules);
     if (st)
         store_close(st);
     config_free(&cfg);

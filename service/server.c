@@ -83,7 +83,7 @@ typedef struct worker {
 
 struct server {
     store *st;
-    const ruleset *rs;
+    rules_live *rules;
     uint32_t max_frame;
     int port;
     char where[INET6_ADDRSTRLEN + 8]; /* the bound address, "addr:port" */
@@ -92,7 +92,7 @@ struct server {
     int stop_fd; /* eventfd written by server_stop() */
     struct event *stop_ev;
     struct event *accept_timer;
-    struct event *sigterm_ev, *sigint_ev;
+    struct event *sigterm_ev, *sigint_ev, *sighup_ev;
     uint64_t serial; /* of the last connection accepted */
     worker *workers;
     int n_workers;
@@ -230,7 +230,8 @@ static void *worker_main(void *arg)
     server *s = w->srv;
     nba_error err = {{0}};
 
-    int rc = decider_new(s->st, s->rs, &w->decider, &err);
+    rules_live_register_thread();
+    int rc = decider_new(s->st, s->rules, &w->decider, &err);
     w->pool.decider = w->decider;
     pthread_mutex_lock(&s->start_lock);
     if (rc && !s->start_rc) {
@@ -240,14 +241,17 @@ static void *worker_main(void *arg)
     s->n_reported++;
     pthread_cond_signal(&s->start_cond);
     pthread_mutex_unlock(&s->start_lock);
-    if (rc)
+    if (rc) {
+        rules_live_unregister_thread();
         return NULL;
+    }
 
     if (event_base_dispatch(w->base) < 0)
         log_error("worker %d: event loop failed", w->index);
     conn_pool_close_all(&w->pool);
     decider_free(w->decider);
     w->decider = NULL;
+    rules_live_unregister_thread();
     return NULL;
 }
 
@@ -411,6 +415,21 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(s->base);
 }
 
+/* SIGHUP: recompile the rule file here, on the listener thread, off every
+ * worker's request path; a file that does not compile is logged and the
+ * serving rules stay. */
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    server *s = arg;
+    nba_error err = {{0}};
+    char id[256];
+    log_info("SIGHUP received, reloading %s", rules_live_path(s->rules));
+    if (rules_live_reload(s->rules, id, sizeof id, &err) != 0)
+        log_error("rules not reloaded, still serving %s:\n%s", id, err.msg);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -477,7 +496,7 @@ static int server_listen(server *s, const char *addr, int port, nba_error *err)
     return 0;
 }
 
-int server_new(const config *cfg, store *st, const ruleset *rs, server **out, nba_error *err)
+int server_new(const config *cfg, store *st, rules_live *rules, server **out, nba_error *err)
 {
     int rc;
     *out = NULL;
@@ -491,7 +510,7 @@ int server_new(const config *cfg, store *st, const ruleset *rs, server **out, nb
     if (!s)
         return nba_error_set(err, -ENOMEM, "out of memory");
     s->st = st;
-    s->rs = rs;
+    s->rules = rules;
     s->max_frame = cfg->max_frame ? cfg->max_frame : FRAME_DEFAULT_MAX;
     s->stop_fd = -1;
     /* Initialised first, so that server_free may always destroy them. */
@@ -519,7 +538,8 @@ int server_new(const config *cfg, store *st, const ruleset *rs, server **out, nb
     s->accept_timer = evtimer_new(s->base, on_accept_resume, s);
     s->sigterm_ev = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sigint_ev = evsignal_new(s->base, SIGINT, on_signal, s);
-    if (!s->stop_ev || !s->accept_timer || !s->sigterm_ev || !s->sigint_ev ||
+    s->sighup_ev = evsignal_new(s->base, SIGHUP, on_reload_signal, s);
+    if (!s->stop_ev || !s->accept_timer || !s->sigterm_ev || !s->sigint_ev || !s->sighup_ev ||
         event_add(s->stop_ev, NULL)) {
         nba_error_set(err, rc, "out of memory");
         goto fail;
@@ -561,7 +581,8 @@ int server_run(server *s)
     int rc = 0;
     /* The signal events exist only while the server runs, so SIGTERM keeps
      * its usual meaning before and after. */
-    if (event_add(s->sigterm_ev, NULL) || event_add(s->sigint_ev, NULL))
+    if (event_add(s->sigterm_ev, NULL) || event_add(s->sigint_ev, NULL) ||
+        event_add(s->sighup_ev, NULL))
         rc = -EIO;
     else if (event_base_dispatch(s->base) < 0)
         rc = -EIO;
@@ -570,6 +591,7 @@ int server_run(server *s)
 
     evconnlistener_disable(s->listener);
     event_del(s->accept_timer);
+    event_del(s->sighup_ev);
     event_del(s->sigint_ev);
     event_del(s->sigterm_ev);
     workers_stop_and_join(s);
@@ -595,6 +617,8 @@ void server_free(server *s)
             worker_destroy(&s->workers[i]);
         free(s->workers);
     }
+    if (s->sighup_ev)
+        event_free(s->sighup_ev);
     if (s->sigint_ev)
         event_free(s->sigint_ev);
     if (s->sigterm_ev)

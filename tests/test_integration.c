@@ -133,7 +133,11 @@ static int start_world(void **state)
         return -1;
     snprintf(W.db, sizeof W.db, "%s/db", W.dir);
     snprintf(W.log, sizeof W.log, "%s/nbad.log", W.dir);
-    snprintf(W.rules, sizeof W.rules, "%s/rules/airline-checkin.yaml", env("NBA_SOURCE_DIR"));
+    /* nbad serves a copy of the shipped rules, so the reload test can edit it. */
+    char shipped[512];
+    snprintf(shipped, sizeof shipped, "%s/rules/airline-checkin.yaml", env("NBA_SOURCE_DIR"));
+    snprintf(W.rules, sizeof W.rules, "%s/rules.yaml", W.dir);
+    write_file(W.rules, slurp(shipped));
 
     char path[256], ten_days[32], old[32];
     iso_days_ago(10, ten_days, sizeof ten_days);
@@ -484,6 +488,90 @@ static void broken_rule_file_stops_nbad_at_start(void **state)
         fail_msg("expected file:line:col in: %s", msg);
 }
 
+static char *ping_ruleset(char *out, size_t cap)
+{
+    nba_client *c = connect_or_fail();
+    Nba__V1__Response *r = ping(c, 9);
+    assert_non_null(r);
+    snprintf(out, cap, "%s", r->pong->ruleset);
+    nba__v1__response__free_unpacked(r, NULL);
+    client_close(c);
+    return out;
+}
+
+/* Replaces "version: 1" in the shipped rules by another version. */
+static void write_rules_version(const char *original, const char *version)
+{
+    const char *at = strstr(original, "\nversion: 1\n");
+    assert_non_null(at);
+    static char text[65536];
+    size_t head = (size_t)(at - original);
+    snprintf(text, sizeof text, "%.*s\nversion: %s\n%s", (int)head, original, version,
+             at + strlen("\nversion: 1\n"));
+    write_file(W.rules, text);
+}
+
+static void sighup_reloads_rules_without_dropping_requests(void **state)
+{
+    (void)state;
+    static char original[65536];
+    snprintf(original, sizeof original, "%s", slurp(W.rules));
+    char id[128];
+    assert_string_equal(ping_ruleset(id, sizeof id), "airline-checkin@1");
+
+    /* Requests in flight while the rules change are all answered. */
+    nba_client *c = connect_or_fail();
+    enum { N = 300 };
+    static uint8_t buf[N * 96];
+    size_t used = 0;
+    for (uint64_t i = 0; i < N; i++) {
+        Nba__V1__Request req = NBA__V1__REQUEST__INIT;
+        Nba__V1__ContactEvent ev = NBA__V1__CONTACT_EVENT__INIT;
+        ev.customer_id = "P100";
+        ev.channel = NBA__V1__CHANNEL__KIOSK;
+        ev.touchpoint = "checkin";
+        req.id = 1000 + i;
+        req.body_case = NBA__V1__REQUEST__BODY_CONTACT;
+        req.contact = &ev;
+        used += frame_pack(&req.base, buf + used);
+    }
+    write_rules_version(original, "2");
+    assert_int_equal(client_send_raw(c, buf, used, NULL), 0);
+    assert_int_equal(kill(W.nbad, SIGHUP), 0);
+    for (uint64_t i = 0; i < N; i++) {
+        Nba__V1__Response *r = NULL;
+        assert_int_equal(client_recv(c, &r, NULL), 0);
+        assert_int_equal(r->id, 1000 + i);
+        assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_DECISION);
+        nba__v1__response__free_unpacked(r, NULL);
+    }
+    client_close(c);
+
+    /* The reload lands (bounded wait: it runs beside the requests). */
+    for (int i = 0; i < 100 && strcmp(ping_ruleset(id, sizeof id), "airline-checkin@2"); i++) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_string_equal(id, "airline-checkin@2");
+
+    /* A file that does not compile never replaces the serving rules. */
+    write_file(W.rules, "ruleset: airline-checkin\nversion: 3\nrules: [\n");
+    assert_int_equal(kill(W.nbad, SIGHUP), 0);
+    for (int i = 0; i < 100 && !strstr(slurp(W.log), "rules not reloaded"); i++) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_non_null(strstr(slurp(W.log), "rules not reloaded"));
+    assert_string_equal(ping_ruleset(id, sizeof id), "airline-checkin@2");
+    c = connect_or_fail();
+    Nba__V1__Response *r = contact(c, 60, "P100", NBA__V1__CHANNEL__DESK, "Y");
+    assert_non_null(find_action(r->decision, "upgrade"));
+    assert_string_equal(r->decision->ruleset, "airline-checkin@2");
+    nba__v1__response__free_unpacked(r, NULL);
+    client_close(c);
+    write_file(W.rules, original);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -496,6 +584,7 @@ int main(void)
         cmocka_unit_test(garbage_body_gets_an_error_then_close),
         cmocka_unit_test(bad_csv_row_is_named_and_changes_nothing),
         cmocka_unit_test(broken_rule_file_stops_nbad_at_start),
+        cmocka_unit_test(sighup_reloads_rules_without_dropping_requests),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
 }

@@ -25,7 +25,7 @@
 #include "frame.h"
 #include "log.h"
 #include "nba.pb-c.h"
-#include "ruleset.h"
+#include "rules_live.h"
 #include "server.h"
 #include "store.h"
 
@@ -45,7 +45,7 @@ static const char rules_yaml[] = "ruleset: net-test\n"
 typedef struct fixture {
     char dir[64];
     store *st;
-    ruleset *rs;
+    rules_live *rules;
     server *srv;
     pthread_t thread;
     int run_rc;
@@ -68,7 +68,7 @@ static void start_server(fixture *f, int threads)
     cfg.port = 0;
     cfg.threads = threads;
     cfg.max_frame = MAX_FRAME;
-    int rc = server_new(&cfg, f->st, f->rs, &f->srv, &err);
+    int rc = server_new(&cfg, f->st, f->rules, &f->srv, &err);
     if (rc)
         fail_msg("server_new: %s", err.msg);
     config_free(&cfg);
@@ -112,7 +112,17 @@ static int group_setup(void **state)
     c.language = "it";
     if (store_txn_put_customer(t, &c, &err) || store_txn_commit(t, &err))
         goto fail;
-    if (ruleset_load_buffer("net-test.yaml", rules_yaml, sizeof rules_yaml - 1, &f->rs, &err))
+    char rules_path[160];
+    snprintf(rules_path, sizeof rules_path, "%s/net-test.yaml", f->dir);
+    FILE *rf = fopen(rules_path, "w");
+    if (!rf || fwrite(rules_yaml, 1, sizeof rules_yaml - 1, rf) != sizeof rules_yaml - 1) {
+        nba_error_set(&err, -EIO, "cannot write %s", rules_path);
+        if (rf)
+            fclose(rf);
+        goto fail;
+    }
+    fclose(rf);
+    if (rules_live_new(rules_path, &f->rules, &err))
         goto fail;
     *state = f;
     return 0;
@@ -134,7 +144,7 @@ static int group_teardown(void **state)
     char cmd[128];
     if (!f)
         return 0;
-    ruleset_free(f->rs);
+    rules_live_free(f->rules);
     store_close(f->st);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     if (system(cmd) != 0)
@@ -536,14 +546,14 @@ static void stop_before_run_and_address_in_use(void **state)
     assert_int_equal(config_init(&cfg), 0);
     cfg.port = 0;
     cfg.threads = 1;
-    assert_int_equal(server_new(&cfg, f->st, f->rs, &s, &err), 0);
+    assert_int_equal(server_new(&cfg, f->st, f->rules, &s, &err), 0);
     server_stop(s);
     assert_int_equal(server_run(s), 0);
 
     /* The port it holds cannot be bound twice. */
     server *again = NULL;
     cfg.port = server_port(s);
-    assert_int_equal(server_new(&cfg, f->st, f->rs, &again, &err), -EADDRINUSE);
+    assert_int_equal(server_new(&cfg, f->st, f->rules, &again, &err), -EADDRINUSE);
     assert_null(again);
     assert_non_null(strstr(err.msg, "cannot listen on 127.0.0.1"));
     server_free(s);
@@ -551,13 +561,13 @@ static void stop_before_run_and_address_in_use(void **state)
     /* Never run at all: server_free alone stops the workers. */
     cfg.port = 0;
     cfg.threads = 3;
-    assert_int_equal(server_new(&cfg, f->st, f->rs, &s, &err), 0);
+    assert_int_equal(server_new(&cfg, f->st, f->rules, &s, &err), 0);
     server_free(s);
 
     /* An address that is not this machine's. */
     free(cfg.listen_addr);
     cfg.listen_addr = strdup("192.0.2.1");
-    assert_int_equal(server_new(&cfg, f->st, f->rs, &s, &err), -EADDRNOTAVAIL);
+    assert_int_equal(server_new(&cfg, f->st, f->rules, &s, &err), -EADDRNOTAVAIL);
     config_free(&cfg);
 }
 
