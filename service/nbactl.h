@@ -1,0 +1,36 @@
+/* nbactl.h - what the nbactl commands share: exit codes, usage, option
+ * helpers, and one entry point per command (one file per command group). */
+#ifndef NBA_NBACTL_H
+#define NBA_NBACTL_H
+
+#include <stdbool.h>
+
+/* Exit codes (sysexits), the same for every command. */
+enum nbactl_exit {
+    EXIT_OK = 0,
+    EXIT_USAGE = 64,       /* bad command line */
+    EXIT_DATAERR = 65,     /* bad data: a CSV row, a rule file, an error answer */
+    EXIT_NOINPUT = 66,     /* a missing input file or database */
+    EXIT_UNAVAILABLE = 69, /* nbad unreachable */
+    EXIT_SOFTWARE = 70,    /* an internal failure */
+};
+
+#define NBACTL_DEFAULT_HOST "127.0.0.1"
+#define NBACTL_DEFAULT_PORT 7411
+
+/* Prints "nbactl: problem" (if any) and the usage on stderr; returns
+ * EXIT_USAGE. */
+int nbactl_usage(const char *problem);
+
+/* Prints the usage on stdout (for --help); returns EXIT_OK. */
+int nbactl_help(void);
+
+/* Parses a TCP port 1..65535. */
+bool nbactl_parse_port(const char *text, int *port);
+
+/* The commands: argv[0] is the command's name. Each returns an exit code. */
+int nbactl_load(int argc, char **argv);   /* nbactl_load.c */
+int nbactl_decide(int argc, char **argv); /* nbactl_remote.c */
+int nbactl_ping(int argc, char **argv);   /* nbactl_remote.c */
+
+#endif

@@ -1,0 +1,288 @@
+/* nbactl decide, ping: the commands that talk to a running nbad over its
+ * protocol, printing answers readably or as JSON. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "clock.h"
+#include "error.h"
+#include "nbactl.h"
+#include "nba.pb-c.h"
+
+#define CALL_TIMEOUT_MS 5000
+
+/* Splits "k=v,k=v" into context entries allocated with malloc. */
+static int parse_context(char *text, Nba__V1__ContactEvent *ev)
+{
+    size_t count = 1;
+    for (const char *p = text; *p; p++)
+        count += *p == ',';
+    ev->context = calloc(count, sizeof *ev->context);
+    if (!ev->context)
+        return -ENOMEM;
+    char *save = NULL;
+    for (char *item = strtok_r(text, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item)
+            return -EINVAL;
+        *eq = '\0';
+        Nba__V1__ContactEvent__ContextEntry *e = malloc(sizeof *e);
+        if (!e)
+            return -ENOMEM;
+        nba__v1__contact_event__context_entry__init(e);
+        e->key = item;
+        e->value = eq + 1;
+        ev->context[ev->n_context++] = e;
+    }
+    return 0;
+}
+
+/* Maps a channel name ("kiosk", "call_center") to the protocol's enum using
+ * the schema's own names, so a channel added to the proto needs no change
+ * here. */
+static bool parse_channel(const char *name, Nba__V1__Channel *out)
+{
+    char upper[32];
+    size_t n = strlen(name);
+    if (n == 0 || n >= sizeof upper)
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        upper[i] = (char)toupper((unsigned char)name[i]);
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value_by_name(&nba__v1__channel__descriptor, upper);
+    if (!v)
+        return false;
+    *out = (Nba__V1__Channel)v->value;
+    return true;
+}
+
+static const char *channel_name(Nba__V1__Channel ch)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&nba__v1__channel__descriptor, (int)ch);
+    return v ? v->name : "?";
+}
+
+static json_t *action_json(const Nba__V1__Action *a)
+{
+    json_t *params = json_object();
+    for (size_t i = 0; i < a->n_params; i++)
+        json_object_set_new(params, a->params[i]->key, json_string(a->params[i]->value));
+    return json_pack("{s:s, s:s, s:o, s:s, s:s, s:b}", "type", a->type, "rule_id", a->rule_id,
+                     "params", params, "message", a->message, "reason", a->reason, "follow_up",
+                     a->follow_up);
+}
+
+static json_t *response_json(const Nba__V1__Response *resp)
+{
+    json_t *root = json_pack("{s:I}", "id", (json_int_t)resp->id);
+    switch (resp->body_case) {
+    case NBA__V1__RESPONSE__BODY_DECISION: {
+        const Nba__V1__Decision *d = resp->decision;
+        json_t *actions = json_array();
+        for (size_t i = 0; i < d->n_actions; i++)
+            json_array_append_new(actions, action_json(d->actions[i]));
+        json_object_set_new(root, "decision",
+                            json_pack("{s:s, s:b, s:s, s:o, s:s}", "customer_id", d->customer_id,
+                                      "known", d->known, "language", d->language, "actions",
+                                      actions, "ruleset", d->ruleset));
+        break;
+    }
+    case NBA__V1__RESPONSE__BODY_PONG:
+        json_object_set_new(
+            root, "pong",
+            json_pack("{s:s, s:s}", "server", resp->pong->server, "ruleset", resp->pong->ruleset));
+        break;
+    case NBA__V1__RESPONSE__BODY_ERROR:
+        json_object_set_new(
+            root, "error",
+            json_pack("{s:s, s:s}", "code", resp->error->code, "message", resp->error->message));
+        break;
+    default:
+        break;
+    }
+    return root;
+}
+
+static void print_decision(const Nba__V1__Decision *d, Nba__V1__Channel channel)
+{
+    printf("customer  %s (%s)\n", d->customer_id, d->known ? "known" : "unknown");
+    printf("channel   %s\n", channel_name(channel));
+    printf("language  %s\n", d->language);
+    printf("rules     %s\n", d->ruleset);
+    if (d->n_actions == 0)
+        printf("actions   none\n");
+    for (size_t i = 0; i < d->n_actions; i++) {
+        const Nba__V1__Action *a = d->actions[i];
+        printf("\n%zu. %s%s   (rule %s)\n", i + 1, a->type, a->follow_up ? " [follow-up]" : "",
+               a->rule_id);
+        for (size_t p = 0; p < a->n_params; p++)
+            printf("   %s = %s\n", a->params[p]->key, a->params[p]->value);
+        if (*a->message)
+            printf("   message: %s\n", a->message);
+        if (*a->reason)
+            printf("   reason:  %s\n", a->reason);
+    }
+}
+
+/* Sends req, prints the answer. Returns an exit code. */
+static int call_and_print(const char *host, int port, const Nba__V1__Request *req, bool json,
+                          Nba__V1__Channel channel)
+{
+    nba_error err;
+    nba_client *c;
+    if (client_connect(host, port, CALL_TIMEOUT_MS, &c, &err) != 0) {
+        fprintf(stderr, "nbactl: %s (is nbad running?)\n", err.msg);
+        return EXIT_UNAVAILABLE;
+    }
+    Nba__V1__Response *resp = NULL;
+    int rc = client_call(c, req, &resp, &err);
+    client_close(c);
+    if (rc) {
+        fprintf(stderr, "nbactl: %s\n", err.msg);
+        return EXIT_UNAVAILABLE;
+    }
+
+    int code = resp->body_case == NBA__V1__RESPONSE__BODY_ERROR ? EXIT_DATAERR : EXIT_OK;
+    if (json) {
+        json_t *root = response_json(resp);
+        json_dumpf(root, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(root);
+    } else if (resp->body_case == NBA__V1__RESPONSE__BODY_DECISION) {
+        print_decision(resp->decision, channel);
+    } else if (resp->body_case == NBA__V1__RESPONSE__BODY_PONG) {
+        printf("%s serving %s\n", resp->pong->server, resp->pong->ruleset);
+    } else if (resp->body_case == NBA__V1__RESPONSE__BODY_ERROR) {
+        fprintf(stderr, "nbactl: error %s: %s\n", resp->error->code, resp->error->message);
+    }
+    nba__v1__response__free_unpacked(resp, NULL);
+    return code;
+}
+
+int nbactl_decide(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"customer", required_argument, NULL, 'c'},
+        {"channel", required_argument, NULL, 'C'},
+        {"touchpoint", required_argument, NULL, 't'},
+        {"context", required_argument, NULL, 'x'},
+        {"language", required_argument, NULL, 'l'},
+        {"location", required_argument, NULL, 'L'},
+        {"at", required_argument, NULL, 'a'},
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    Nba__V1__ContactEvent ev = NBA__V1__CONTACT_EVENT__INIT;
+    const char *host = NBACTL_DEFAULT_HOST;
+    int port = NBACTL_DEFAULT_PORT, code = EXIT_USAGE, opt;
+    bool json = false;
+    char *context = NULL;
+
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            ev.customer_id = optarg;
+            break;
+        case 'C':
+            if (!parse_channel(optarg, &ev.channel)) {
+                code = nbactl_usage("unknown channel (desk, kiosk, ivr, web, mobile, call_center)");
+                goto out;
+            }
+            break;
+        case 't':
+            ev.touchpoint = optarg;
+            break;
+        case 'x':
+            context = optarg;
+            break;
+        case 'l':
+            ev.language = optarg;
+            break;
+        case 'L':
+            ev.location = optarg;
+            break;
+        case 'a':
+            if (clock_parse_iso8601(optarg, strlen(optarg), &ev.occurred_at_ms) != 0) {
+                code = nbactl_usage("--at takes an ISO 8601 time such as 2026-11-22T10:00:00Z");
+                goto out;
+            }
+            break;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            if (!nbactl_parse_port(optarg, &port)) {
+                code = nbactl_usage("--port takes a number from 1 to 65535");
+                goto out;
+            }
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            code = nbactl_help();
+            goto out;
+        default:
+            code = nbactl_usage(NULL);
+            goto out;
+        }
+    }
+    if (optind < argc || ev.customer_id == protobuf_c_empty_string) {
+        code = nbactl_usage("decide needs --customer");
+        goto out;
+    }
+    if (context && parse_context(context, &ev) != 0) {
+        code = nbactl_usage("--context takes key=value pairs separated by commas");
+        goto out;
+    }
+
+    Nba__V1__Request req = NBA__V1__REQUEST__INIT;
+    req.id = 1;
+    req.body_case = NBA__V1__REQUEST__BODY_CONTACT;
+    req.contact = &ev;
+    code = call_and_print(host, port, &req, json, ev.channel);
+out:
+    for (size_t i = 0; i < ev.n_context; i++)
+        free(ev.context[i]);
+    free(ev.context);
+    return code;
+}
+
+int nbactl_ping(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *host = NBACTL_DEFAULT_HOST;
+    int port = NBACTL_DEFAULT_PORT, opt;
+    bool json = false;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == 'H')
+            host = optarg;
+        else if (opt == 'p' && nbactl_parse_port(optarg, &port))
+            continue;
+        else if (opt == 'j')
+            json = true;
+        else
+            return nbactl_usage("ping takes --host, --port and --json");
+    }
+    Nba__V1__Request req = NBA__V1__REQUEST__INIT;
+    Nba__V1__Ping ping = NBA__V1__PING__INIT;
+    req.id = 1;
+    req.body_case = NBA__V1__REQUEST__BODY_PING;
+    req.ping = &ping;
+    return call_and_print(host, port, &req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
+}
