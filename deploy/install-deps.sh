@@ -12,6 +12,7 @@ packages=(
   libjansson-dev          # nbactl --json
   liburcu-dev             # swapping the serving ruleset on reload without locking readers
   libcmocka-dev           # unit tests
+  python3-protobuf protobuf-compiler  # the contract test: a Python client from proto/nba.proto
   clang-format            # the code style check (.clang-format)
   clang libclang-rt-14-dev  # fuzzing: libFuzzer targets under tests/fuzz/
 )
