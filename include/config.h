@@ -3,6 +3,7 @@
 #ifndef NBA_CONFIG_H
 #define NBA_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "error.h"
@@ -18,6 +19,9 @@ typedef struct config {
     size_t map_size;    /* LMDB map size in bytes; 0 = store default */
     log_level log_min;  /* log lines below this level are dropped; default LOG_INFO
                          * (key log_level / --log-level: debug, info, warn, error) */
+    bool lock_memory;   /* lock the database's pages in memory (mlock); default false */
+    int warm_interval;  /* seconds between passes that keep the database's pages in
+                         * memory, the first right after start; 0 = never; default 10 */
 } config;
 
 /* Fills c with the defaults. Strings are heap copies owned by c. Returns 0
@@ -25,8 +29,9 @@ typedef struct config {
 int config_init(config *c);
 
 /* Applies the YAML mapping in file `path` to c. Keys: db, rules, listen,
- * port, threads, max_frame, map_size, log_level (deploy/nbad.yaml shows
- * each); sizes are integers or strings like "64KiB", "1GiB". Unknown keys,
+ * port, threads, max_frame, map_size, log_level, lock_memory, warm_interval
+ * (deploy/nbad.yaml shows each); sizes are integers or strings like
+ * "64KiB", "1GiB"; booleans true or false. Unknown keys,
  * repeated keys and values of the wrong type or out of range are rejected
  * with "path:line:col: message". Keys the file does not set keep their value
  * in c. Returns 0, -EINVAL, or -ENOENT/-EACCES for an unreadable file, with a
@@ -36,9 +41,11 @@ int config_load_file(config *c, const char *path, nba_error *err);
 /* Builds the configuration from the command line
  *   nbad [--config FILE] [--db DIR] [--rules FILE] [--listen ADDR] [--port N]
  *        [--threads N] [--max-frame BYTES] [--map-size BYTES]
- *        [--log-level LEVEL] [--help] [--version]
+ *        [--log-level LEVEL] [--lock-memory[=BOOL]] [--warm-interval S]
+ *        [--help] [--version]
  * reading --config first, wherever it stands, then applying the other
- * options over it. Every option also takes the --opt=value form. c need not
+ * options over it. Every option also takes the --opt=value form; a boolean
+ * option alone means true. c need not
  * be initialised: it starts from config_init(). Returns 0, 1 when --help or
  * --version was printed on stdout (the caller exits 0), or -EINVAL with a
  * message (bad option or value, db or rules left unset, a config file error

@@ -29,6 +29,18 @@ int decider_new(store *st, rules_live *rules, decider **out, nba_error *err);
 
 void decider_free(decider *d);
 
+/* Fills what a status request reports beyond the server's name and the
+ * serving ruleset (which the decider sets): uptime, connections, counters,
+ * decision latency, database size. `status` is initialised and its
+ * decision_latency points to an initialised Latency; both live in the
+ * decider's arena. Called on the decider's thread while it answers a
+ * StatusRequest; returns 0 or a negative errno. */
+typedef int (*decider_status_fn)(void *arg, Nba__V1__Status *status);
+
+/* Makes fn(arg, ...) the source of status answers. A decider without one
+ * (a test, a tool) answers a StatusRequest with the error "unsupported". */
+void decider_set_status_source(decider *d, decider_status_fn fn, void *arg);
+
 /* Makes the decision for one contact event into out (initialised by the
  * caller), allocating from the decider's arena: facts from the store, then
  * the ruleset's match, arbitrate and render steps. An unknown customer is a

@@ -6,6 +6,12 @@
  * read-only store and ruleset. A worker reads every complete frame that has
  * arrived, answers them in order and writes the answers in one go, so a
  * pipelining client costs few system calls per request.
+ *
+ * Every worker counts its connections, requests, decisions and errors and
+ * times each decision (request cut from the input to answer encoded) into
+ * its own latency histogram, without a lock; a StatusRequest, on any
+ * connection, is answered with all the workers' counts summed and their
+ * histograms merged (nbactl status).
  */
 #ifndef NBA_SERVER_H
 #define NBA_SERVER_H

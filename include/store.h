@@ -111,6 +111,43 @@ int store_txn_commit(store_txn *t, nba_error *err);
 /* Rolls back and frees the transaction. */
 void store_txn_abort(store_txn *t);
 
+/* ---- residency ----
+ *
+ * A lookup reads the map; a page of it that the kernel has dropped from
+ * memory costs a disk read (milliseconds) instead of a memory access. The
+ * calls below let the daemon bring the whole file in after start, keep it
+ * in, or lock it in, off the request path.
+ */
+
+/* Where the data file is mapped: the file's byte i is at addr[i]. */
+typedef struct store_map {
+    const uint8_t *addr;
+    size_t size;      /* bytes of the map backed by the file now (its size) */
+    size_t page_size; /* the system's page size */
+} store_map;
+
+/* Describes the map as it is now; the file grows as loads add data, so
+ * `size` is a snapshot. Returns 0, or -ENOENT when the map cannot be found
+ * (no /proc). */
+int store_map_info(store *st, store_map *out);
+
+/* Brings bytes [offset, offset + len) of the data file (clipped to its size
+ * now) into memory and into this process's page tables, reading from disk
+ * what is not cached, so that the next lookup there costs no page fault.
+ * Blocks for the disk reads; any thread, at any time, concurrently with
+ * readers. Touching pages that are in memory also marks them recently used,
+ * which is what keeps them in when the kernel reclaims idle pages. Returns
+ * the number of bytes covered (0 past the end of the file), or a negative
+ * errno. */
+long store_warm(store *st, size_t offset, size_t len);
+
+/* Locks the data file's pages (up to its size now) in memory, reading them
+ * in first: they are never dropped while the store is open. Call again
+ * after the file has grown to lock the rest. Returns 0, or -EPERM / -ENOMEM
+ * / -EAGAIN when RLIMIT_MEMLOCK (or the memory) does not allow it; the
+ * store works as before then. Unlocked by store_close(). */
+int store_lock(store *st);
+
 /* Counts of records, read in their own snapshot. */
 typedef struct store_stats {
     size_t customers;

@@ -4,6 +4,7 @@
  *           [--duration 10] [--requests N] [--rate R] [--warmup S] [--threads 1]
  *           [--customers 1000] [--skew S] [--unknown-ratio F] [--mix kiosk=50,...]
  *           [--touchpoints checkin=80,...] [--ping] [--pool N] [--seed N] [--json]
+ *           [--protocol nba|resp] [--redis-script-sha SHA | --redis-function NAME]
  *
  * Each worker thread runs one epoll loop over its share of the connections.
  * Requests come from a pool encoded before the run (workload.h); responses
@@ -13,6 +14,12 @@
  * a fixed schedule and latency runs from the time a request was due, so a
  * stalled server is charged for the requests it kept the client from sending
  * (no coordinated omission).
+ *
+ * --protocol resp drives the Redis + Lua peer (loadtest/peers/redis/) with
+ * the same pool: each request becomes an EVALSHA (or FCALL) of its script
+ * (resp.h), replies are cut as RESP values and matched with requests by
+ * order, which is all RESP offers; everything else (connections, pipelining,
+ * schedule, histogram, report) is the same code for both protocols.
  *
  * Exit codes: 0 every request answered without error, 1 some errors, 64
  * usage, 69 nothing to connect to, 70 an internal failure.
@@ -42,6 +49,7 @@
 #include "error.h"
 #include "frame.h"
 #include "histogram.h"
+#include "resp.h"
 #include "response_scan.h"
 #include "workload.h"
 
@@ -74,6 +82,9 @@ typedef struct options {
     double rate;    /* requests/s over all connections; 0 = closed loop */
     double timeout; /* seconds to wait for answers before giving up */
     bool json;
+    bool resp;                        /* --protocol resp: Redis + Lua peer */
+    char redis_sha[RESP_SHA_LEN + 1]; /* the peer's script, for EVALSHA */
+    char redis_function[129];         /* ... or its function, for FCALL */
     workload w;
 } options;
 
@@ -144,7 +155,7 @@ typedef struct worker {
  * (t_start, abort) between the two barrier waits. */
 struct shared {
     const options *opt;
-    const request_pool *pool;
+    const request_pool *pool; /* nbad: request bodies; resp: whole commands */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     pthread_barrier_t barrier;
@@ -254,8 +265,15 @@ static void conn_queue(worker *w, conn *c, uint64_t start)
     if (w->inflight == 0)
         w->last_progress = clock_mono_ns(); /* the stall clock starts with the first request */
     uint64_t seq = c->next_seq++;
-    c->out_len +=
-        workload_frame(sh->pool, c->pool_next, request_id(w, c, seq), c->out + c->out_len);
+    if (sh->opt->resp) {
+        const request_pool *p = sh->pool;
+        size_t n = p->offset[c->pool_next + 1] - p->offset[c->pool_next];
+        memcpy(c->out + c->out_len, p->bytes + p->offset[c->pool_next], n);
+        c->out_len += n;
+    } else {
+        c->out_len +=
+            workload_frame(sh->pool, c->pool_next, request_id(w, c, seq), c->out + c->out_len);
+    }
     if (++c->pool_next == sh->pool->count)
         c->pool_next = 0;
     c->start[seq % sh->opt->pipeline] = start;
@@ -348,8 +366,11 @@ static void conn_connect_done(worker *w, conn *c, uint64_t now)
     conn_opened(w, c, now);
 }
 
-/* One response frame: match it with the oldest request in flight. */
-static bool conn_answer(worker *w, conn *c, const uint8_t *body, uint32_t len, uint64_t now)
+/* One answer arrived: matches it with the oldest request in flight. Returns
+ * false for an answer nobody asked for; else *measured tells whether the
+ * request counts (sent after the warmup), with its sequence number and start. */
+static bool conn_settle(worker *w, conn *c, uint64_t now, bool *measured, uint64_t *seq,
+                        uint64_t *start)
 {
     const shared *sh = w->sh;
     if (c->inflight == 0) {
@@ -357,16 +378,50 @@ static bool conn_answer(worker *w, conn *c, const uint8_t *body, uint32_t len, u
         w->c.err_mismatch++;
         return false;
     }
-    uint64_t seq = c->expect_seq++;
-    uint64_t start = c->start[seq % sh->opt->pipeline];
+    *seq = c->expect_seq++;
+    *start = c->start[*seq % sh->opt->pipeline];
     c->inflight--;
     w->inflight--;
     w->last_progress = now;
-    if (start < sh->t_measure)
-        return true;
+    *measured = *start >= sh->t_measure;
+    if (*measured) {
+        w->c.answered++;
+        w->last_answer = now;
+    }
+    return true;
+}
 
-    w->c.answered++;
-    w->last_answer = now;
+/* Counts a measured answer by its kind and records its latency. */
+static void count_answer(worker *w, const response_info *info, uint64_t start, uint64_t now)
+{
+    switch (info->kind) {
+    case RESPONSE_DECISION:
+        w->c.decisions++;
+        w->c.known += info->known != 0;
+        w->c.with_actions += info->actions > 0;
+        break;
+    case RESPONSE_PONG:
+        w->c.pongs++;
+        break;
+    case RESPONSE_ERROR:
+        w->c.err_response++;
+        return;
+    case RESPONSE_NONE:
+        w->c.err_malformed++;
+        return;
+    }
+    histogram_record(&w->hist, now > start ? now - start : 0);
+}
+
+/* One response frame of nbad's protocol. */
+static bool conn_answer(worker *w, conn *c, const uint8_t *body, uint32_t len, uint64_t now)
+{
+    bool measured;
+    uint64_t seq, start;
+    if (!conn_settle(w, c, now, &measured, &seq, &start))
+        return false;
+    if (!measured)
+        return true;
     response_info info;
     if (response_scan(body, len, &info) != 0) {
         w->c.err_malformed++;
@@ -376,23 +431,102 @@ static bool conn_answer(worker *w, conn *c, const uint8_t *body, uint32_t len, u
         w->c.err_mismatch++;
         return true;
     }
-    switch (info.kind) {
-    case RESPONSE_DECISION:
-        w->c.decisions++;
-        w->c.known += info.known != 0;
-        w->c.with_actions += info.actions > 0;
-        break;
-    case RESPONSE_PONG:
-        w->c.pongs++;
-        break;
-    case RESPONSE_ERROR:
-        w->c.err_response++;
-        return true;
-    case RESPONSE_NONE:
-        w->c.err_malformed++;
-        return true;
+    count_answer(w, &info, start, now);
+    return true;
+}
+
+/* One whole RESP reply: answers come in request order and carry no id. */
+static bool conn_answer_resp(worker *w, conn *c, const uint8_t *buf, const resp_value *v,
+                             uint64_t now)
+{
+    bool measured;
+    uint64_t seq, start;
+    if (!conn_settle(w, c, now, &measured, &seq, &start))
+        return false;
+    if (measured) {
+        response_info info;
+        resp_decision(buf, v, &info);
+        count_answer(w, &info, start, now);
     }
-    histogram_record(&w->hist, now > start ? now - start : 0);
+    return true;
+}
+
+/* Cuts the RESP replies in c->in and answers them. Returns false when the
+ * connection was dropped. */
+static bool conn_cut_resp(worker *w, conn *c, uint64_t now)
+{
+    size_t pos = 0;
+    for (;;) {
+        resp_value v;
+        resp_status st = resp_cut(c->in + pos, c->in_len - pos, MAX_RESPONSE, &v);
+        if (st == RESP_MALFORMED) {
+            w->c.err_malformed++;
+            conn_drop(w, c, now, "a reply that is not RESP2 or above 16 MiB");
+            return false;
+        }
+        if (st == RESP_INCOMPLETE)
+            break;
+        if (!conn_answer_resp(w, c, c->in + pos, &v, now)) {
+            conn_drop(w, c, now, "an answer to no request");
+            return false;
+        }
+        pos += v.len;
+    }
+    if (pos > 0) {
+        memmove(c->in, c->in + pos, c->in_len - pos);
+        c->in_len -= pos;
+    }
+    /* A reply longer than the buffer: make room (RESP says no size ahead). */
+    if (c->in_len == c->in_cap) {
+        uint8_t *bigger = realloc(c->in, c->in_cap * 2);
+        if (!bigger) {
+            conn_drop(w, c, now, "out of memory");
+            return false;
+        }
+        c->in = bigger;
+        c->in_cap *= 2;
+    }
+    return true;
+}
+
+/* Cuts the frames of nbad's protocol in c->in and answers them. Returns
+ * false when the connection was dropped. */
+static bool conn_cut_frames(worker *w, conn *c, uint64_t now)
+{
+    size_t pos = 0;
+    for (;;) {
+        uint32_t body_len = 0;
+        frame_status st = frame_cut(c->in + pos, c->in_len - pos, MAX_RESPONSE, &body_len);
+        if (st == FRAME_TOO_LARGE) {
+            w->c.err_malformed++;
+            conn_drop(w, c, now, "a response frame above 16 MiB");
+            return false;
+        }
+        if (st == FRAME_INCOMPLETE)
+            break;
+        if (!conn_answer(w, c, c->in + pos + FRAME_HEADER_SIZE, body_len, now)) {
+            conn_drop(w, c, now, "an answer to no request");
+            return false;
+        }
+        pos += FRAME_HEADER_SIZE + body_len;
+    }
+    if (pos > 0) {
+        memmove(c->in, c->in + pos, c->in_len - pos);
+        c->in_len -= pos;
+    }
+    /* Make room for a frame larger than the buffer. */
+    if (c->in_len >= FRAME_HEADER_SIZE) {
+        size_t need = FRAME_HEADER_SIZE + frame_get_length(c->in);
+        if (need > c->in_cap) {
+            uint8_t *bigger = realloc(c->in, need);
+            if (!bigger) {
+                conn_drop(w, c, now, "out of memory");
+                return false;
+            }
+            c->in = bigger;
+            c->in_cap = need;
+        }
+    }
     return true;
 }
 
@@ -411,41 +545,8 @@ static void conn_read(worker *w, conn *c)
         return;
     }
     c->in_len += (size_t)n;
-
-    size_t pos = 0;
-    for (;;) {
-        uint32_t body_len = 0;
-        frame_status st = frame_cut(c->in + pos, c->in_len - pos, MAX_RESPONSE, &body_len);
-        if (st == FRAME_TOO_LARGE) {
-            w->c.err_malformed++;
-            conn_drop(w, c, now, "a response frame above 16 MiB");
-            return;
-        }
-        if (st == FRAME_INCOMPLETE)
-            break;
-        if (!conn_answer(w, c, c->in + pos + FRAME_HEADER_SIZE, body_len, now)) {
-            conn_drop(w, c, now, "an answer to no request");
-            return;
-        }
-        pos += FRAME_HEADER_SIZE + body_len;
-    }
-    if (pos > 0) {
-        memmove(c->in, c->in + pos, c->in_len - pos);
-        c->in_len -= pos;
-    }
-    /* Make room for a frame larger than the buffer. */
-    if (c->in_len >= FRAME_HEADER_SIZE) {
-        size_t need = FRAME_HEADER_SIZE + frame_get_length(c->in);
-        if (need > c->in_cap) {
-            uint8_t *bigger = realloc(c->in, need);
-            if (!bigger) {
-                conn_drop(w, c, now, "out of memory");
-                return;
-            }
-            c->in = bigger;
-            c->in_cap = need;
-        }
-    }
+    if (!(w->sh->opt->resp ? conn_cut_resp(w, c, now) : conn_cut_frames(w, c, now)))
+        return;
     if (w->sh->opt->rate > 0)
         conn_send_due(w, c, now);
     else
@@ -743,6 +844,11 @@ static void print_human(const options *opt, const result *r)
         printf("open loop at %.0f requests/s\n", opt->rate);
     else
         printf("closed loop\n");
+    if (opt->resp)
+        printf("protocol   Redis (RESP2): %s\n", opt->w.ping ? "PING"
+                                                 : opt->redis_function[0]
+                                                     ? "FCALL of the peer's checkin.lua"
+                                                     : "EVALSHA of the peer's checkin.lua");
     if (opt->w.ping)
         printf("workload   ping\n");
     else
@@ -829,6 +935,11 @@ static int print_json(const options *opt, const result *r)
         json_decref(root);
         return -ENOMEM;
     }
+    json_object_set_new(config, "protocol", json_string(opt->resp ? "resp" : "nba"));
+    if (opt->resp && !opt->w.ping && opt->redis_function[0])
+        json_object_set_new(config, "redis_function", json_string(opt->redis_function));
+    else if (opt->resp && !opt->w.ping)
+        json_object_set_new(config, "redis_script_sha", json_string(opt->redis_sha));
     json_object_set_new(config, "requests",
                         opt->requests != UNBOUNDED ? json_integer((json_int_t)opt->requests)
                                                    : json_null());
@@ -879,6 +990,9 @@ static const char usage_text[] =
     "  --ping               send Ping instead of contact events (the protocol floor)\n"
     "  --pool N             distinct pre-encoded requests, 65536\n"
     "  --seed N             1\n"
+    "  --protocol P         nba (nbad's frames) or resp (the Redis + Lua peer), nba\n"
+    "  --redis-script-sha S resp: the SHA1 of the loaded checkin.lua, for EVALSHA\n"
+    "  --redis-function F   resp: or the function it was loaded as, for FCALL\n"
     "output:\n"
     "  --json               one JSON object instead of the human report\n";
 
@@ -981,6 +1095,9 @@ enum {
     OPT_POOL,
     OPT_SEED,
     OPT_JSON,
+    OPT_PROTOCOL,
+    OPT_REDIS_SHA,
+    OPT_REDIS_FUNCTION,
     OPT_HELP,
 };
 
@@ -1008,6 +1125,9 @@ static int parse_options(int argc, char **argv, options *opt)
         {"pool", required_argument, NULL, OPT_POOL},
         {"seed", required_argument, NULL, OPT_SEED},
         {"json", no_argument, NULL, OPT_JSON},
+        {"protocol", required_argument, NULL, OPT_PROTOCOL},
+        {"redis-script-sha", required_argument, NULL, OPT_REDIS_SHA},
+        {"redis-function", required_argument, NULL, OPT_REDIS_FUNCTION},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -1118,6 +1238,22 @@ static int parse_options(int argc, char **argv, options *opt)
         case OPT_JSON:
             opt->json = true;
             break;
+        case OPT_PROTOCOL:
+            if (strcmp(optarg, "nba") != 0 && strcmp(optarg, "resp") != 0)
+                return usage("--protocol takes nba or resp, not %s", optarg);
+            opt->resp = strcmp(optarg, "resp") == 0;
+            break;
+        case OPT_REDIS_SHA:
+            if (snprintf(opt->redis_sha, sizeof opt->redis_sha, "%s", optarg) != RESP_SHA_LEN)
+                return usage("--redis-script-sha takes the 40 hex digits of a SHA1, not %s",
+                             optarg);
+            break;
+        case OPT_REDIS_FUNCTION:
+            if (snprintf(opt->redis_function, sizeof opt->redis_function, "%s", optarg) >=
+                    (int)sizeof opt->redis_function ||
+                !optarg[0])
+                return usage("--redis-function takes a function name, not \"%s\"", optarg);
+            break;
         case OPT_HELP:
             fputs(usage_text, stdout);
             exit(EXIT_OK);
@@ -1132,6 +1268,12 @@ static int parse_options(int argc, char **argv, options *opt)
         opt->duration = opt->requests == UNBOUNDED ? 10 : 3600;
     if (opt->threads > opt->connections)
         opt->threads = opt->connections;
+    if (opt->resp && !opt->w.ping && !opt->redis_sha[0] && !opt->redis_function[0])
+        return usage("--protocol resp needs --redis-script-sha or --redis-function%s", "");
+    if (opt->redis_sha[0] && opt->redis_function[0])
+        return usage("--redis-script-sha or --redis-function, not both%s", "");
+    if (opt->resp && !opt->redis_sha[0] && !opt->redis_function[0]) /* PING names no script */
+        memset(opt->redis_sha, '0', RESP_SHA_LEN);
     return 0;
 }
 
@@ -1168,6 +1310,17 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     sh.pool = &pool;
+    request_pool commands = {0};
+    if (opt.resp) {
+        bool fcall = opt.redis_function[0] != '\0';
+        if (resp_pool_build(&pool, fcall ? "FCALL" : "EVALSHA",
+                            fcall ? opt.redis_function : opt.redis_sha, &commands, &err) != 0) {
+            fprintf(stderr, "nbaload: %s\n", err.msg);
+            request_pool_free(&pool);
+            return EXIT_USAGE;
+        }
+        sh.pool = &commands;
+    }
     if (opt.rate > 0)
         sh.interval = (uint64_t)((double)opt.connections * NS_PER_S / opt.rate);
     raise_fd_limit(opt.connections);
@@ -1292,5 +1445,6 @@ out:
     free(workers);
     free(conns);
     request_pool_free(&pool);
+    request_pool_free(&commands);
     return code;
 }

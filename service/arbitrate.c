@@ -3,14 +3,17 @@
  * Best first: higher priority first, file order among equals (a stable
  * insertion sort: a decision has a handful of hits, and it needs no memory).
  * Then, walking best first:
- *   - an exclusive group keeps only its best rule: of the service-recovery
- *     rules that hold, only the most generous one speaks;
- *   - once the actions given on this channel reach max_actions, the
+ *   - an exclusive group keeps only its best rule: of the cabin changes that
+ *     hold, only the most generous one speaks. A rule may belong to several
+ *     groups, and is left out when any of them is already taken; the rows
+ *     of a decision table form a group of their own, so one row answers;
+ *   - once the actions given on this channel reach the channel's limit
+ *     (`channels: { ivr: { max_actions: 3 } }`, else `max_actions`), the
  *     remaining hits are dropped (ruleset_render() cuts the last hit's
  *     actions at the limit too).
  * A group is decided by the rules that hold, whatever channel the event
- * came from: a rule whose actions are all for other channels still wins
- * its group, and gives nothing here.
+ * came from: a rule whose actions are all for other channels (or that the
+ * channel cannot perform) still wins its group, and gives nothing here.
  */
 #include "rules_internal.h"
 
@@ -30,6 +33,15 @@ static size_t actions_on(const rule *r, unsigned channel)
     return n;
 }
 
+static bool share_group(const rule *a, const rule *b)
+{
+    for (size_t i = 0; i < a->n_groups; i++)
+        for (size_t k = 0; k < b->n_groups; k++)
+            if (a->groups[i] == b->groups[k])
+                return true;
+    return false;
+}
+
 size_t ruleset_arbitrate(const ruleset *rs, const facts *f, rule_hit *hits, size_t n)
 {
     for (size_t i = 1; i < n; i++) {
@@ -43,15 +55,16 @@ size_t ruleset_arbitrate(const ruleset *rs, const facts *f, rule_hit *hits, size
     }
 
     unsigned channel = rules_event_channel(f->event);
+    size_t limit = rs->channel_max[channel];
     size_t kept = 0, actions = 0;
     for (size_t i = 0; i < n; i++) {
         const rule *r = hits[i].rule;
-        if (rs->max_actions && actions >= rs->max_actions)
+        if (limit && actions >= limit)
             break;
-        if (r->group >= 0) {
+        if (r->n_groups) {
             bool taken = false;
             for (size_t k = 0; k < kept && !taken; k++)
-                taken = hits[k].rule->group == r->group;
+                taken = share_group(hits[k].rule, r);
             if (taken)
                 continue;
         }

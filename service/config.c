@@ -30,6 +30,10 @@
  * hundred MiB one client could make a worker hold that much memory. */
 #define MIN_MAX_FRAME 16ull
 #define MAX_MAX_FRAME (256ull << 20)
+/* Idle pages are dropped after a minute or so on the machines nbad runs on:
+ * a pass every 10 s keeps the database in memory at the cost of a few ms. */
+#define DEFAULT_WARM_INTERVAL 10
+#define MAX_WARM_INTERVAL     3600
 
 typedef enum setting_type {
     SET_TEXT,   /* char *: a non-empty string */
@@ -38,6 +42,7 @@ typedef enum setting_type {
     SET_SIZE,   /* size_t: a byte count, 65536 or "64KiB", in [min, max] */
     SET_SIZE32, /* uint32_t: as SET_SIZE */
     SET_LEVEL,  /* log_level: debug, info, warn or error */
+    SET_BOOL,   /* bool: true or false; on the command line the flag alone is true */
 } setting_type;
 
 typedef struct setting {
@@ -58,13 +63,16 @@ static const setting settings[] = {
      MAX_MAX_FRAME},
     {"map_size", "map-size", SET_SIZE, offsetof(config, map_size), 0, SIZE_MAX},
     {"log_level", "log-level", SET_LEVEL, offsetof(config, log_min), 0, 0},
+    {"lock_memory", "lock-memory", SET_BOOL, offsetof(config, lock_memory), 0, 0},
+    {"warm_interval", "warm-interval", SET_INT, offsetof(config, warm_interval), 0,
+     MAX_WARM_INTERVAL},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
 static const char usage_text[] =
     "usage: nbad [--config FILE] [--db DIR] [--rules FILE] [--listen ADDR] [--port N]\n"
     "            [--threads N] [--max-frame BYTES] [--map-size BYTES] [--log-level LEVEL]\n"
-    "            [--help] [--version]\n"
+    "            [--lock-memory] [--warm-interval S] [--help] [--version]\n"
     "\n"
     "Serves next-best-action decisions over TCP.\n"
     "\n"
@@ -78,6 +86,11 @@ static const char usage_text[] =
     "  --max-frame BYTES  largest request accepted, e.g. 65536 or 64KiB (default 64KiB)\n"
     "  --map-size BYTES   LMDB map size, e.g. 64GiB (default: the store's)\n"
     "  --log-level LEVEL  debug, info, warn or error (default info)\n"
+    "  --lock-memory      lock the database in memory (needs RLIMIT_MEMLOCK or\n"
+    "                     CAP_IPC_LOCK; without them nbad warns and goes on)\n"
+    "  --warm-interval S  read the whole database into memory after start and touch\n"
+    "                     it again every S seconds so it stays there, 0..3600, 0 = never\n"
+    "                     (default 10)\n"
     "  -h, --help         print this help and exit\n"
     "  -V, --version      print the version and exit\n"
     "\n"
@@ -197,6 +210,8 @@ static const char *type_name(const setting *st)
         return "a size in bytes (65536, \"64KiB\", \"1GiB\")";
     case SET_LEVEL:
         return "a log level (debug, info, warn, error)";
+    case SET_BOOL:
+        return "true or false";
     }
     return "a value";
 }
@@ -249,6 +264,14 @@ static int setting_apply(config *c, const setting *st, const char *text, value_k
         snprintf(why, why_size, "expected %s, got \"%.64s\"", type_name(st), text);
         return -EINVAL;
     }
+    case SET_BOOL:
+        /* A quoted "true" is a string in YAML, as a quoted "7411" is. */
+        if (kind != VALUE_QUOTED && (!strcmp(text, "true") || !strcmp(text, "false"))) {
+            *(bool *)(void *)field = text[0] == 't';
+            return 0;
+        }
+        snprintf(why, why_size, "expected %s, got \"%.64s\"", type_name(st), text);
+        return -EINVAL;
     default:
         rc = -EINVAL;
     }
@@ -298,6 +321,8 @@ int config_init(config *c)
     c->max_frame = FRAME_DEFAULT_MAX;
     c->map_size = 0;
     c->log_min = LOG_INFO;
+    c->lock_memory = false;
+    c->warm_interval = DEFAULT_WARM_INTERVAL;
     return 0;
 }
 
@@ -359,7 +384,7 @@ static int apply_mapping(config *c, const char *path, yaml_document_t *doc, yaml
         if (i == N_SETTINGS)
             return file_error(err, path, key->start_mark,
                               "unknown key \"%.64s\" (known: db, rules, listen, port, threads, "
-                              "max_frame, map_size, log_level)",
+                              "max_frame, map_size, log_level, lock_memory, warm_interval)",
                               name);
         if (seen[i])
             return file_error(err, path, key->start_mark, "%s is set twice", name);
@@ -488,6 +513,10 @@ static int next_option(int argc, char **argv, int *i, cli_option *o, nba_error *
     }
     if (eq) {
         o->value = eq + 1;
+        return 0;
+    }
+    if (o->kind == FLAG_SETTING && o->setting->type == SET_BOOL) {
+        o->value = "true"; /* --lock-memory alone */
         return 0;
     }
     /* A value that looks like an option is far more often a forgotten value

@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "frame.h"
 #include "log.h"
+#include "wire.h"
 
 /* Bytes asked of one read: enough for a few hundred pipelined requests. The
  * memory goes back as soon as the frames in it are answered, since an
@@ -87,6 +88,14 @@ struct conn {
     struct evbuffer *out;   /* answers, not yet written */
 };
 
+/* Adds n to a counter of this worker's: a plain load and store, because
+ * this thread is its only writer (see conn_stats). */
+static void stat_add(_Atomic uint64_t *counter, uint64_t n)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 static void conn_set_state(conn *c, enum conn_state s)
 {
     if (c->state == s)
@@ -113,6 +122,7 @@ static void conn_close(conn *c)
         c->next->prev = c->prev;
     free(c);
     p->n_open--;
+    stat_add(&p->stats.connections_open, (uint64_t)-1);
     if (p->draining && p->n_open == 0)
         event_base_loopbreak(p->base);
 }
@@ -188,18 +198,33 @@ static int conn_flush(conn *c)
 }
 
 /* Appends one response frame to the output buffer, packed straight into its
- * free space. resp lives in the decider's arena until the next decider
- * call, so it is packed before anything else is asked of the decider. */
-static int conn_reply(conn *c, const Nba__V1__Response *resp)
+ * free space, and counts it; a decision's time since started_ns (when its
+ * frame was cut) goes into the latency histogram. resp lives in the
+ * decider's arena until the next decider call, so it is packed before
+ * anything else is asked of the decider. */
+static int conn_reply(conn *c, const Nba__V1__Response *resp, uint64_t started_ns)
 {
     if (!resp)
         return -ENOMEM;
-    size_t n = frame_packed_size(&resp->base);
+    wire_plan plan;
+    arena_reset(&c->pool->scratch);
+    size_t n = wire_response_size(resp, &c->pool->scratch, &plan);
     struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(c->out, (ev_ssize_t)n, &v, 1) != 1)
+    if (n == 0 || evbuffer_reserve_space(c->out, (ev_ssize_t)n, &v, 1) != 1)
         return -ENOMEM;
-    v.iov_len = frame_pack(&resp->base, v.iov_base);
-    return evbuffer_commit_space(c->out, &v, 1) ? -ENOMEM : 0;
+    v.iov_len = wire_response_pack(resp, &plan, v.iov_base);
+    if (evbuffer_commit_space(c->out, &v, 1))
+        return -ENOMEM;
+
+    conn_stats *st = &c->pool->stats;
+    stat_add(&st->requests, 1);
+    if (resp->body_case == NBA__V1__RESPONSE__BODY_DECISION) {
+        stat_add(&st->decisions, 1);
+        histogram_record(&st->decision_latency, clock_mono_ns() - started_ns);
+    } else if (resp->body_case == NBA__V1__RESPONSE__BODY_ERROR) {
+        stat_add(&st->errors, 1);
+    }
+    return 0;
 }
 
 /* Stops answering: what is still unread or unanswered is dropped. */
@@ -238,7 +263,7 @@ static int conn_answer(conn *c)
                      len, max);
             log_debug("conn %llu: %s", (unsigned long long)c->serial, msg);
             conn_finish(c);
-            return conn_reply(c, decider_error(d, 0, "frame_too_large", msg));
+            return conn_reply(c, decider_error(d, 0, "frame_too_large", msg), 0);
         }
         size_t n = FRAME_HEADER_SIZE + (size_t)len;
         if (avail < n)
@@ -248,9 +273,10 @@ static int conn_answer(conn *c)
         uint8_t *frame = evbuffer_pullup(c->in, (ev_ssize_t)n);
         if (!frame)
             return -ENOMEM;
+        uint64_t started = clock_mono_ns();
         Nba__V1__Response *resp = NULL;
         int handled = decider_handle(d, frame + FRAME_HEADER_SIZE, len, &resp);
-        int rc = conn_reply(c, resp);
+        int rc = conn_reply(c, resp, started);
         evbuffer_drain(c->in, n);
         if (rc)
             return rc;
@@ -405,6 +431,8 @@ int conn_open(conn_pool *p, evutil_socket_t fd, uint64_t serial, const char *pee
         p->head->prev = c;
     p->head = c;
     p->n_open++;
+    stat_add(&p->stats.connections_open, 1);
+    stat_add(&p->stats.connections_total, 1);
     log_debug("conn %llu: open, from %s", (unsigned long long)serial, peer ? peer : "?");
     return 0;
 
@@ -422,6 +450,26 @@ fail:
     }
     close(fd);
     return rc;
+}
+
+int conn_pool_init(conn_pool *p)
+{
+    memset(p, 0, sizeof *p);
+    conn_stats *s = &p->stats;
+    atomic_init(&s->connections_open, 0);
+    atomic_init(&s->connections_total, 0);
+    atomic_init(&s->requests, 0);
+    atomic_init(&s->decisions, 0);
+    atomic_init(&s->errors, 0);
+    histogram_init(&s->decision_latency);
+    /* A plan takes a few hundred bytes: the first block never grows. */
+    return arena_init(&p->scratch, 4096);
+}
+
+void conn_pool_destroy(conn_pool *p)
+{
+    if (p->scratch.head)
+        arena_destroy(&p->scratch);
 }
 
 void conn_pool_drain(conn_pool *p)

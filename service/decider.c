@@ -17,6 +17,7 @@
 #include "arena.h"
 #include "clock.h"
 #include "rules_live.h"
+#include "wire.h"
 
 /* Big enough for a request, a customer with attributes, dozens of incidents
  * and the decision, so the steady state never chains a second block. */
@@ -27,6 +28,8 @@ struct decider {
     rules_live *rules;
     const ruleset *serving; /* inside a request: the ruleset it started on */
     arena arena;
+    decider_status_fn status_fn; /* NULL: status requests are unsupported */
+    void *status_arg;
 };
 
 int decider_new(store *st, rules_live *rules, decider **out, nba_error *err)
@@ -48,6 +51,12 @@ int decider_new(store *st, rules_live *rules, decider **out, nba_error *err)
     d->rules = rules;
     *out = d;
     return 0;
+}
+
+void decider_set_status_source(decider *d, decider_status_fn fn, void *arg)
+{
+    d->status_fn = fn;
+    d->status_arg = arg;
 }
 
 void decider_free(decider *d)
@@ -177,10 +186,40 @@ static Nba__V1__Response *answer_ping(decider *d, uint64_t id_of_request)
     return resp;
 }
 
+static Nba__V1__Response *answer_status(decider *d, uint64_t id)
+{
+    if (!d->status_fn)
+        return decider_error(d, id, "unsupported", "this server does not report its status");
+    Nba__V1__Response *resp = arena_alloc(&d->arena, sizeof *resp);
+    Nba__V1__Status *status = arena_alloc(&d->arena, sizeof *status);
+    Nba__V1__Latency *latency = arena_alloc(&d->arena, sizeof *latency);
+    const char *rs = ruleset_id(d->serving);
+    char *rs_copy = arena_strndup(&d->arena, rs, strlen(rs));
+    if (!resp || !status || !latency || !rs_copy)
+        return decider_error(d, id, "internal", "out of memory");
+    nba__v1__response__init(resp);
+    nba__v1__status__init(status);
+    nba__v1__latency__init(latency);
+    status->server = "nbad/" NBA_VERSION;
+    status->ruleset = rs_copy;
+    status->decision_latency = latency;
+    int rc = d->status_fn(d->status_arg, status);
+    if (rc) {
+        char *msg = arena_alloc(&d->arena, 128);
+        if (msg)
+            snprintf(msg, 128, "the status could not be read: %s", strerror(-rc));
+        return decider_error(d, id, "unavailable", msg ? msg : "");
+    }
+    resp->id = id;
+    resp->body_case = NBA__V1__RESPONSE__BODY_STATUS;
+    resp->status = status;
+    return resp;
+}
+
 int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Response **resp)
 {
     arena_reset(&d->arena);
-    Nba__V1__Request *req = nba__v1__request__unpack(arena_pb_allocator(&d->arena), len, body);
+    Nba__V1__Request *req = wire_decode_request(body, len, &d->arena);
     if (!req) {
         *resp =
             decider_error(d, 0, "bad_request", "the frame's body is not a valid nba.v1.Request");
@@ -195,6 +234,9 @@ int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Respons
         break;
     case NBA__V1__REQUEST__BODY_PING:
         *resp = answer_ping(d, req->id);
+        break;
+    case NBA__V1__REQUEST__BODY_STATUS:
+        *resp = answer_status(d, req->id);
         break;
     default:
         /* A well-formed request of a kind this server does not know (a newer

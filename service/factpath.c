@@ -14,7 +14,11 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "clock.h"
 
 static_assert(NBA__V1__CHANNEL__DESK == 1 && NBA__V1__CHANNEL__KIOSK == 2 &&
                   NBA__V1__CHANNEL__IVR == 3 && NBA__V1__CHANNEL__WEB == 4 &&
@@ -50,6 +54,8 @@ const char *rules_type_name(rules_type t)
         return "text";
     case RT_DURATION:
         return "duration";
+    case RT_TIME:
+        return "time";
     case RT_DYNAMIC:
         return "customer attribute";
     case RT_INCIDENTS:
@@ -65,9 +71,10 @@ typedef struct named_field {
 } named_field;
 
 static const named_field event_fields[] = {
-    {"customer_id", FF_EVENT_CUSTOMER_ID, RT_STRING}, {"channel", FF_EVENT_CHANNEL, RT_STRING},
-    {"touchpoint", FF_EVENT_TOUCHPOINT, RT_STRING},   {"location", FF_EVENT_LOCATION, RT_STRING},
-    {"language", FF_EVENT_LANGUAGE, RT_STRING},
+    {"customer_id", FF_EVENT_CUSTOMER_ID, RT_STRING},   {"channel", FF_EVENT_CHANNEL, RT_STRING},
+    {"touchpoint", FF_EVENT_TOUCHPOINT, RT_STRING},     {"location", FF_EVENT_LOCATION, RT_STRING},
+    {"language", FF_EVENT_LANGUAGE, RT_STRING},         {"time", FF_EVENT_TIME, RT_TIME},
+    {"time_of_day", FF_EVENT_TIME_OF_DAY, RT_DURATION},
 };
 
 static const named_field customer_fields[] = {
@@ -90,6 +97,7 @@ static const named_field filter_fields[] = {
     {"open", FF_INCIDENT_OPEN, RT_BOOL},
     {"resolved", FF_INCIDENT_RESOLVED, RT_BOOL},
     {"age", FF_INCIDENT_AGE, RT_DURATION},
+    {"occurred_at", FF_INCIDENT_OCCURRED_AT, RT_TIME},
 };
 
 /* incident.* in placeholders: the hit's triggering incident. */
@@ -123,18 +131,11 @@ static bool prefixed(const char *name, size_t len, const char *prefix)
 static void hint_all(rules_hint *h, fact_scope scope)
 {
     static const char *const names[] = {
-        "event.customer_id",
-        "event.channel",
-        "event.touchpoint",
-        "event.location",
-        "event.language",
-        "customer.known",
-        "customer.id",
-        "customer.name",
-        "customer.tier",
-        "customer.lifetime_value",
-        "customer.predicted_ltv",
-        "customer.language",
+        "event.customer_id",      "event.channel",     "event.touchpoint",
+        "event.location",         "event.language",    "event.time",
+        "event.time_of_day",      "customer.known",    "customer.id",
+        "customer.name",          "customer.tier",     "customer.lifetime_value",
+        "customer.predicted_ltv", "customer.language",
     };
     for (size_t i = 0; i < N_OF(names); i++)
         rules_hint_try(h, names[i]);
@@ -170,12 +171,34 @@ static int resolve_customer(rules_compiler *c, const char *name, size_t len, fac
     char hint[96];
     if (rs->n_attributes) {
         /* the rule file declared its attributes: hold names to them */
-        for (size_t i = 0; i < rs->n_attributes; i++)
-            if (strlen(rs->attributes[i]) == len && memcmp(rs->attributes[i], name, len) == 0)
-                goto attribute;
+        for (size_t i = 0; i < rs->n_attributes; i++) {
+            if (strlen(rs->attributes[i].name) != len ||
+                memcmp(rs->attributes[i].name, name, len) != 0)
+                continue;
+            switch (rs->attributes[i].type) {
+            case RT_STRING:
+                out->field = FF_CUSTOMER_ATTR_TEXT;
+                break;
+            case RT_NUMBER:
+                out->field = FF_CUSTOMER_ATTR_NUMBER;
+                break;
+            case RT_BOOL:
+                out->field = FF_CUSTOMER_ATTR_BOOL;
+                break;
+            case RT_TIME:
+                out->field = FF_CUSTOMER_ATTR_TIME;
+                break;
+            default:
+                out->field = FF_CUSTOMER_ATTR;
+                break;
+            }
+            out->type = rs->attributes[i].type;
+            out->key = rs->attributes[i].name;
+            return 0;
+        }
         rules_hint_init(&h, name, len);
         for (size_t i = 0; i < rs->n_attributes; i++)
-            rules_hint_try(&h, rs->attributes[i]);
+            rules_hint_try(&h, rs->attributes[i].name);
         for (size_t i = 0; i < N_OF(customer_fields); i++)
             rules_hint_try(&h, customer_fields[i].name);
         snprintf(msg, msg_size,
@@ -196,11 +219,41 @@ static int resolve_customer(rules_compiler *c, const char *name, size_t len, fac
                  (int)len, name, rules_hint_text(&h, hint, sizeof hint));
         return -EINVAL;
     }
-attribute:
     out->field = FF_CUSTOMER_ATTR;
     out->type = RT_DYNAMIC;
     out->key = rules_strndup(c, name, len);
     return out->key ? 0 : -ENOMEM;
+}
+
+/* event.context.<key>: text, unless the rule file declares the key's type
+ * under `context:`; with such a list, other keys are refused. */
+static int resolve_context(rules_compiler *c, const char *key, size_t len, fact_path *out,
+                           char *msg, size_t msg_size)
+{
+    const ruleset *rs = c->rs;
+    out->field = FF_EVENT_CONTEXT;
+    out->type = RT_STRING;
+    if (!rs->n_context) {
+        out->key = rules_strndup(c, key, len);
+        return out->key ? 0 : -ENOMEM;
+    }
+    for (size_t i = 0; i < rs->n_context; i++) {
+        if (strlen(rs->context[i].name) == len && memcmp(rs->context[i].name, key, len) == 0) {
+            out->key = rs->context[i].name;
+            out->type = rs->context[i].type == RT_DYNAMIC ? RT_STRING : rs->context[i].type;
+            return 0;
+        }
+    }
+    rules_hint h;
+    char hint[96];
+    rules_hint_init(&h, key, len);
+    for (size_t i = 0; i < rs->n_context; i++)
+        rules_hint_try(&h, rs->context[i].name);
+    snprintf(msg, msg_size,
+             "unknown context key '%.*s'%s (the keys contact points send are listed under "
+             "'context')",
+             (int)len, key, rules_hint_text(&h, hint, sizeof hint));
+    return -EINVAL;
 }
 
 int fact_path_resolve(rules_compiler *c, const char *name, size_t len, fact_scope scope,
@@ -214,12 +267,8 @@ int fact_path_resolve(rules_compiler *c, const char *name, size_t len, fact_scop
     if (prefixed(name, len, "event.")) {
         const char *rest = name + 6;
         size_t rlen = len - 6;
-        if (prefixed(rest, rlen, "context.") && rlen > 8) {
-            out->field = FF_EVENT_CONTEXT;
-            out->type = RT_STRING;
-            out->key = rules_strndup(c, rest + 8, rlen - 8);
-            return out->key ? 0 : -ENOMEM;
-        }
+        if (prefixed(rest, rlen, "context.") && rlen > 8)
+            return resolve_context(c, rest + 8, rlen - 8, out, msg, msg_size);
         if (rlen == 7 && memcmp(rest, "context", 7) == 0) {
             snprintf(msg, msg_size, "event.context needs a key, e.g. event.context.cabin");
             return -EINVAL;
@@ -304,6 +353,38 @@ int fact_path_resolve(rules_compiler *c, const char *name, size_t len, fact_scop
     return -EINVAL;
 }
 
+fact_missing fact_path_missing(const fact_path *p, fact_scope scope)
+{
+    switch (p->field) {
+    case FF_EVENT_CONTEXT:
+    case FF_CUSTOMER_ATTR:
+    case FF_CUSTOMER_ATTR_TEXT:
+    case FF_CUSTOMER_ATTR_NUMBER:
+    case FF_CUSTOMER_ATTR_BOOL:
+    case FF_CUSTOMER_ATTR_TIME:
+        return MISS_DATA;
+    case FF_CUSTOMER_ID:
+    case FF_CUSTOMER_NAME:
+    case FF_CUSTOMER_TIER:
+    case FF_CUSTOMER_LIFETIME_VALUE:
+    case FF_CUSTOMER_PREDICTED_LTV:
+    case FF_CUSTOMER_LANGUAGE:
+        return MISS_UNKNOWN;
+    case FF_INCIDENT_ID:
+    case FF_INCIDENT_KIND:
+    case FF_INCIDENT_SEVERITY:
+    case FF_INCIDENT_FLIGHT:
+    case FF_INCIDENT_NOTE:
+    case FF_INCIDENT_OPEN:
+    case FF_INCIDENT_RESOLVED:
+    case FF_INCIDENT_AGE:
+    case FF_INCIDENT_OCCURRED_AT:
+        return scope == FS_FILTER ? MISS_NEVER : MISS_DATA;
+    default:
+        return MISS_NEVER;
+    }
+}
+
 /* ---- reading ---- */
 
 static const Nba__V1__Attribute *attribute(const Nba__V1__Customer *c, const char *name)
@@ -320,6 +401,80 @@ static bool give(const char *s, strv *out)
     out->len = strlen(out->s);
     out->fold = false;
     return true;
+}
+
+/* Text of an attribute or context value typed as a number, true/false or
+ * a time: read without allocating. */
+static bool text_number(const char *t, double *out)
+{
+    if (!t || !*t)
+        return false;
+    char *end;
+    double x = strtod(t, &end);
+    if (*end != '\0' || !isfinite(x))
+        return false;
+    *out = x;
+    return true;
+}
+
+static bool text_bool(const char *t, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "y", "1"};
+    static const char *const no[] = {"false", "no", "n", "0"};
+    if (!t)
+        return false;
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(t, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(t, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool text_time(const char *t, double *out)
+{
+    int64_t ms;
+    if (!t || clock_parse_iso8601(t, strlen(t), &ms) != 0)
+        return false;
+    *out = (double)ms;
+    return true;
+}
+
+static const char *context_value(const Nba__V1__ContactEvent *e, const char *key)
+{
+    for (size_t k = 0; k < e->n_context; k++)
+        if (e->context[k] && e->context[k]->key && strcmp(e->context[k]->key, key) == 0)
+            return e->context[k]->value ? e->context[k]->value : "";
+    return NULL;
+}
+
+/* The contact point's offset from UTC, from the context key utc_offset
+ * ("+01:00", "-0530", "+02", "Z"), in ms; 0 when absent or unreadable. */
+static int64_t utc_offset_ms(const Nba__V1__ContactEvent *e)
+{
+    const char *t = context_value(e, "utc_offset");
+    if (!t || (*t != '+' && *t != '-'))
+        return 0;
+    int sign = *t == '-' ? -1 : 1;
+    int digits[4], n = 0;
+    for (const char *p = t + 1; *p && n < 4; p++) {
+        if (*p >= '0' && *p <= '9')
+            digits[n++] = *p - '0';
+        else if (*p != ':')
+            return 0;
+    }
+    if (n != 2 && n != 4)
+        return 0;
+    int hours = digits[0] * 10 + digits[1];
+    int minutes = n == 4 ? digits[2] * 10 + digits[3] : 0;
+    if (hours > 14 || minutes > 59)
+        return 0;
+    return sign * ((int64_t)hours * 3600000 + (int64_t)minutes * 60000);
 }
 
 /* event.channel as text: the contract's names, "" when the contact point
@@ -347,11 +502,10 @@ bool fact_string(const fact_path *p, const fact_view *v, strv *out)
         return give(e->location, out);
     case FF_EVENT_LANGUAGE:
         return give(e->language, out);
-    case FF_EVENT_CONTEXT:
-        for (size_t k = 0; k < e->n_context; k++)
-            if (e->context[k] && e->context[k]->key && strcmp(e->context[k]->key, p->key) == 0)
-                return give(e->context[k]->value, out);
-        return false;
+    case FF_EVENT_CONTEXT: {
+        const char *t = context_value(e, p->key);
+        return t && give(t, out);
+    }
     case FF_CUSTOMER_ID:
         return c && give(c->customer_id, out);
     case FF_CUSTOMER_NAME:
@@ -361,7 +515,10 @@ bool fact_string(const fact_path *p, const fact_view *v, strv *out)
     case FF_CUSTOMER_LANGUAGE:
         return c && give(c->language, out);
     case FF_CUSTOMER_ATTR:
-    case FF_CUSTOMER_ATTR_TEXT: {
+    case FF_CUSTOMER_ATTR_TEXT:
+    case FF_CUSTOMER_ATTR_NUMBER:
+    case FF_CUSTOMER_ATTR_BOOL:
+    case FF_CUSTOMER_ATTR_TIME: {
         const Nba__V1__Attribute *a = c ? attribute(c, p->key) : NULL;
         return a && give(a->text, out);
     }
@@ -386,6 +543,19 @@ bool fact_number(const fact_path *p, const fact_view *v, double *out)
     const Nba__V1__Incident *i = v->incident;
 
     switch (p->field) {
+    case FF_EVENT_TIME:
+        *out = (double)v->f->now_ms;
+        return true;
+    case FF_EVENT_TIME_OF_DAY: {
+        int64_t local = v->f->now_ms + utc_offset_ms(v->f->event);
+        int64_t day = 86400000;
+        *out = (double)(((local % day) + day) % day);
+        return true;
+    }
+    case FF_EVENT_CONTEXT: {
+        const char *t = context_value(v->f->event, p->key);
+        return p->type == RT_TIME ? text_time(t, out) : text_number(t, out);
+    }
     case FF_CUSTOMER_LIFETIME_VALUE:
         if (!c)
             return false;
@@ -404,6 +574,10 @@ bool fact_number(const fact_path *p, const fact_view *v, double *out)
         *out = a->number;
         return true;
     }
+    case FF_CUSTOMER_ATTR_TIME: {
+        const Nba__V1__Attribute *a = c ? attribute(c, p->key) : NULL;
+        return a && text_time(a->text, out);
+    }
     case FF_INCIDENT_SEVERITY:
         if (!i)
             return false;
@@ -414,20 +588,38 @@ bool fact_number(const fact_path *p, const fact_view *v, double *out)
             return false;
         *out = (double)(v->f->now_ms - i->occurred_at_ms);
         return true;
+    case FF_INCIDENT_OCCURRED_AT:
+        if (!i)
+            return false;
+        *out = (double)i->occurred_at_ms;
+        return true;
     default:
         return false;
     }
 }
 
-bool fact_bool(const fact_path *p, const fact_view *v)
+bool fact_bool(const fact_path *p, const fact_view *v, bool *out)
 {
     switch (p->field) {
     case FF_CUSTOMER_KNOWN:
-        return v->f->customer != NULL;
+        *out = v->f->customer != NULL;
+        return true;
     case FF_INCIDENT_OPEN:
-        return v->incident && !v->incident->resolved;
+        if (!v->incident)
+            return false;
+        *out = !v->incident->resolved;
+        return true;
     case FF_INCIDENT_RESOLVED:
-        return v->incident && v->incident->resolved;
+        if (!v->incident)
+            return false;
+        *out = v->incident->resolved;
+        return true;
+    case FF_CUSTOMER_ATTR_BOOL: {
+        const Nba__V1__Attribute *a = v->f->customer ? attribute(v->f->customer, p->key) : NULL;
+        return a && text_bool(a->text, out);
+    }
+    case FF_EVENT_CONTEXT:
+        return text_bool(context_value(v->f->event, p->key), out);
     default:
         return false;
     }
@@ -435,7 +627,7 @@ bool fact_bool(const fact_path *p, const fact_view *v)
 
 /* Integers print as integers (20000, not 20000.000000 or 2e+04); others
  * with up to 15 significant digits and no trailing zeros (1.5). */
-static size_t format_number(double x, char *buf, size_t size)
+size_t rules_format_number(double x, char *buf, size_t size)
 {
     if (x == x && fabs(x) < 1e15 && x == (double)(int64_t)x) {
         char tmp[24];
@@ -494,13 +686,72 @@ static size_t format_date(int64_t ms, char *buf, size_t size)
     return 10;
 }
 
+size_t rules_format_duration(double ms, char *buf, size_t size)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"d", 86400e3}, {"h", 3600e3}, {"m", 60e3}, {"s", 1e3}};
+    if (size == 0)
+        return 0;
+    size_t k = 0;
+    buf[0] = '\0';
+    if (ms < 0) {
+        if (size > 1)
+            buf[k++] = '-';
+        ms = -ms;
+    }
+    if (ms < 1000) {
+        char num[32];
+        rules_format_number(ms, num, sizeof num);
+        int n = snprintf(buf + k, size - k, "%sms", num);
+        return n < 0 ? k : k + (size_t)n < size ? k + (size_t)n : size - 1;
+    }
+    double rest = floor(ms / 1000) * 1000;
+    for (size_t u = 0; u < 4; u++) {
+        double q = floor(rest / units[u].ms);
+        if (q < 1)
+            continue;
+        rest -= q * units[u].ms;
+        int n = snprintf(buf + k, size - k, "%s%.0f%s", k && buf[k - 1] != '-' ? " " : "", q,
+                         units[u].unit);
+        if (n < 0 || k + (size_t)n >= size)
+            return size - 1;
+        k += (size_t)n;
+    }
+    return k;
+}
+
+size_t rules_format_time(double ms, char *buf, size_t size)
+{
+    int64_t t = (int64_t)ms;
+    char date[32];
+    size_t n = format_date(t, date, sizeof date);
+    int64_t in_day = ((t % 86400000) + 86400000) % 86400000;
+    int w = snprintf(buf, size, "%.*sT%02d:%02d:%02dZ", (int)n, date, (int)(in_day / 3600000),
+                     (int)(in_day / 60000 % 60), (int)(in_day / 1000 % 60));
+    return w < 0 ? 0 : (size_t)w < size ? (size_t)w : size - 1;
+}
+
 bool fact_text(const fact_path *p, const fact_view *v, char *buf, size_t size, strv *out)
 {
     double x;
+    bool b;
     out->fold = false;
     switch (p->field) {
     case FF_CUSTOMER_KNOWN:
-        return give(fact_bool(p, v) ? "true" : "false", out);
+        fact_bool(p, v, &b);
+        return give(b ? "true" : "false", out);
+    case FF_EVENT_TIME:
+        fact_number(p, v, &x);
+        out->len = rules_format_time(x, buf, size);
+        out->s = buf;
+        return true;
+    case FF_EVENT_TIME_OF_DAY:
+        fact_number(p, v, &x);
+        out->len = rules_format_duration(x, buf, size);
+        out->s = buf;
+        return true;
     case FF_INCIDENT_OCCURRED_AT:
         if (!v->incident)
             return false;
@@ -512,7 +763,7 @@ bool fact_text(const fact_path *p, const fact_view *v, char *buf, size_t size, s
     case FF_INCIDENT_SEVERITY:
         if (!fact_number(p, v, &x))
             return false;
-        out->len = format_number(x, buf, size);
+        out->len = rules_format_number(x, buf, size);
         out->s = buf;
         return true;
     default:

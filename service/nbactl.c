@@ -5,6 +5,7 @@
  *                 [--context k=v,k=v] [--language TAG] [--location ID]
  *                 [--at ISO8601] [--host H] [--port P] [--json]
  *   nbactl ping [--host H] [--port P] [--json]
+ *   nbactl status [--host H] [--port P] [--json]
  *
  * Exit codes (sysexits): 0 success, 64 usage, 65 bad data (a CSV row, an
  * error answer), 66 a missing input file or database, 69 nbad unreachable,
@@ -29,7 +30,22 @@ static const char usage_text[] =
     "                [--host 127.0.0.1] [--port 7411] [--json]\n"
     "      Ask a running nbad for the next best actions for a contact.\n"
     "  nbactl ping [--host 127.0.0.1] [--port 7411] [--json]\n"
-    "      Check that nbad answers, and which rules it serves.\n";
+    "      Check that nbad answers, and which rules it serves.\n"
+    "  nbactl rules check [--strict] [--quiet] FILE...\n"
+    "      Compile rule files and print every error and warning with file:line:col\n"
+    "      and a hint; exits 65 on an error (--strict: on a warning too).\n"
+    "  nbactl rules test [DIR | SCENARIO.yaml...] [--allow-uncovered]\n"
+    "      Run the scenario files in DIR/tests (default rules/tests) in-process.\n"
+    "  nbactl rules simulate --rules NEW... --against CURRENT... --events FILE --db DIR\n"
+    "                        [--sample N] [--json]\n"
+    "      Replay contact events (JSON lines) against both rulesets; report changes.\n"
+    "  nbactl explain --db DIR --rules FILE... --customer ID [--channel NAME]\n"
+    "                 [--touchpoint NAME] [--context key=value,...] [--language TAG]\n"
+    "                 [--location ID] [--at ISO8601] [--json]\n"
+    "      Decide in-process and show why: every rule's conditions and fate.\n"
+    "  nbactl status [--host 127.0.0.1] [--port 7411] [--json]\n"
+    "      What nbad has done since it started: connections, requests, errors,\n"
+    "      the time each decision takes inside nbad, and the database's size.\n";
 
 int nbactl_usage(const char *problem)
 {
@@ -64,6 +80,10 @@ int main(int argc, char **argv)
         {"load", nbactl_load},
         {"decide", nbactl_decide},
         {"ping", nbactl_ping},
+        {"status", nbactl_status},
+        /* in-process: no daemon needed */
+        {"rules", nbactl_rules},
+        {"explain", nbactl_explain},
     };
     if (argc < 2)
         return nbactl_usage(NULL);

@@ -32,5 +32,10 @@ bool nbactl_parse_port(const char *text, int *port);
 int nbactl_load(int argc, char **argv);   /* nbactl_load.c */
 int nbactl_decide(int argc, char **argv); /* nbactl_remote.c */
 int nbactl_ping(int argc, char **argv);   /* nbactl_remote.c */
+int nbactl_status(int argc, char **argv); /* nbactl_remote.c */
+
+/* In-process: the rule files' tools (check, test, simulate) and explain. */
+int nbactl_rules(int argc, char **argv);   /* nbactl_rules.c */
+int nbactl_explain(int argc, char **argv); /* nbactl_explain.c */
 
 #endif

@@ -1,5 +1,5 @@
-/* nbactl decide, ping: the commands that talk to a running nbad over its
- * protocol, printing answers readably or as JSON. */
+/* nbactl decide, ping, status: the commands that talk to a running nbad
+ * over its protocol, printing answers readably or as JSON. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -99,6 +99,27 @@ static json_t *response_json(const Nba__V1__Response *resp)
             root, "pong",
             json_pack("{s:s, s:s}", "server", resp->pong->server, "ruleset", resp->pong->ruleset));
         break;
+    case NBA__V1__RESPONSE__BODY_STATUS: {
+        const Nba__V1__Status *st = resp->status;
+        const Nba__V1__Latency *l = st->decision_latency;
+        json_t *latency =
+            l ? json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "count", (json_int_t)l->count,
+                          "p50_ns", (json_int_t)l->p50_ns, "p90_ns", (json_int_t)l->p90_ns,
+                          "p99_ns", (json_int_t)l->p99_ns, "p999_ns", (json_int_t)l->p999_ns,
+                          "max_ns", (json_int_t)l->max_ns, "mean_ns", (json_int_t)l->mean_ns)
+              : json_null();
+        json_object_set_new(
+            root, "status",
+            json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I}", "server",
+                      st->server, "ruleset", st->ruleset, "uptime_ms", (json_int_t)st->uptime_ms,
+                      "connections_open", (json_int_t)st->connections_open, "connections_total",
+                      (json_int_t)st->connections_total, "requests_total",
+                      (json_int_t)st->requests_total, "decisions_total",
+                      (json_int_t)st->decisions_total, "errors_total", (json_int_t)st->errors_total,
+                      "decision_latency", latency, "customers", (json_int_t)st->customers,
+                      "incidents", (json_int_t)st->incidents));
+        break;
+    }
     case NBA__V1__RESPONSE__BODY_ERROR:
         json_object_set_new(
             root, "error",
@@ -131,6 +152,30 @@ static void print_decision(const Nba__V1__Decision *d, Nba__V1__Channel channel)
     }
 }
 
+static void print_status(const Nba__V1__Status *st)
+{
+    printf("server       %s serving %s\n", st->server, st->ruleset);
+    printf("uptime       %.1f s\n", (double)st->uptime_ms / 1000.0);
+    printf("connections  %llu open, %llu since start\n", (unsigned long long)st->connections_open,
+           (unsigned long long)st->connections_total);
+    printf("requests     %llu answered: %llu decisions, %llu errors\n",
+           (unsigned long long)st->requests_total, (unsigned long long)st->decisions_total,
+           (unsigned long long)st->errors_total);
+    printf("database     %llu customers, %llu incidents\n", (unsigned long long)st->customers,
+           (unsigned long long)st->incidents);
+    const Nba__V1__Latency *l = st->decision_latency;
+    if (!l || l->count == 0) {
+        printf("decisions    none timed yet\n");
+        return;
+    }
+    /* The time inside nbad, request cut from the input to answer encoded. */
+    printf("decision us  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f"
+           "  (%llu decisions, inside nbad)\n",
+           (double)l->p50_ns / 1000.0, (double)l->p90_ns / 1000.0, (double)l->p99_ns / 1000.0,
+           (double)l->p999_ns / 1000.0, (double)l->max_ns / 1000.0, (double)l->mean_ns / 1000.0,
+           (unsigned long long)l->count);
+}
+
 /* Sends req, prints the answer. Returns an exit code. */
 static int call_and_print(const char *host, int port, const Nba__V1__Request *req, bool json,
                           Nba__V1__Channel channel)
@@ -159,6 +204,8 @@ static int call_and_print(const char *host, int port, const Nba__V1__Request *re
         print_decision(resp->decision, channel);
     } else if (resp->body_case == NBA__V1__RESPONSE__BODY_PONG) {
         printf("%s serving %s\n", resp->pong->server, resp->pong->ruleset);
+    } else if (resp->body_case == NBA__V1__RESPONSE__BODY_STATUS) {
+        print_status(resp->status);
     } else if (resp->body_case == NBA__V1__RESPONSE__BODY_ERROR) {
         fprintf(stderr, "nbactl: error %s: %s\n", resp->error->code, resp->error->message);
     }
@@ -258,7 +305,10 @@ out:
     return code;
 }
 
-int nbactl_ping(int argc, char **argv)
+/* The options of the commands that take only where nbad is and --json.
+ * Returns 0, or an exit code when the command line is wrong. */
+static int parse_target(int argc, char **argv, const char *command, const char **host, int *port,
+                        bool *json)
 {
     static const struct option opts[] = {
         {"host", required_argument, NULL, 'H'},
@@ -266,23 +316,54 @@ int nbactl_ping(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},
         {NULL, 0, NULL, 0},
     };
-    const char *host = NBACTL_DEFAULT_HOST;
-    int port = NBACTL_DEFAULT_PORT, opt;
-    bool json = false;
+    int opt;
+    *host = NBACTL_DEFAULT_HOST;
+    *port = NBACTL_DEFAULT_PORT;
+    *json = false;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (opt == 'H')
-            host = optarg;
-        else if (opt == 'p' && nbactl_parse_port(optarg, &port))
+            *host = optarg;
+        else if (opt == 'p' && nbactl_parse_port(optarg, port))
             continue;
         else if (opt == 'j')
-            json = true;
-        else
-            return nbactl_usage("ping takes --host, --port and --json");
+            *json = true;
+        else {
+            char problem[64];
+            snprintf(problem, sizeof problem, "%s takes --host, --port and --json", command);
+            return nbactl_usage(problem);
+        }
     }
+    return 0;
+}
+
+int nbactl_ping(int argc, char **argv)
+{
+    const char *host;
+    int port;
+    bool json;
+    int code = parse_target(argc, argv, "ping", &host, &port, &json);
+    if (code)
+        return code;
     Nba__V1__Request req = NBA__V1__REQUEST__INIT;
     Nba__V1__Ping ping = NBA__V1__PING__INIT;
     req.id = 1;
     req.body_case = NBA__V1__REQUEST__BODY_PING;
     req.ping = &ping;
+    return call_and_print(host, port, &req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
+}
+
+int nbactl_status(int argc, char **argv)
+{
+    const char *host;
+    int port;
+    bool json;
+    int code = parse_target(argc, argv, "status", &host, &port, &json);
+    if (code)
+        return code;
+    Nba__V1__Request req = NBA__V1__REQUEST__INIT;
+    Nba__V1__StatusRequest status = NBA__V1__STATUS_REQUEST__INIT;
+    req.id = 1;
+    req.body_case = NBA__V1__REQUEST__BODY_STATUS;
+    req.status = &status;
     return call_and_print(host, port, &req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
 }

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
+#include "residency.h"
 #include "rules_live.h"
 #include "server.h"
 #include "store.h"
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
     store *st = NULL;
     rules_live *rules = NULL;
     server *srv = NULL;
+    residency *res = NULL;
     int status = EX_OK;
 
     log_set_program("nbad");
@@ -96,6 +98,16 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    /* Started once the server listens, so the first decisions never wait
+     * for the database to come into memory; without it, they would wait on
+     * the disk after every idle minute. */
+    if (cfg.warm_interval > 0 || cfg.lock_memory) {
+        residency_options ro = {.lock = cfg.lock_memory, .interval_s = (unsigned)cfg.warm_interval};
+        rc = residency_start(st, &ro, &res, &err);
+        if (rc)
+            log_warn("the database is not kept in memory: %s", err.msg);
+    }
+
     char rules_id[256];
     rules_live_id(rules, rules_id, sizeof rules_id);
     log_info("nbad %s listening on %s%s%s:%d, %d workers, rules %s, database %s", NBA_VERSION,
@@ -109,6 +121,7 @@ int main(int argc, char **argv)
     }
 
 out:
+    residency_stop(res);
     server_free(srv);
     rules_live_free(rules);
     if (st)

@@ -33,7 +33,7 @@ static char *copy(arena *a, const char *s)
 }
 
 /* Walks the actions a decision gives: those of the kept hits available on
- * the channel, best first, at most max_actions. */
+ * the channel, best first, at most the channel's limit. */
 typedef struct action_walk {
     const ruleset *rs;
     const rule_hit *hits;
@@ -44,7 +44,8 @@ typedef struct action_walk {
 
 static bool walk_next(action_walk *w, const rule_hit **hit, const rule_action **action)
 {
-    if (w->rs->max_actions && w->given >= w->rs->max_actions)
+    size_t limit = w->rs->channel_max[w->channel];
+    if (limit && w->given >= limit)
         return false;
     while (w->hit < w->n_hits) {
         const rule *r = w->hits[w->hit].rule;

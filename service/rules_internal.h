@@ -1,16 +1,20 @@
-/* rules_internal.h - the compiled form of a rule file, shared by the files of
+/* rules_internal.h - the compiled form of a ruleset, shared by the files of
  * the rule engine (nba_rules) and by nothing else.
  *
- *   rules_source.c  the rule file's text: positions, errors with a caret, hints
- *   ruleset.c       YAML -> compiled ruleset: top level, rules, actions
+ *   rules_source.c  a rule file's text: positions, problems with a caret, hints
+ *   ruleset.c       YAML files -> one compiled ruleset: files, top level, rules
+ *   tables.c        decision tables -> rules, and their gap and overlap checks
  *   messages.c      the messages and labels sections
  *   factpath.c      names like customer.tier -> field ids, and reading them
  *   expr.c          `when:` text -> typed expression tree
  *   eval.c          expression trees -> true/false per decision (ruleset_match)
+ *   analyze.c       warnings a file compiles with: rules that never fire,
+ *                   shadowed rules, comparisons with data that may be missing
  *   template.c      "{{placeholder}}" text -> segments, and rendering them
  *   language.c      BCP 47 tag -> one of the ruleset's languages
- *   arbitrate.c     priority order, exclusive groups, limits
+ *   arbitrate.c     priority order, exclusive groups, limits per channel
  *   render.c        kept hits -> Decision
+ *   explain.c       one decision with every rule's conditions and fate
  *
  * Everything a compiled ruleset points to lives in its arena `mem`, so
  * ruleset_free() is one arena_destroy(). Nothing here is written after
@@ -19,6 +23,7 @@
 #ifndef NBA_RULES_INTERNAL_H
 #define NBA_RULES_INTERNAL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,7 +47,9 @@
  * a fixed array on the stack. */
 #define RULES_MAX_SEGMENTS 64
 
-/* ---- rule file text and diagnostics (rules_source.c) ---- */
+#define RULES_DAY_MS 86400000.0
+
+/* ---- rule file text and problems (rules_source.c) ---- */
 
 typedef struct rules_source {
     const char *name; /* the path, as shown in messages */
@@ -50,28 +57,52 @@ typedef struct rules_source {
     size_t len;
     size_t *line_start; /* byte offset of each line */
     size_t n_lines;
+    size_t index;         /* order of the file in the ruleset: problems sort by it */
+    ruleset_diags *diags; /* where problems go */
 } rules_source;
 
-int rules_source_init(rules_source *s, const char *name, const char *text, size_t len);
+int rules_source_init(rules_source *s, const char *name, const char *text, size_t len, size_t index,
+                      ruleset_diags *diags);
 void rules_source_free(rules_source *s);
 
 /* Byte offset of a libyaml mark (whose column counts characters). */
 size_t rules_source_mark_offset(const rules_source *s, yaml_mark_t mark);
 
-/* Writes "name:line:col: message", the source line and a caret under the
- * column into err and returns -EINVAL. `at` is a byte offset in the text. */
-int rules_error_at(const rules_source *s, nba_error *err, size_t at, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Records a problem at byte `at` of the file: "name:line:col: message", the
+ * source line and a caret under the column. A message may end in a hint,
+ * after "; did you mean " or "; hint: ", which is kept apart. Errors return
+ * -EINVAL (or -ENOMEM when even the problem cannot be recorded), warnings
+ * 0. */
+int rules_report_at(const rules_source *s, ruleset_severity severity, size_t at, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+
+/* An error at byte `at`; returns -EINVAL. */
+int rules_error_at(const rules_source *s, size_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* As rules_error_at, at the start of node n. */
-int rules_error_node(const rules_source *s, nba_error *err, const yaml_node_t *n, const char *fmt,
-                     ...) __attribute__((format(printf, 4, 5)));
+int rules_error_node(const rules_source *s, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* As rules_error_at, at byte `offset` of the value of scalar n, mapped back
  * to the file through quoting, folding and block indentation. Falls back to
  * the scalar's start when an escape sequence makes the mapping unsure. */
-int rules_error_scalar(const rules_source *s, nba_error *err, const yaml_node_t *n, size_t offset,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int rules_error_scalar(const rules_source *s, const yaml_node_t *n, size_t offset, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+
+/* Warnings: the file still compiles. */
+void rules_warn_node(const rules_source *s, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void rules_warn_scalar(const rules_source *s, const yaml_node_t *n, size_t offset, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+
+/* A problem with a file as a whole (cannot be read, out of memory): no
+ * position. Returns code. */
+int rules_error_file(ruleset_diags *d, const char *name, size_t index, int code, const char *fmt,
+                     ...) __attribute__((format(printf, 5, 6)));
+
+/* Sorts the problems by file, then position. */
+void rules_diags_sort(ruleset_diags *d);
 
 /* "Did you mean" hints: feed the candidates, get the closest one that is
  * near enough to be a typo, or NULL. */
@@ -94,11 +125,18 @@ typedef enum rules_type {
     RT_NUMBER,
     RT_STRING,
     RT_DURATION, /* milliseconds; compares only with durations (180d, 6h) */
+    RT_TIME,     /* unix milliseconds; compares only with times (2026-11-01) */
     RT_DYNAMIC,  /* customer.<attribute>: number or text, chosen by what it is compared with */
     RT_INCIDENTS,
 } rules_type;
 
 const char *rules_type_name(rules_type t);
+
+/* Numbers, durations and times are all read as doubles. */
+static inline bool rules_type_numeric(rules_type t)
+{
+    return t == RT_NUMBER || t == RT_DURATION || t == RT_TIME;
+}
 
 typedef enum fact_field {
     FF_EVENT_CUSTOMER_ID,
@@ -106,7 +144,9 @@ typedef enum fact_field {
     FF_EVENT_TOUCHPOINT,
     FF_EVENT_LOCATION,
     FF_EVENT_LANGUAGE,
-    FF_EVENT_CONTEXT, /* key = context key */
+    FF_EVENT_TIME,        /* the contact's time (facts.now_ms) */
+    FF_EVENT_TIME_OF_DAY, /* duration since local midnight at the contact */
+    FF_EVENT_CONTEXT,     /* key = context key; typed by path.type (text unless declared) */
     FF_CUSTOMER_KNOWN,
     FF_CUSTOMER_ID,
     FF_CUSTOMER_NAME,
@@ -117,7 +157,9 @@ typedef enum fact_field {
     FF_CUSTOMER_ATTR,        /* key = attribute name; text or number (RT_DYNAMIC) */
     FF_CUSTOMER_ATTR_TEXT,   /* FF_CUSTOMER_ATTR once typed as a string */
     FF_CUSTOMER_ATTR_NUMBER, /* FF_CUSTOMER_ATTR once typed as a number */
-    FF_INCIDENTS,            /* the customer's incidents: only inside count()/any() */
+    FF_CUSTOMER_ATTR_BOOL,   /* declared bool: true/yes/1, false/no/0 */
+    FF_CUSTOMER_ATTR_TIME,   /* declared time: an ISO 8601 date or time */
+    FF_INCIDENTS,            /* the customer's incidents: only inside aggregates */
     FF_INCIDENT_ID,
     FF_INCIDENT_KIND,
     FF_INCIDENT_SEVERITY,
@@ -126,7 +168,7 @@ typedef enum fact_field {
     FF_INCIDENT_OPEN,
     FF_INCIDENT_RESOLVED,
     FF_INCIDENT_AGE,
-    FF_INCIDENT_OCCURRED_AT,
+    FF_INCIDENT_OCCURRED_AT, /* a time in conditions; YYYY-MM-DD in texts */
     FF_DECISION_LANGUAGE,
 } fact_field;
 
@@ -139,7 +181,7 @@ typedef struct fact_path {
 /* Where a name is read. */
 typedef enum fact_scope {
     FS_CONDITION, /* a `when:` outside an incident filter */
-    FS_FILTER,    /* inside count(incidents, ...) / any(...): bare incident fields too */
+    FS_FILTER,    /* inside an aggregate over incidents: bare incident fields too */
     FS_TEMPLATE,  /* a {{placeholder}}: incident.* and decision.language too */
 } fact_scope;
 
@@ -165,16 +207,32 @@ typedef struct rules_compiler rules_compiler;
 int fact_path_resolve(rules_compiler *c, const char *name, size_t len, fact_scope scope,
                       fact_path *out, char *msg, size_t msg_size);
 
+/* How a path can lack a value. */
+typedef enum fact_missing {
+    MISS_NEVER,   /* event fields, customer.known, incident fields in a filter */
+    MISS_UNKNOWN, /* built-in customer fields: missing only for an unknown customer */
+    MISS_DATA,    /* attributes and context keys: missing whenever the data lacks them */
+} fact_missing;
+
+fact_missing fact_path_missing(const fact_path *p, fact_scope scope);
+
 /* Readers: false when the value is missing (unknown customer, absent
- * context key or attribute, no incident). */
+ * context key or attribute, no incident, text that is not of the declared
+ * type). */
 bool fact_string(const fact_path *p, const fact_view *v, strv *out);
 bool fact_number(const fact_path *p, const fact_view *v, double *out);
-bool fact_bool(const fact_path *p, const fact_view *v);
+/* true/false into *out; returns false when missing. */
+bool fact_bool(const fact_path *p, const fact_view *v, bool *out);
 
 /* Text form for placeholders: numbers without trailing zeros, booleans as
  * true/false, incident.occurred_at as YYYY-MM-DD. buf holds at least 32
  * bytes for numbers. */
 bool fact_text(const fact_path *p, const fact_view *v, char *buf, size_t size, strv *out);
+
+/* Value formatting shared with explain: 20000, 1.5; 10d 2h; 2026-11-01T08:30:00Z. */
+size_t rules_format_number(double x, char *buf, size_t size);
+size_t rules_format_duration(double ms, char *buf, size_t size);
+size_t rules_format_time(double ms, char *buf, size_t size);
 
 /* "desk", ... for index 1..6, "default" for 0. */
 const char *rules_channel_name(unsigned index);
@@ -192,7 +250,7 @@ static inline unsigned rules_event_channel(const Nba__V1__ContactEvent *e)
 
 typedef enum expr_op {
     EX_BOOL,
-    EX_NUMBER, /* also durations */
+    EX_NUMBER, /* also durations and times */
     EX_STRING,
     EX_LIST,
     EX_PATH,
@@ -203,11 +261,24 @@ typedef enum expr_op {
     EX_IN,
     EX_COUNT,
     EX_ANY,
+    EX_SUM,
+    EX_MAX,
+    EX_MIN,
+    EX_LATEST,
     EX_LOWER,
     EX_STARTS_WITH,
     EX_CONTAINS,
     EX_SPEAKS,
+    EX_HAS,
+    EX_AGE,        /* duration since a time */
+    EX_DAYS_SINCE, /* whole days since a time */
 } expr_op;
+
+static inline bool expr_is_aggregate(expr_op op)
+{
+    return op == EX_COUNT || op == EX_ANY || op == EX_SUM || op == EX_MAX || op == EX_MIN ||
+           op == EX_LATEST;
+}
 
 typedef enum expr_cmp { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE } expr_cmp;
 
@@ -219,14 +290,19 @@ struct expr {
     expr_cmp cmp;       /* EX_CMP */
     bool negate;        /* EX_IN: `not in` */
     size_t pos;         /* byte offset in the `when` text, for messages */
+    size_t end;         /* just past the expression's last character */
     size_t n;           /* kids, or list items */
     union {
         bool b;
         double num;
         strv str;
         fact_path path;
-        expr **kids; /* and/or/not, cmp and in (2), calls, aggregates (0 or 1: the filter) */
+        expr **kids; /* and/or/not, cmp and in (2), calls */
     } u;
+    /* aggregates: the filter (NULL: every incident) and the value summed,
+     * compared or read (NULL for count and any) */
+    const expr *filter;
+    const expr *value;
     /* EX_LIST items, of type list_type */
     rules_type list_type;
     double *nums;
@@ -236,9 +312,39 @@ struct expr {
 /* Compiles the `when:` scalar n into a bool expression. */
 int expr_compile(rules_compiler *c, const yaml_node_t *n, expr **out);
 
+/* Compiles a table column's input (scalar n) into a value expression of
+ * any type but an incident list. */
+int expr_compile_value(rules_compiler *c, const yaml_node_t *n, expr **out);
+
+/* Decision tables build their conditions from pieces: a node (with room
+ * for n_kids kids), the typing of an attribute whose type comes from the
+ * cells, and one literal of a cell: text[from..to) of scalar n, of type
+ * `want` (unquoted text is taken as written). */
+expr *expr_new(rules_compiler *c, expr_op op, rules_type type, size_t n_kids);
+void expr_settle_dynamic(expr *e, rules_type t);
+int expr_compile_literal(rules_compiler *c, const yaml_node_t *n, size_t from, size_t to,
+                         rules_type want, expr **out);
+
 /* Evaluates a condition; *trigger receives the triggering incident. */
 bool expr_holds(const ruleset *rs, const expr *e, const facts *f,
                 const Nba__V1__Incident **trigger);
+
+/* One evaluation's state, for explain.c: the same evaluator as
+ * ruleset_match, one node at a time. */
+typedef struct eval_ctx {
+    const ruleset *rs;
+    fact_view view;
+    const Nba__V1__Incident *trigger; /* set by the first aggregate that found one */
+} eval_ctx;
+
+bool expr_eval_bool(const expr *e, eval_ctx *c);
+/* Value readers: false when the value is missing. */
+bool expr_eval_num(const expr *e, eval_ctx *c, double *out);
+bool expr_eval_str(const expr *e, eval_ctx *c, strv *out);
+bool expr_eval_truth(const expr *e, eval_ctx *c, bool *out);
+
+/* Same tree, same meaning: for the analyses. */
+bool expr_equal(const expr *a, const expr *b);
 
 /* ---- texts with placeholders (template.c) ---- */
 
@@ -273,24 +379,37 @@ struct label_table {
     size_t n;
     struct label_entry {
         const char *value;
-        const char **text; /* per language, default_language filled in; NULL: raw value */
-    } * entries;           /* sorted by value, for bsearch */
+        const char **text;   /* per language, default_language filled in; NULL: raw value */
+    } * entries;             /* sorted by value, for bsearch */
+    const yaml_node_t *node; /* while compiling: where it is defined */
+    size_t file;
+    bool used;
 };
 
 typedef struct message {
     const char *key;
     /* [language * RULES_N_CHANNELS + channel], fallbacks already applied:
      * [lang][channel] -> [lang][default] -> [default_language][channel] ->
-     * [default_language][default]. */
+     * [default_language][default]. NULL when the message did not compile. */
     const tmpl **text;
+    unsigned own_languages;  /* bit l: language l gives its own text (first 32) */
+    const yaml_node_t *node; /* while compiling: where it is defined */
+    size_t file;
+    bool said;     /* used by a say: */
+    bool reasoned; /* used by a reason: */
 } message;
 
+/* Each compiles one file's section into the ruleset's tables (which have
+ * room for every file's), reporting every problem. */
 int messages_compile_labels(rules_compiler *c, const yaml_node_t *labels);
 int messages_compile(rules_compiler *c, const yaml_node_t *messages);
 const label_table *labels_find(const ruleset *rs, const char *name, size_t len);
 const message *messages_find(const ruleset *rs, const char *key, size_t len);
 /* The translation of value in language, or NULL. */
 const char *labels_translate(const label_table *t, const char *value, size_t len, size_t language);
+/* Warnings once everything compiled: messages said in a language without
+ * their own text, messages and label tables nothing uses. */
+void messages_check(rules_compiler *c);
 
 /* ---- language tags (language.c) ---- */
 
@@ -315,30 +434,79 @@ typedef struct rule_action {
     const message *say;
     const message *reason; /* the action's, else the rule's */
     const tmpl *language;
-    unsigned channels; /* RULES_ALL_CHANNELS unless `channels:` */
+    unsigned declared; /* channels: as written (RULES_ALL_CHANNELS without) */
+    unsigned channels; /* declared, less the channels that cannot perform the type */
     bool follow_up;
 } rule_action;
 
+/* A top-level condition of a rule (a conjunct of its `when`, or a cell of
+ * a table row), with its text, for explain. */
+typedef struct rule_cond {
+    const expr *e;
+    const char *text;
+} rule_cond;
+
 struct rule {
     const char *id;
-    size_t index; /* file order */
+    size_t index; /* order in the ruleset */
     long priority;
-    int group; /* index into ruleset.groups, -1 for none */
-    const expr *when;
+    size_t n_groups;
+    const int *groups; /* exclusive groups, indexes into ruleset.groups */
+    int table;         /* index into ruleset.tables, -1 for a plain rule */
+    size_t row;        /* a table row's number, from 1 */
+    const expr *when;  /* NULL only while a broken file compiles */
+    const expr *cells; /* a table row: its cells alone (the table's `when` is apart) */
+    size_t n_conds;
+    const rule_cond *conds;
     size_t n_actions;
     rule_action *actions;
 };
+
+typedef struct rule_group {
+    const char *name;
+    int table; /* the decision table whose rows it keeps exclusive, or -1 */
+    bool declared;
+} rule_group;
+
+typedef struct table_column {
+    const char *name;
+    const expr *input;
+    /* gap check: the values that exist, when declared */
+    size_t n_values;
+    const expr **values;
+    bool has_range;
+    double range_lo, range_hi;
+} table_column;
+
+typedef struct rule_table {
+    const char *id;
+    const expr *guard; /* the table's own `when`, evaluated once for all rows; or NULL */
+    bool by_priority;  /* policy: priority (else first hit) */
+    size_t first_rule, n_rows;
+    size_t n_columns;
+    table_column *columns;
+} rule_table;
 
 typedef struct language_alias {
     const char *tag;
     size_t language;
 } language_alias;
 
+/* A declared customer attribute or context key, and its type (RT_DYNAMIC
+ * for a list of attribute names without types). */
+typedef struct typed_name {
+    const char *name;
+    rules_type type;
+} typed_name;
+
 struct ruleset {
     arena mem; /* owns everything below */
     const char *name;
     const char *version;
-    const char *id; /* name@version */
+    const char *hash; /* 16 hex digits over every file's content */
+    const char *id;   /* name@version+first 8 digits of the hash */
+    size_t n_files;
+    const char **files;
 
     size_t n_languages;
     const char **languages;
@@ -348,14 +516,21 @@ struct ruleset {
     language_alias *aliases;
 
     size_t n_attributes; /* declared customer attributes; 0: any name */
-    const char **attributes;
+    typed_name *attributes;
+    size_t n_context; /* declared context keys; 0: any key, as text */
+    typed_name *context;
 
-    size_t max_actions; /* 0: no limit */
+    size_t max_actions;                   /* 0: no limit */
+    size_t channel_max[RULES_N_CHANNELS]; /* per channel, default applied; 0: no limit */
+    size_t n_cannot[RULES_N_CHANNELS];    /* action types a channel cannot perform */
+    const char **cannot[RULES_N_CHANNELS];
 
     size_t n_rules;
     rule *rules;
     size_t n_groups;
-    const char **groups;
+    rule_group *groups;
+    size_t n_tables;
+    rule_table *tables;
 
     size_t n_messages;
     message *messages;
@@ -363,17 +538,54 @@ struct ruleset {
     label_table *labels;
 };
 
-/* State while one rule file compiles. */
-struct rules_compiler {
+/* Where a rule came from, while compiling: for the analyses' warnings. */
+typedef struct rule_origin {
+    size_t file;
+    const yaml_node_t *node;  /* the rule (or table row) */
+    const yaml_node_t *id;    /* its id, or NULL for a row without one */
+    const yaml_node_t *when;  /* the `when` scalar, or NULL (a row) */
+    const yaml_node_t *group; /* its `group`, or NULL */
+    bool broken;              /* did not compile */
+} rule_origin;
+
+/* One file of a ruleset while it compiles. */
+typedef struct rules_file {
     rules_source src;
-    nba_error *err;
-    ruleset *rs;
+    yaml_document_t doc;
+    bool loaded;       /* doc holds a document */
+    bool main;         /* the file that names the ruleset */
+    yaml_node_t *root; /* its top-level mapping */
+} rules_file;
+
+/* State while one ruleset compiles. */
+struct rules_compiler {
+    rules_source *src; /* the file being compiled */
     yaml_document_t *doc;
+    ruleset *rs;
+    ruleset_diags *diags;
+    size_t n_files;
+    rules_file *files;
+    size_t file;          /* index of the file being compiled */
+    rule_origin *origins; /* per rule */
+    size_t groups_cap;    /* rs->groups grows (malloc) until compiled */
 };
+
+/* Makes file i the one being compiled. */
+void rules_enter_file(rules_compiler *c, size_t i);
 
 /* Allocation from the ruleset's arena; NULL when out of memory. */
 void *rules_alloc(rules_compiler *c, size_t size);
 const char *rules_strndup(rules_compiler *c, const char *s, size_t len);
+
+/* Keeps the first failure in *acc, -ENOMEM above all, and tells whether
+ * compiling must stop (out of memory); any other error is recorded and the
+ * compiler goes on, to report every problem of the file at once. */
+static inline bool rules_failed(int *acc, int rc)
+{
+    if (rc && (*acc == 0 || rc == -ENOMEM))
+        *acc = rc;
+    return rc == -ENOMEM;
+}
 
 /* The scalar text of n, or an error naming `what` when n is no scalar. */
 int rules_scalar(rules_compiler *c, const yaml_node_t *n, const char *what, const char **text,
@@ -381,11 +593,44 @@ int rules_scalar(rules_compiler *c, const yaml_node_t *n, const char *what, cons
 
 /* Checks that n is a mapping whose keys are among keys[0..n_keys) (with a
  * hint for near misses) and that holds every key whose bit is set in
- * `required`. vals[i] receives the value of keys[i], or NULL. Duplicate keys
- * were rejected for the whole document before. */
+ * `required`. vals[i] receives the value of keys[i], or NULL. Every unknown
+ * or missing key is reported; vals are filled for the known ones even
+ * then. Duplicate keys were rejected for the whole document before. */
 int rules_mapping(rules_compiler *c, const yaml_node_t *n, const char *what,
                   const char *const *keys, size_t n_keys, unsigned required, yaml_node_t **vals);
 
 yaml_node_t *rules_node(rules_compiler *c, int id);
+
+/* Parts of ruleset.c used by tables.c. */
+int rules_compile_actions(rules_compiler *c, const yaml_node_t *then, const message *reason,
+                          bool allow_empty, rule *r);
+int rules_message_ref(rules_compiler *c, const yaml_node_t *n, const char *what,
+                      const message **out);
+int rules_compile_groups(rules_compiler *c, const yaml_node_t *n, int extra, rule *r);
+/* A decision table's own exclusive group; returns its index or -ENOMEM. */
+int rules_table_group(rules_compiler *c, const char *table_id, int table);
+int rules_integer(rules_compiler *c, const yaml_node_t *n, const char *what, long *out);
+int rules_name_value(rules_compiler *c, const yaml_node_t *n, const char *what, const char **out);
+/* The text of e (compiled from the scalar `when`) as written, blanks and
+ * line breaks squeezed to one space; NULL when out of memory. */
+const char *rules_expr_text(rules_compiler *c, const yaml_node_t *when, const expr *e);
+/* An id unique among rules and tables, else an error naming the first use. */
+int rules_check_id(rules_compiler *c, const yaml_node_t *n, const char *id, size_t upto);
+
+/* ---- decision tables (tables.c) ---- */
+
+/* Room the tables of one file need: rows (as rules) and tables. */
+size_t tables_count_rows(rules_compiler *c, const yaml_node_t *tables, size_t *n_tables);
+/* Compiles one file's tables into rules from rs->rules[rs->n_rules]. */
+int tables_compile(rules_compiler *c, const yaml_node_t *tables);
+/* Gap and overlap warnings, once every rule compiled. */
+void tables_check(rules_compiler *c);
+
+/* ---- analyses (analyze.c) ---- */
+
+/* Warnings for rules that never fire or never act, rules shadowed by a
+ * better rule of their exclusive group, and comparisons that missing data
+ * turns surprising. Runs once everything compiled without errors. */
+void rules_analyze(rules_compiler *c);
 
 #endif

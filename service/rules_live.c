@@ -13,23 +13,42 @@
 
 struct rules_live {
     ruleset *serving; /* read with rcu_dereference, replaced with rcu_xchg_pointer */
-    char *path;
+    size_t n_paths;
+    char **paths;
     pthread_mutex_t reload_lock; /* one reload at a time */
 };
 
-int rules_live_new(const char *path, rules_live **out, nba_error *err)
+static void free_paths(rules_live *rl)
 {
+    for (size_t i = 0; i < rl->n_paths; i++)
+        free(rl->paths[i]);
+    free(rl->paths);
+}
+
+int rules_live_new_files(const char *const *paths, size_t n, rules_live **out, nba_error *err)
+{
+    if (n == 0)
+        return nba_error_set(err, -EINVAL, "no rule file given");
     rules_live *rl = calloc(1, sizeof *rl);
     if (!rl)
         return nba_error_set(err, -ENOMEM, "out of memory");
-    rl->path = strdup(path);
-    if (!rl->path) {
+    rl->paths = calloc(n, sizeof *rl->paths);
+    if (!rl->paths) {
         free(rl);
         return nba_error_set(err, -ENOMEM, "out of memory");
     }
-    int rc = ruleset_load_file(path, &rl->serving, err);
+    for (size_t i = 0; i < n; i++) {
+        rl->paths[i] = strdup(paths[i]);
+        rl->n_paths = i + 1;
+        if (!rl->paths[i]) {
+            free_paths(rl);
+            free(rl);
+            return nba_error_set(err, -ENOMEM, "out of memory");
+        }
+    }
+    int rc = ruleset_load_files((const char *const *)rl->paths, rl->n_paths, &rl->serving, err);
     if (rc) {
-        free(rl->path);
+        free_paths(rl);
         free(rl);
         return rc;
     }
@@ -38,13 +57,18 @@ int rules_live_new(const char *path, rules_live **out, nba_error *err)
     return 0;
 }
 
+int rules_live_new(const char *path, rules_live **out, nba_error *err)
+{
+    return rules_live_new_files(&path, 1, out, err);
+}
+
 void rules_live_free(rules_live *rl)
 {
     if (!rl)
         return;
     ruleset_free(rl->serving);
     pthread_mutex_destroy(&rl->reload_lock);
-    free(rl->path);
+    free_paths(rl);
     free(rl);
 }
 
@@ -74,7 +98,7 @@ int rules_live_reload(rules_live *rl, char *id, size_t id_size, nba_error *err)
 {
     pthread_mutex_lock(&rl->reload_lock);
     ruleset *fresh = NULL;
-    int rc = ruleset_load_file(rl->path, &fresh, err);
+    int rc = ruleset_load_files((const char *const *)rl->paths, rl->n_paths, &fresh, err);
     if (rc == 0) {
         ruleset *old = rcu_xchg_pointer(&rl->serving, fresh);
         /* Wait until no reader can still hold the old ruleset. */
@@ -99,5 +123,15 @@ void rules_live_id(rules_live *rl, char *id, size_t id_size)
 
 const char *rules_live_path(const rules_live *rl)
 {
-    return rl->path;
+    return rl->paths[0];
+}
+
+size_t rules_live_file_count(const rules_live *rl)
+{
+    return rl->n_paths;
+}
+
+const char *rules_live_file(const rules_live *rl, size_t i)
+{
+    return i < rl->n_paths ? rl->paths[i] : NULL;
 }

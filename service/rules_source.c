@@ -1,6 +1,8 @@
-/* rules_source.c - the rule file's text, for error messages ops staff can act
- * on: "file:line:col: message", the offending line, and a caret under the
- * column, the way compilers and netplan print them.
+/* rules_source.c - the rule file's text, for problems ops staff can act on:
+ * "file:line:col: message", the offending line, and a caret under the
+ * column, the way compilers and netplan print them. Every problem of a
+ * compile goes into one list (ruleset_diags), errors and warnings alike, so
+ * a file with three mistakes shows all three at once.
  *
  * libyaml marks count characters, not bytes, and a scalar's value is not its
  * source text (quotes, folded lines, block indentation), so positions are
@@ -15,8 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-int rules_source_init(rules_source *s, const char *name, const char *text, size_t len)
+int rules_source_init(rules_source *s, const char *name, const char *text, size_t len, size_t index,
+                      ruleset_diags *diags)
 {
+    s->index = index;
+    s->diags = diags;
     size_t n = 1;
     for (size_t i = 0; i < len; i++)
         if (text[i] == '\n')
@@ -111,11 +116,193 @@ static bool wide(unsigned cp)
  * line around it. */
 #define SHOWN_MAX 240
 
-static int error_at_va(const rules_source *s, nba_error *err, size_t at, const char *fmt,
-                       va_list ap)
+/* ---- the list of problems ---- */
+
+/* Past this many, problems are counted but not kept: a file of garbage
+ * must not take the memory of a file of mistakes. */
+#define DIAGS_MAX 500
+
+typedef struct diag_item {
+    ruleset_diag d;
+    size_t file; /* rules_source.index */
+    size_t at;   /* byte offset, for sorting */
+    size_t seq;  /* order of reporting, for a stable sort */
+} diag_item;
+
+struct ruleset_diags {
+    diag_item *items;
+    size_t n, cap;
+    size_t errors, warnings;
+};
+
+int ruleset_diags_new(ruleset_diags **out)
 {
-    if (!err)
-        return -EINVAL;
+    *out = calloc(1, sizeof **out);
+    return *out ? 0 : -ENOMEM;
+}
+
+static void item_free(diag_item *it)
+{
+    free((char *)it->d.file);
+    free((char *)it->d.message);
+    free((char *)it->d.hint);
+    free((char *)it->d.source);
+    free((char *)it->d.caret);
+}
+
+void ruleset_diags_free(ruleset_diags *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        item_free(&d->items[i]);
+    free(d->items);
+    free(d);
+}
+
+size_t ruleset_diags_count(const ruleset_diags *d)
+{
+    return d->n;
+}
+
+const ruleset_diag *ruleset_diags_get(const ruleset_diags *d, size_t i)
+{
+    return i < d->n ? &d->items[i].d : NULL;
+}
+
+size_t ruleset_diags_errors(const ruleset_diags *d)
+{
+    return d->errors;
+}
+
+size_t ruleset_diags_warnings(const ruleset_diags *d)
+{
+    return d->warnings;
+}
+
+static int item_cmp(const void *pa, const void *pb)
+{
+    const diag_item *a = pa, *b = pb;
+    if (a->file != b->file)
+        return a->file < b->file ? -1 : 1;
+    if (a->at != b->at)
+        return a->at < b->at ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+void rules_diags_sort(ruleset_diags *d)
+{
+    if (d && d->n > 1)
+        qsort(d->items, d->n, sizeof *d->items, item_cmp);
+}
+
+static char *dup_or_null(const char *s, size_t len)
+{
+    if (!s)
+        return NULL;
+    char *p = malloc(len + 1);
+    if (p) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+/* Splits a hint off the message: "...; did you mean 'x'?" keeps "did you
+ * mean 'x'?", "...; hint: text" keeps "text". */
+static void split_hint(const char *msg, size_t *msg_len, const char **hint)
+{
+    const char *h = strstr(msg, "; did you mean ");
+    const char *k = strstr(msg, "; hint: ");
+    if (k && (!h || k < h)) {
+        *msg_len = (size_t)(k - msg);
+        *hint = k + 8;
+    } else if (h) {
+        *msg_len = (size_t)(h - msg);
+        *hint = h + 2;
+    } else {
+        *msg_len = strlen(msg);
+        *hint = NULL;
+    }
+}
+
+/* Adds one problem; source and caret may be NULL. Returns 0 or -ENOMEM. */
+static int diags_add(ruleset_diags *d, ruleset_severity sev, const char *name, size_t file,
+                     size_t at, unsigned line, unsigned col, const char *msg, const char *source,
+                     size_t source_len, const char *caret)
+{
+    if (!d)
+        return 0;
+    if (sev == RULESET_ERROR)
+        d->errors++;
+    else
+        d->warnings++;
+    if (d->n >= DIAGS_MAX)
+        return 0;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        diag_item *grown = realloc(d->items, cap * sizeof *grown);
+        if (!grown)
+            return -ENOMEM;
+        d->items = grown;
+        d->cap = cap;
+    }
+    size_t msg_len;
+    const char *hint;
+    split_hint(msg, &msg_len, &hint);
+    diag_item *it = &d->items[d->n];
+    memset(it, 0, sizeof *it);
+    it->file = file;
+    it->at = at;
+    it->seq = d->n;
+    it->d.severity = sev;
+    it->d.line = line;
+    it->d.col = col;
+    it->d.file = dup_or_null(name, strlen(name));
+    it->d.message = dup_or_null(msg, msg_len);
+    it->d.hint = hint ? dup_or_null(hint, strlen(hint)) : NULL;
+    it->d.source = source ? dup_or_null(source, source_len) : NULL;
+    it->d.caret = caret ? dup_or_null(caret, strlen(caret)) : NULL;
+    if (!it->d.file || !it->d.message || (hint && !it->d.hint) || (source && !it->d.source) ||
+        (caret && !it->d.caret)) {
+        item_free(it);
+        return -ENOMEM;
+    }
+    d->n++;
+    return 0;
+}
+
+size_t ruleset_diag_format(const ruleset_diag *d, char *buf, size_t size)
+{
+    int n;
+    const char *sep = d->hint ? "; " : "";
+    const char *hint = d->hint ? d->hint : "";
+    if (d->line == 0)
+        n = snprintf(buf, size, "%s: %s%s%s", d->file, d->message, sep, hint);
+    else if (!d->source)
+        n = snprintf(buf, size, "%s:%u:%u: %s%s%s", d->file, d->line, d->col, d->message, sep,
+                     hint);
+    else
+        n = snprintf(buf, size, "%s:%u:%u: %s%s%s\n%s\n%s", d->file, d->line, d->col, d->message,
+                     sep, hint, d->source, d->caret ? d->caret : "^");
+    return n < 0 ? 0 : (size_t)n;
+}
+
+int rules_error_file(ruleset_diags *d, const char *name, size_t index, int code, const char *fmt,
+                     ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int rc = diags_add(d, RULESET_ERROR, name, index, 0, 0, 0, msg, NULL, 0, NULL);
+    return rc ? rc : code;
+}
+
+static int report_va(const rules_source *s, ruleset_severity sev, size_t at, const char *fmt,
+                     va_list ap)
+{
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);
     if (at > s->len)
@@ -160,28 +347,47 @@ static int error_at_va(const rules_source *s, nba_error *err, size_t at, const c
     caret[k++] = '^';
     caret[k] = '\0';
 
-    nba_error_set(err, -EINVAL, "%s:%zu:%zu: %s\n%.*s\n%s", s->name, line + 1, col, msg,
-                  (int)(shown_end - shown), s->text + shown, caret);
-    return -EINVAL;
+    int rc = diags_add(s->diags, sev, s->name, s->index, at, (unsigned)(line + 1), (unsigned)col,
+                       msg, s->text + shown, shown_end - shown, caret);
+    if (rc)
+        return rc;
+    return sev == RULESET_ERROR ? -EINVAL : 0;
 }
 
-int rules_error_at(const rules_source *s, nba_error *err, size_t at, const char *fmt, ...)
+int rules_report_at(const rules_source *s, ruleset_severity severity, size_t at, const char *fmt,
+                    ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = error_at_va(s, err, at, fmt, ap);
+    int rc = report_va(s, severity, at, fmt, ap);
     va_end(ap);
     return rc;
 }
 
-int rules_error_node(const rules_source *s, nba_error *err, const yaml_node_t *n, const char *fmt,
-                     ...)
+int rules_error_at(const rules_source *s, size_t at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = error_at_va(s, err, rules_source_mark_offset(s, n->start_mark), fmt, ap);
+    int rc = report_va(s, RULESET_ERROR, at, fmt, ap);
     va_end(ap);
     return rc;
+}
+
+int rules_error_node(const rules_source *s, const yaml_node_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = report_va(s, RULESET_ERROR, rules_source_mark_offset(s, n->start_mark), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void rules_warn_node(const rules_source *s, const yaml_node_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report_va(s, RULESET_WARNING, rules_source_mark_offset(s, n->start_mark), fmt, ap);
+    va_end(ap);
 }
 
 static bool blank(char ch)
@@ -255,16 +461,29 @@ static size_t scalar_offset(const rules_source *s, const yaml_node_t *n, size_t 
     return si;
 }
 
-int rules_error_scalar(const rules_source *s, nba_error *err, const yaml_node_t *n, size_t offset,
-                       const char *fmt, ...)
+static size_t scalar_at(const rules_source *s, const yaml_node_t *n, size_t offset)
 {
-    size_t at = n->type == YAML_SCALAR_NODE ? scalar_offset(s, n, offset)
-                                            : rules_source_mark_offset(s, n->start_mark);
+    return n->type == YAML_SCALAR_NODE ? scalar_offset(s, n, offset)
+                                       : rules_source_mark_offset(s, n->start_mark);
+}
+
+int rules_error_scalar(const rules_source *s, const yaml_node_t *n, size_t offset, const char *fmt,
+                       ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    int rc = error_at_va(s, err, at, fmt, ap);
+    int rc = report_va(s, RULESET_ERROR, scalar_at(s, n, offset), fmt, ap);
     va_end(ap);
     return rc;
+}
+
+void rules_warn_scalar(const rules_source *s, const yaml_node_t *n, size_t offset, const char *fmt,
+                       ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report_va(s, RULESET_WARNING, scalar_at(s, n, offset), fmt, ap);
+    va_end(ap);
 }
 
 /* ---- hints ---- */

@@ -13,8 +13,9 @@
  *             inside it belongs to the thread that made it.
  *
  * The only state the threads share is each worker's queue and stopping
- * flag, under that worker's mutex, and the start-up report, under the
- * server's.
+ * flag, under that worker's mutex, the start-up report, under the
+ * server's, and each worker's counters (conn_stats), which only their
+ * worker writes and a status request on any worker reads without a lock.
  *
  * Stopping: the listener's loop breaks (signal or server_stop()), it stops
  * accepting, sets every worker's stopping flag and wakes it. A worker closes
@@ -39,9 +40,11 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "clock.h"
 #include "connection.h"
 #include "decider.h"
 #include "frame.h"
+#include "histogram.h"
 #include "log.h"
 
 /* After an accept error such as EMFILE the pending connection stays in the
@@ -73,6 +76,7 @@ typedef struct worker {
     struct event *drain_timer;
     decider *decider; /* created and freed on the worker's thread */
     conn_pool pool;
+    histogram status_merge; /* scratch for status requests answered here */
     /* shared with the listener, under lock */
     pthread_mutex_t lock;
     bool lock_ready;
@@ -85,6 +89,7 @@ struct server {
     store *st;
     rules_live *rules;
     uint32_t max_frame;
+    uint64_t started_ns; /* clock_mono_ns() at server_new, for the uptime */
     int port;
     char where[INET6_ADDRSTRLEN + 8]; /* the bound address, "addr:port" */
     struct event_base *base;
@@ -224,6 +229,43 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The status source of every worker's decider: the whole server's counters,
+ * summed over the workers, and their latency histograms merged, read while
+ * the other workers go on recording (see conn_stats). */
+static int fill_status(void *arg, Nba__V1__Status *out)
+{
+    worker *w = arg;
+    server *s = w->srv;
+    store_stats db;
+    int rc = store_get_stats(s->st, &db);
+    if (rc)
+        return rc;
+    histogram *h = &w->status_merge;
+    histogram_init(h);
+    for (int i = 0; i < s->n_workers; i++) {
+        const conn_stats *st = &s->workers[i].pool.stats;
+        out->connections_open += atomic_load_explicit(&st->connections_open, memory_order_relaxed);
+        out->connections_total +=
+            atomic_load_explicit(&st->connections_total, memory_order_relaxed);
+        out->requests_total += atomic_load_explicit(&st->requests, memory_order_relaxed);
+        out->decisions_total += atomic_load_explicit(&st->decisions, memory_order_relaxed);
+        out->errors_total += atomic_load_explicit(&st->errors, memory_order_relaxed);
+        histogram_merge(h, &st->decision_latency);
+    }
+    out->uptime_ms = (clock_mono_ns() - s->started_ns) / 1000000u;
+    out->customers = db.customers;
+    out->incidents = db.incidents;
+    Nba__V1__Latency *lat = out->decision_latency;
+    lat->count = histogram_count(h);
+    lat->p50_ns = histogram_percentile(h, 50);
+    lat->p90_ns = histogram_percentile(h, 90);
+    lat->p99_ns = histogram_percentile(h, 99);
+    lat->p999_ns = histogram_percentile(h, 99.9);
+    lat->max_ns = histogram_max(h);
+    lat->mean_ns = (uint64_t)histogram_mean(h);
+    return 0;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -232,6 +274,8 @@ static void *worker_main(void *arg)
 
     rules_live_register_thread();
     int rc = decider_new(s->st, s->rules, &w->decider, &err);
+    if (!rc)
+        decider_set_status_source(w->decider, fill_status, w);
     w->pool.decider = w->decider;
     pthread_mutex_lock(&s->start_lock);
     if (rc && !s->start_rc) {
@@ -259,6 +303,8 @@ static int worker_init(server *s, worker *w, int index, nba_error *err)
 {
     w->srv = s;
     w->index = index;
+    if (conn_pool_init(&w->pool))
+        return nba_error_set(err, -ENOMEM, "out of memory");
     if (pthread_mutex_init(&w->lock, NULL))
         return nba_error_set(err, -ENOMEM, "cannot create a mutex");
     w->lock_ready = true;
@@ -303,6 +349,7 @@ static void worker_destroy(worker *w)
         event_base_free(w->base);
     if (w->lock_ready)
         pthread_mutex_destroy(&w->lock);
+    conn_pool_destroy(&w->pool);
 }
 
 static void workers_stop_and_join(server *s)
@@ -512,6 +559,7 @@ int server_new(const config *cfg, store *st, rules_live *rules, server **out, nb
     s->st = st;
     s->rules = rules;
     s->max_frame = cfg->max_frame ? cfg->max_frame : FRAME_DEFAULT_MAX;
+    s->started_ns = clock_mono_ns();
     s->stop_fd = -1;
     /* Initialised first, so that server_free may always destroy them. */
     pthread_mutex_init(&s->start_lock, NULL);

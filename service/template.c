@@ -38,7 +38,7 @@ static int placeholder(rules_compiler *c, const yaml_node_t *n, size_t open, siz
         i++;
     size_t p1 = i;
     if (p0 == p1)
-        return rules_error_scalar(&c->src, c->err, n, p0 == close ? open : p0,
+        return rules_error_scalar(c->src, n, p0 == close ? open : p0,
                                   p0 == close ? "empty placeholder: write {{customer.name}} or "
                                                 "similar"
                                               : "bad placeholder: expected a name such as "
@@ -52,32 +52,32 @@ static int placeholder(rules_compiler *c, const yaml_node_t *n, size_t open, siz
             i++;
         t1 = i;
         if (t0 == t1)
-            return rules_error_scalar(&c->src, c->err, n, t0,
+            return rules_error_scalar(c->src, n, t0,
                                       "bad placeholder: expected a label table name after '|'");
         i = skip_blank(s, i, close);
     }
     if (i != close)
-        return rules_error_scalar(&c->src, c->err, n, i,
-                                  "bad placeholder: expected '}}' or '| table' here");
+        return rules_error_scalar(c->src, n, i, "bad placeholder: expected '}}' or '| table' here");
 
     char msg[400];
     int rc = fact_path_resolve(c, s + p0, p1 - p0, FS_TEMPLATE, &seg->path, msg, sizeof msg);
     if (rc == -EINVAL)
-        return rules_error_scalar(&c->src, c->err, n, p0, "%s", msg);
+        return rules_error_scalar(c->src, n, p0, "%s", msg);
     if (rc)
         return rc;
     seg->has_path = true;
     if (t1 > t0) {
         seg->labels = labels_find(c->rs, s + t0, t1 - t0);
+        if (seg->labels)
+            ((label_table *)seg->labels)->used = true; /* the compiler's mark */
         if (!seg->labels) {
             rules_hint h;
             char hint[96];
             rules_hint_init(&h, s + t0, t1 - t0);
             for (size_t k = 0; k < c->rs->n_labels; k++)
                 rules_hint_try(&h, c->rs->labels[k].name);
-            return rules_error_scalar(&c->src, c->err, n, t0, "unknown label table '%.*s'%s",
-                                      (int)(t1 - t0), s + t0,
-                                      rules_hint_text(&h, hint, sizeof hint));
+            return rules_error_scalar(c->src, n, t0, "unknown label table '%.*s'%s", (int)(t1 - t0),
+                                      s + t0, rules_hint_text(&h, hint, sizeof hint));
         }
     }
     return 0;
@@ -108,10 +108,9 @@ int tmpl_compile(rules_compiler *c, const yaml_node_t *n, tmpl **out)
                 break;
         }
         if (!close)
-            return rules_error_scalar(&c->src, c->err, n, i,
-                                      "placeholder '{{' is not closed with '}}'");
+            return rules_error_scalar(c->src, n, i, "placeholder '{{' is not closed with '}}'");
         if (count == RULES_MAX_SEGMENTS - 1)
-            return rules_error_scalar(&c->src, c->err, n, i,
+            return rules_error_scalar(c->src, n, i,
                                       "too many placeholders in one text (at most %d)",
                                       RULES_MAX_SEGMENTS - 1);
         tmpl_seg *seg = &segs[count];

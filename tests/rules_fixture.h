@@ -142,6 +142,24 @@ static inline const char *fx_param(const Nba__V1__Action *a, const char *key)
     return NULL;
 }
 
+/* True when id is "<name_version>+" and 8 hex digits: a ruleset id. */
+static inline bool fx_id_is(const char *id, const char *name_version)
+{
+    size_t n = strlen(name_version);
+    if (!id || strncmp(id, name_version, n) != 0 || id[n] != '+' || strlen(id) != n + 9)
+        return false;
+    for (size_t i = n + 1; id[i]; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return true;
+}
+
+#define assert_id(id, name_version)                                                                \
+    do {                                                                                           \
+        if (!fx_id_is((id), (name_version)))                                                       \
+            fail_msg("ruleset id '%s' is not %s+hash8", (id), (name_version));                     \
+    } while (0)
+
 /* Loads YAML text, failing the test with the compiler's message. */
 static inline ruleset *fx_load(const char *yaml)
 {

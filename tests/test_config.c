@@ -96,7 +96,9 @@ static void file_sets_every_key(void **state)
                                          "threads: 3\n"
                                          "max_frame: 128KiB\n"
                                          "map_size: \"2 GiB\"\n"
-                                         "log_level: debug\n");
+                                         "log_level: debug\n"
+                                         "lock_memory: true\n"
+                                         "warm_interval: 30\n");
     config c;
     nba_error err = {{0}};
     assert_int_equal(config_init(&c), 0);
@@ -109,6 +111,8 @@ static void file_sets_every_key(void **state)
     assert_int_equal(c.max_frame, 128 * 1024);
     assert_int_equal(c.map_size, (size_t)2 << 30);
     assert_int_equal(c.log_min, LOG_DEBUG);
+    assert_true(c.lock_memory);
+    assert_int_equal(c.warm_interval, 30);
     config_free(&c);
 }
 
@@ -259,6 +263,37 @@ static void args_override_file_wherever_config_stands(void **state)
     config_free(&c);
 }
 
+/* Residency: off-by-default locking, a 10 s warm interval, a boolean flag
+ * that needs no value, and the values both refuse. */
+static void residency_options(void **state)
+{
+    (void)state;
+    config c;
+    nba_error err = {{0}};
+    assert_int_equal(from_args(&c, &err, "--db", "d", "--rules", "r", NULL), 0);
+    assert_false(c.lock_memory);
+    assert_int_equal(c.warm_interval, 10);
+    config_free(&c);
+    assert_int_equal(from_args(&c, &err, "--db", "d", "--lock-memory", "--warm-interval", "0",
+                               "--rules", "r", NULL),
+                     0);
+    assert_true(c.lock_memory);
+    assert_int_equal(c.warm_interval, 0);
+    config_free(&c);
+    assert_int_equal(from_args(&c, &err, "--db", "d", "--rules", "r", "--lock-memory=false", NULL),
+                     0);
+    assert_false(c.lock_memory);
+    config_free(&c);
+    assert_int_equal(from_args(&c, &err, "--db", "d", "--rules", "r", "--lock-memory=yes", NULL),
+                     -EINVAL);
+    assert_non_null(strstr(err.msg, "--lock-memory: expected true or false"));
+    config_free(&c);
+    assert_int_equal(
+        from_args(&c, &err, "--db", "d", "--rules", "r", "--warm-interval", "3601", NULL), -EINVAL);
+    assert_non_null(strstr(err.msg, "--warm-interval: 3601 is out of range 0..3600"));
+    config_free(&c);
+}
+
 static void help_and_version(void **state)
 {
     (void)state;
@@ -348,6 +383,7 @@ int main(void)
         cmocka_unit_test(missing_file),
         cmocka_unit_test_setup_teardown(args_override_file_wherever_config_stands, setup, teardown),
         cmocka_unit_test(help_and_version),
+        cmocka_unit_test(residency_options),
         cmocka_unit_test(bad_command_lines),
         cmocka_unit_test_setup_teardown(config_file_errors_come_through_args, setup, teardown),
     };

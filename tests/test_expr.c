@@ -16,25 +16,51 @@ static const char head[] = "ruleset: t\n"
                            "languages: [en, it, zh-Hant, zh-Hans]\n"
                            "default_language: en\n";
 
-/* A ruleset of one rule whose condition is `when`, written as a literal
- * block so the condition needs no YAML quoting. */
-static ruleset *one_rule(const char *when)
+/* The YAML of a ruleset of one rule whose condition is `when`, written as
+ * a literal block so the condition needs no YAML quoting; `extra` goes
+ * into the header (attributes:, context:). Caller frees. */
+static char *one_rule_yaml(const char *extra, const char *when)
 {
-    size_t size = strlen(when) + sizeof head + 256;
+    size_t size = strlen(when) + strlen(extra) + sizeof head + 256;
     char *buf = malloc(size);
     if (!buf)
         return NULL;
     snprintf(buf, size,
-             "%srules:\n"
+             "%s%srules:\n"
              "  - id: r\n"
              "    when: |\n"
              "      %s\n"
              "    then:\n"
              "      - action: a\n",
-             head, when);
+             head, extra, when);
+    return buf;
+}
+
+static ruleset *one_rule_with(const char *extra, const char *when)
+{
+    char *buf = one_rule_yaml(extra, when);
+    if (!buf)
+        return NULL;
     ruleset *rs = fx_load(buf);
     free(buf);
     return rs;
+}
+
+static ruleset *one_rule(const char *when)
+{
+    return one_rule_with("", when);
+}
+
+/* 1 when the condition holds, 0 when not, -1 when it does not compile. */
+static int eval_with(const char *extra, const char *when, fixture *fx)
+{
+    ruleset *rs = one_rule_with(extra, when);
+    if (!rs)
+        return -1;
+    rule_hit hits[1];
+    size_t n = ruleset_match(rs, fx_facts(fx), hits);
+    ruleset_free(rs);
+    return (int)n;
 }
 
 /* 1 when the condition holds, 0 when not, -1 when it does not compile. */
@@ -293,6 +319,244 @@ static void nesting_up_to_the_limit(void **state)
     assert_int_equal(eval(when, &fx, NULL), 1);
 }
 
+/* ---- times, aggregates, has(), typed attributes and context ---- */
+
+/* The fixture's now is 2026-09-21T14:13:20Z; incidents I-1 (2026-09-11,
+ * severity 3, open), I-2 (2026-08-12, 1, resolved), I-3 (2026-03-05, 2,
+ * open, no flight). */
+static const eval_case time_cases[] = {
+    {"event.time > 2026-09-21", 1},
+    {"event.time < 2026-09-21T14:00:00Z", 0},
+    {"event.time >= 2026-09-21T14:13:20Z and event.time <= 2026-09-21T16:13:20+02:00", 1},
+    {"event.time_of_day > 14h and event.time_of_day < 14h15m", 1},
+    {"event.time_of_day == 14h13m20s", 1},
+    {"any(incidents, occurred_at > 2026-09-01)", 1},
+    {"count(incidents, occurred_at < 2026-08-13) == 2", 1},
+    {"age(event.time) == 0s", 1},
+    {"days_since(2026-09-01) == 20", 1},
+    {"days_since(2026-09-20T14:13:21Z) == 0", 1},
+    {"1h30m == 90m and 1d12h == 36h and 2w1d == 15d", 1},
+    {"2026-11-01 < 2026-11-01T00:00:01Z", 1},
+    {"2026-11-01 in [2026-10-31, 2026-11-01]", 1},
+    {"event.time not in [2026-11-01]", 1},
+    /* aggregates */
+    {"sum(incidents, severity) == 6", 1},
+    {"sum(incidents, severity, open) == 5", 1},
+    {"sum(incidents, severity, kind == \"nomatch\") == 0", 1},
+    {"sum(incidents, age) > 240d", 1},
+    {"max(incidents, severity) == 3", 1},
+    {"max(incidents, severity, resolved) == 1", 1},
+    {"min(incidents, severity) == 1", 1},
+    {"max(incidents, age) > 100d and min(incidents, age) < 11d", 1},
+    {"max(incidents, occurred_at) > 2026-09-10", 1},
+    {"max(incidents, severity, kind == \"nomatch\") >= 0", 0},
+    {"not (max(incidents, severity, kind == \"nomatch\") >= 0)", 1},
+    {"latest(incidents, kind) == \"ife_broken\"", 1},
+    {"latest(incidents, kind, resolved) == \"delay\"", 1},
+    {"latest(incidents, severity, not open) == 1", 1},
+    {"latest(incidents, open)", 1},
+    {"latest(incidents, open, resolved) == false", 1},
+    {"latest(incidents, occurred_at, severity == 2) < 2026-04-01", 1},
+    {"latest(incidents, kind, kind == \"none\") == \"x\"", 0},
+    {"latest(incidents, kind, kind == \"none\") != \"x\"", 0},
+    /* has() */
+    {"has(event.context.cabin)", 1},
+    {"has(event.context.seat)", 0},
+    {"has(customer.segment) and has(customer.miles)", 1},
+    {"has(customer.nosuch)", 0},
+    {"has(customer.tier)", 1},
+    {"has(max(incidents, severity))", 1},
+    {"has(max(incidents, severity, kind == \"nomatch\"))", 0},
+    {"has(latest(incidents, flight, kind == \"lost_baggage\"))", 0},
+    {"has(latest(incidents, flight))", 1},
+};
+
+static const eval_case unknown_time_cases[] = {
+    {"sum(incidents, severity) == 0", 1},
+    {"has(max(incidents, severity))", 0},
+    {"latest(incidents, kind) == \"x\"", 0},
+    {"latest(incidents, kind) != \"x\"", 0},
+    {"has(customer.tier)", 0},
+    {"event.time > 2000-01-01", 1},
+};
+
+static void times_aggregates_and_has(void **state)
+{
+    (void)state;
+    fixture fx;
+    full_fixture(&fx);
+    for (size_t i = 0; i < sizeof time_cases / sizeof time_cases[0]; i++) {
+        int got = eval(time_cases[i].when, &fx, NULL);
+        if (got != time_cases[i].expect)
+            fail_msg("'%s': expected %d, got %d", time_cases[i].when, time_cases[i].expect, got);
+    }
+    fx_init(&fx, NBA__V1__CHANNEL__DESK, "checkin");
+    for (size_t i = 0; i < sizeof unknown_time_cases / sizeof unknown_time_cases[0]; i++) {
+        int got = eval(unknown_time_cases[i].when, &fx, NULL);
+        if (got != unknown_time_cases[i].expect)
+            fail_msg("unknown customer, '%s': expected %d, got %d", unknown_time_cases[i].when,
+                     unknown_time_cases[i].expect, got);
+    }
+}
+
+/* The contact point's local time, from its utc_offset context key. */
+static void time_of_day_at_the_contact(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *offset;
+        const char *when;
+    } cases[] = {
+        {"+02:00", "event.time_of_day == 16h13m20s"},
+        {"-05:30", "event.time_of_day == 8h43m20s"},
+        {"+0930", "event.time_of_day == 23h43m20s"},
+        {"+10", "event.time_of_day == 13m20s"},       /* past local midnight */
+        {"-15:00", "event.time_of_day == 14h13m20s"}, /* impossible: UTC */
+        {"Z", "event.time_of_day == 14h13m20s"},
+        {"", "event.time_of_day == 14h13m20s"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture fx;
+        full_fixture(&fx);
+        fx_context(&fx, "utc_offset", cases[i].offset);
+        if (eval(cases[i].when, &fx, NULL) != 1)
+            fail_msg("offset '%s': expected %s", cases[i].offset, cases[i].when);
+    }
+}
+
+/* The triggering incident of max/min is the extreme one, of latest the
+ * most recent. */
+static void aggregates_pick_their_incident(void **state)
+{
+    (void)state;
+    fixture fx;
+    full_fixture(&fx);
+    const Nba__V1__Incident *t;
+    assert_int_equal(eval("max(incidents, severity) >= 3", &fx, &t), 1);
+    assert_string_equal(t->incident_id, "I-1");
+    assert_int_equal(eval("min(incidents, severity) == 1", &fx, &t), 1);
+    assert_string_equal(t->incident_id, "I-2");
+    assert_int_equal(eval("max(incidents, age) > 100d", &fx, &t), 1);
+    assert_string_equal(t->incident_id, "I-3");
+    assert_int_equal(eval("latest(incidents, kind, open) == \"ife_broken\"", &fx, &t), 1);
+    assert_string_equal(t->incident_id, "I-1");
+    assert_int_equal(eval("sum(incidents, severity, kind != \"ife_broken\") == 3", &fx, &t), 1);
+    assert_string_equal(t->incident_id, "I-2");
+}
+
+static const char typed_attributes[] =
+    "attributes: { miles: number, segment: text, vip: bool, member_since: time, joined: time, "
+    "tags: any }\n";
+
+static void typed_fixture(fixture *fx, const char *vip)
+{
+    full_fixture(fx);
+    fx_attr(fx, "vip", vip, false, 0);
+    fx_attr(fx, "member_since", "2019-05-01", false, 0);
+    fx_attr(fx, "joined", "not a date", false, 0);
+    fx_attr(fx, "tags", "a,b", false, 0);
+}
+
+static void typed_attributes_and_context(void **state)
+{
+    (void)state;
+    static const eval_case attr_cases[] = {
+        {"customer.vip", 1},
+        {"customer.vip == true", 1},
+        {"not customer.vip", 0},
+        {"customer.vip != false", 1},
+        {"customer.member_since < 2020-01-01", 1},
+        {"days_since(customer.member_since) > 365", 1},
+        {"age(customer.member_since) > 52w", 1},
+        {"customer.joined < 2030-01-01", 0},
+        {"has(customer.joined)", 0},
+        {"customer.miles > 10000 and customer.segment == \"vip\"", 1},
+        {"customer.tags == \"a,b\"", 1},
+    };
+    fixture fx;
+    typed_fixture(&fx, "Yes");
+    for (size_t i = 0; i < sizeof attr_cases / sizeof attr_cases[0]; i++) {
+        int got = eval_with(typed_attributes, attr_cases[i].when, &fx);
+        if (got != attr_cases[i].expect)
+            fail_msg("'%s': expected %d, got %d", attr_cases[i].when, attr_cases[i].expect, got);
+    }
+    /* a bool attribute that is neither: missing, so every comparison is false */
+    typed_fixture(&fx, "maybe");
+    assert_int_equal(eval_with(typed_attributes, "customer.vip == true", &fx), 0);
+    assert_int_equal(eval_with(typed_attributes, "customer.vip != true", &fx), 0);
+    assert_int_equal(eval_with(typed_attributes, "customer.vip", &fx), 0);
+    assert_int_equal(eval_with(typed_attributes, "has(customer.vip)", &fx), 0);
+    typed_fixture(&fx, "0");
+    assert_int_equal(eval_with(typed_attributes, "customer.vip == false", &fx), 1);
+
+    static const char typed_context[] =
+        "context: { cabin: text, party: number, lounge: bool, departs: time, flight: text }\n";
+    static const eval_case context_cases[] = {
+        {"event.context.party >= 3", 1},
+        {"event.context.lounge", 1},
+        {"event.context.departs > event.time", 1},
+        {"event.context.cabin == \"Y\"", 1},
+    };
+    full_fixture(&fx);
+    fx_context(&fx, "party", "3");
+    fx_context(&fx, "lounge", "true");
+    fx_context(&fx, "departs", "2026-09-21T18:00:00Z");
+    for (size_t i = 0; i < sizeof context_cases / sizeof context_cases[0]; i++) {
+        int got = eval_with(typed_context, context_cases[i].when, &fx);
+        if (got != context_cases[i].expect)
+            fail_msg("'%s': expected %d, got %d", context_cases[i].when, context_cases[i].expect,
+                     got);
+    }
+}
+
+typedef struct type_error_case {
+    const char *extra;
+    const char *when;
+    const char *fragment;
+} type_error_case;
+
+/* Type mistakes are found when the file loads, never at the desk. */
+static void type_errors_at_compile_time(void **state)
+{
+    (void)state;
+    static const type_error_case cases[] = {
+        {typed_attributes, "customer.miles == \"x\"", "cannot compare a number with a text"},
+        {typed_attributes, "customer.vip == 1", "cannot compare a true/false with a number"},
+        {typed_attributes, "customer.member_since > 3", "cannot compare a time with a number"},
+        {typed_attributes, "customer.member_since > 3d",
+         "cannot compare a time with a duration; a time compares with a time"},
+        {typed_attributes, "days_since(customer.segment) > 1", "days_since() takes a time"},
+        {typed_attributes, "customer.nosuch == 1", "unknown customer field 'nosuch'"},
+        {typed_attributes, "customer.segment",
+         "'when' needs a condition (true/false), found a text"},
+        {"attributes: { miles: numbr }\n", "true", "unknown type 'numbr'; did you mean 'number'?"},
+        {"context: { party: number }\n", "event.context.pary > 1",
+         "unknown context key 'pary'; did you mean 'party'?"},
+        {"", "sum(incidents, kind) > 1", "sum() cannot look at a text"},
+        {"", "max(incidents, open)", "max() cannot look at a true/false"},
+        {"", "max(incidents) > 1", "max() needs the value to look at"},
+        {"", "latest(incidents, kind) > 1", "cannot compare a text with a number"},
+        {"", "sum(incidents, severity, any(incidents, open)) > 1", "cannot be used inside"},
+        {"", "has(\"x\")", "has() tells whether a value is there"},
+        {"", "age(customer.tier) > 1d", "age() takes a time"},
+        {"", "event.time > 2026-02-30", "'2026-02-30' is not a date or time"},
+        {"", "1h30 > 1h", "a duration like 1h30m needs a unit after each number"},
+        {"", "event.time_of_day > 6", "cannot compare a duration with a number"},
+        {"", "customer.segment > 1d", "cannot compare a customer attribute with a duration"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *yaml = one_rule_yaml(cases[i].extra, cases[i].when);
+        assert_non_null(yaml);
+        ruleset *rs;
+        nba_error err;
+        int rc = ruleset_load_buffer("t.yaml", yaml, strlen(yaml), &rs, &err);
+        free(yaml);
+        if (rc != -EINVAL || !strstr(err.msg, cases[i].fragment))
+            fail_msg("'%s': expected an error with \"%s\", got %d: %s", cases[i].when,
+                     cases[i].fragment, rc, rc ? err.msg : "(compiled)");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +566,11 @@ int main(void)
         cmocka_unit_test(triggering_incident_is_most_recent_match),
         cmocka_unit_test(long_chains_evaluate),
         cmocka_unit_test(nesting_up_to_the_limit),
+        cmocka_unit_test(times_aggregates_and_has),
+        cmocka_unit_test(time_of_day_at_the_contact),
+        cmocka_unit_test(aggregates_pick_their_incident),
+        cmocka_unit_test(typed_attributes_and_context),
+        cmocka_unit_test(type_errors_at_compile_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
-/* Unit tests of the latency histogram (loadtest/histogram.h): percentiles of
+/* Unit tests of the latency histogram (include/histogram.h): percentiles of
  * known distributions within the promised precision, merging, and the edges
  * (empty, zero, the largest values). */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -213,6 +214,51 @@ static void record_n_counts_many(void **state)
     free(b);
 }
 
+/* One thread records while another merges it again and again, as a status
+ * request does with a worker's histogram: every snapshot agrees with itself
+ * (its count is its buckets' sum), snapshots only grow, and the last one,
+ * after the writer is done, has every value. */
+enum { CONCURRENT_VALUES = 200000 };
+
+static void *record_many(void *arg)
+{
+    histogram *h = arg;
+    for (uint64_t i = 0; i < CONCURRENT_VALUES; i++)
+        histogram_record(h, 1000 + i % 5000);
+    return NULL;
+}
+
+static void merge_while_recording(void **state)
+{
+    (void)state;
+    histogram *h = new_histogram(), *snap = new_histogram();
+    pthread_t writer;
+    assert_int_equal(pthread_create(&writer, NULL, record_many, h), 0);
+    uint64_t last = 0;
+    for (int k = 0; k < 200; k++) {
+        histogram_init(snap);
+        histogram_merge(snap, h);
+        uint64_t n = histogram_count(snap);
+        assert_true(n >= last);
+        assert_true(n <= CONCURRENT_VALUES);
+        if (n) {
+            uint64_t p100 = histogram_percentile(snap, 100), p50 = histogram_percentile(snap, 50);
+            assert_true(histogram_min(snap) >= 1000);
+            assert_true(p50 <= p100);
+            assert_true(p100 <= 6000);
+        }
+        last = n;
+    }
+    assert_int_equal(pthread_join(writer, NULL), 0);
+    histogram_init(snap);
+    histogram_merge(snap, h);
+    assert_int_equal(histogram_count(snap), CONCURRENT_VALUES);
+    assert_int_equal(histogram_min(snap), 1000);
+    assert_int_equal(histogram_max(snap), 5999);
+    free(h);
+    free(snap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +271,7 @@ int main(void)
         cmocka_unit_test(merge_equals_recording_together),
         cmocka_unit_test(extreme_values),
         cmocka_unit_test(record_n_counts_many),
+        cmocka_unit_test(merge_while_recording),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -517,7 +517,8 @@ static void sighup_reloads_rules_without_dropping_requests(void **state)
     static char original[65536];
     snprintf(original, sizeof original, "%s", slurp(W.rules));
     char id[128];
-    assert_string_equal(ping_ruleset(id, sizeof id), "airline-checkin@1");
+    /* name@version+content hash */
+    assert_int_equal(strncmp(ping_ruleset(id, sizeof id), "airline-checkin@1+", 18), 0);
 
     /* Requests in flight while the rules change are all answered. */
     nba_client *c = connect_or_fail();
@@ -548,11 +549,12 @@ static void sighup_reloads_rules_without_dropping_requests(void **state)
     client_close(c);
 
     /* The reload lands (bounded wait: it runs beside the requests). */
-    for (int i = 0; i < 100 && strcmp(ping_ruleset(id, sizeof id), "airline-checkin@2"); i++) {
+    for (int i = 0; i < 100 && strncmp(ping_ruleset(id, sizeof id), "airline-checkin@2+", 18);
+         i++) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    assert_string_equal(id, "airline-checkin@2");
+    assert_int_equal(strncmp(id, "airline-checkin@2+", 18), 0);
 
     /* A file that does not compile never replaces the serving rules. */
     write_file(W.rules, "ruleset: airline-checkin\nversion: 3\nrules: [\n");
@@ -562,14 +564,80 @@ static void sighup_reloads_rules_without_dropping_requests(void **state)
         nanosleep(&ts, NULL);
     }
     assert_non_null(strstr(slurp(W.log), "rules not reloaded"));
-    assert_string_equal(ping_ruleset(id, sizeof id), "airline-checkin@2");
+    assert_int_equal(strncmp(ping_ruleset(id, sizeof id), "airline-checkin@2+", 18), 0);
     c = connect_or_fail();
     Nba__V1__Response *r = contact(c, 60, "P100", NBA__V1__CHANNEL__DESK, "Y");
     assert_non_null(find_action(r->decision, "upgrade"));
-    assert_string_equal(r->decision->ruleset, "airline-checkin@2");
+    assert_string_equal(r->decision->ruleset, id);
     nba__v1__response__free_unpacked(r, NULL);
     client_close(c);
     write_file(W.rules, original);
+}
+
+static Nba__V1__Response *status(nba_client *c, uint64_t id)
+{
+    Nba__V1__Request req = NBA__V1__REQUEST__INIT;
+    Nba__V1__StatusRequest s = NBA__V1__STATUS_REQUEST__INIT;
+    req.id = id;
+    req.body_case = NBA__V1__REQUEST__BODY_STATUS;
+    req.status = &s;
+    Nba__V1__Response *resp = NULL;
+    nba_error err;
+    if (client_call(c, &req, &resp, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(resp->id, id);
+    assert_int_equal(resp->body_case, NBA__V1__RESPONSE__BODY_STATUS);
+    assert_non_null(resp->status->decision_latency);
+    return resp;
+}
+
+/* The counters move by exactly what this test sends (earlier tests' traffic
+ * is in the first answer already), and every decision is timed. Times are
+ * only checked to be there and ordered, never against a bound. */
+static void status_counts_and_times_the_decisions(void **state)
+{
+    (void)state;
+    enum { N = 25 };
+    nba_client *c = connect_or_fail();
+    Nba__V1__Response *before = status(c, 70);
+    for (uint64_t i = 0; i < N; i++)
+        nba__v1__response__free_unpacked(
+            contact(c, 71 + i, i % 2 ? "P100" : "NOBODY", NBA__V1__CHANNEL__KIOSK, "Y"), NULL);
+    nba__v1__response__free_unpacked(ping(c, 99), NULL);
+    Nba__V1__Response *after = status(c, 100);
+    const Nba__V1__Status *a = before->status, *b = after->status;
+
+    assert_int_equal(b->decisions_total - a->decisions_total, N);
+    assert_int_equal(b->requests_total - a->requests_total, N + 2); /* + ping, + first status */
+    assert_int_equal(b->errors_total, a->errors_total);
+    assert_int_equal(b->decision_latency->count - a->decision_latency->count, N);
+    assert_int_equal(b->decision_latency->count, b->decisions_total);
+    assert_true(b->decision_latency->p50_ns > 0);
+    assert_true(b->decision_latency->p50_ns <= b->decision_latency->p99_ns);
+    assert_true(b->decision_latency->p99_ns <= b->decision_latency->max_ns);
+    assert_true(b->connections_open >= 1);
+    assert_true(b->connections_total >= b->connections_open);
+    assert_true(b->uptime_ms >= a->uptime_ms);
+    assert_int_equal(b->customers, 3);
+    assert_int_equal(b->incidents, 2);
+    assert_non_null(strstr(b->server, "nbad/"));
+    assert_non_null(strchr(b->ruleset, '@'));
+    nba__v1__response__free_unpacked(before, NULL);
+    nba__v1__response__free_unpacked(after, NULL);
+    client_close(c);
+
+    /* nbactl status shows the same over the same protocol. */
+    char port[16], out[256];
+    snprintf(port, sizeof port, "%d", W.port);
+    snprintf(out, sizeof out, "%s/status.out", W.dir);
+    char *human[] = {(char *)env("NBACTL_BIN"), "status", "--port", port, NULL};
+    assert_int_equal(run(human, out), 0);
+    assert_non_null(strstr(slurp(out), "decisions"));
+    char *json[] = {(char *)env("NBACTL_BIN"), "status", "--port", port, "--json", NULL};
+    assert_int_equal(run(json, out), 0);
+    const char *text = slurp(out);
+    assert_non_null(strstr(text, "\"decisions_total\""));
+    assert_non_null(strstr(text, "\"p99_ns\""));
 }
 
 int main(void)
@@ -585,6 +653,7 @@ int main(void)
         cmocka_unit_test(bad_csv_row_is_named_and_changes_nothing),
         cmocka_unit_test(broken_rule_file_stops_nbad_at_start),
         cmocka_unit_test(sighup_reloads_rules_without_dropping_requests),
+        cmocka_unit_test(status_counts_and_times_the_decisions),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
 }

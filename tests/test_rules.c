@@ -9,10 +9,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <cmocka.h>
 
 #include "rules_fixture.h"
+#include "rules_live.h"
 
 /* Allocation counter: the test is linked with --wrap for malloc, calloc and
  * realloc (see tests/CMakeLists.txt), so the per-decision path can be shown
@@ -256,7 +258,8 @@ static void compile_error_format(void **state)
     nba_error err;
     assert_int_equal(ruleset_load_buffer("rules/x.yaml", yaml, strlen(yaml), &rs, &err), -EINVAL);
     assert_null(rs);
-    assert_string_equal(err.msg, "rules/x.yaml:7:34: cannot compare a number with a text\n"
+    assert_string_equal(err.msg, "rules/x.yaml:7:34: cannot compare a number with a text; write "
+                                 "the number without quotes\n"
                                  "    when: customer.predicted_ltv >= \"x\"\n"
                                  "                                 ^");
 }
@@ -289,21 +292,24 @@ static void nesting_limit(void **state)
 static void bom_and_crlf(void **state)
 {
     (void)state;
-    check_error("\xEF\xBB\xBFruleset: t\nversion: 1\nrulez: 1\n", "3:1", "unknown key 'rulez'", 0);
+    check_error("\xEF\xBB\xBFruleset: t\nversion: 1\nrulez: 1\nlanguages: [en]\n"
+                "default_language: en\n",
+                "3:1", "unknown key 'rulez'", 0);
     const char *crlf = "ruleset: t\r\nversion: 1\r\nlanguages: [en]\r\ndefault_language: en\r\n"
                        "rules:\r\n  - id: r\r\n    when: >\r\n      customer.known\r\n"
                        "      and customer.tier == 3\r\n    then: [{action: a}]\r\n";
     ruleset *rs;
     nba_error err;
     assert_int_equal(ruleset_load_buffer("t.yaml", crlf, strlen(crlf), &rs, &err), -EINVAL);
-    assert_string_equal(err.msg, "t.yaml:9:25: cannot compare a text with a number\n"
+    assert_string_equal(err.msg, "t.yaml:9:25: cannot compare a text with a number; a text is "
+                                 "written in quotes, \"3\"\n"
                                  "      and customer.tier == 3\n"
                                  "                        ^");
     const char *ok = "\xEF\xBB\xBFruleset: t\r\nversion: 1\r\nlanguages: [en]\r\n"
                      "default_language: en\r\nrules:\r\n  - id: r\r\n    when: >\r\n"
                      "      customer.known\r\n    then: [{action: a}]\r\n";
     assert_int_equal(ruleset_load_buffer("t.yaml", ok, strlen(ok), &rs, &err), 0);
-    assert_string_equal(ruleset_id(rs), "t@1");
+    assert_id(ruleset_id(rs), "t@1");
     ruleset_free(rs);
 }
 
@@ -326,10 +332,369 @@ static void ruleset_identity(void **state)
                           "default_language: en\nrules:\n  - id: a\n    when: true\n    then: "
                           "[{action: x}]\n  - id: b\n    when: false\n    then: [{action: y}]\n");
     assert_non_null(rs);
-    assert_string_equal(ruleset_id(rs), "airline@2026.1");
+    assert_id(ruleset_id(rs), "airline@2026.1");
+    assert_string_equal(ruleset_name(rs), "airline");
+    assert_string_equal(ruleset_version(rs), "2026.1");
+    assert_int_equal(strlen(ruleset_hash(rs)), 16);
+    assert_memory_equal(ruleset_hash(rs), ruleset_id(rs) + strlen("airline@2026.1+"), 8);
+    assert_int_equal(ruleset_file_count(rs), 1);
+    assert_string_equal(ruleset_file(rs, 0), "test.yaml");
     assert_int_equal(ruleset_rule_count(rs), 2);
     ruleset_free(rs);
     ruleset_free(NULL);
+}
+
+/* ---- every problem at once, several files, the id's hash ---- */
+
+/* Compiles texts; returns the diags (caller frees) and the ruleset in *out. */
+static ruleset_diags *compile_texts(const ruleset_text *t, size_t n, ruleset **out, int *rc)
+{
+    ruleset_diags *d = NULL;
+    assert_int_equal(ruleset_diags_new(&d), 0);
+    *rc = ruleset_compile_texts(t, n, out, d);
+    return d;
+}
+
+/* "file:line:col: severity: message" of problem i, for comparisons. */
+static const char *diag_line(const ruleset_diags *d, size_t i, char *buf, size_t size)
+{
+    const ruleset_diag *g = ruleset_diags_get(d, i);
+    snprintf(buf, size, "%s:%u:%u: %s: %s%s%s", g->file, g->line, g->col,
+             g->severity == RULESET_ERROR ? "error" : "warning", g->message, g->hint ? " | " : "",
+             g->hint ? g->hint : "");
+    return buf;
+}
+
+static void every_error_is_reported(void **state)
+{
+    (void)state;
+    const char *yaml = HEAD "rules:\n"
+                            "  - id: a\n"
+                            "    priorty: 5\n"
+                            "    when: customer.predicted_ltv >= \"x\"\n"
+                            "    then: [{action: a, say: helo}]\n"
+                            "  - id: b\n"
+                            "    when: customer.teir == \"gold\"\n"
+                            "    then: [{action: b}]\n"
+                            "  - id: a\n"
+                            "    when: true\n"
+                            "    then: [{action: c}]\n"
+                            "messages:\n"
+                            "  hello: {en: Hi}\n";
+    ruleset_text t = {"many.yaml", yaml, strlen(yaml)};
+    ruleset *rs = (ruleset *)1;
+    int rc;
+    ruleset_diags *d = compile_texts(&t, 1, &rs, &rc);
+    assert_int_equal(rc, -EINVAL);
+    assert_null(rs);
+    static const char *const want[] = {
+        "many.yaml:7:5: error: unknown key 'priorty' in a rule | did you mean 'priority'?",
+        "many.yaml:8:34: error: cannot compare a number with a text | write the number without "
+        "quotes",
+        "many.yaml:9:29: error: unknown message 'helo' in 'say' | did you mean 'hello'?",
+        "many.yaml:11:11: error: unknown customer field 'teir' | did you mean 'tier'? (to read "
+        "an extra CSV column with a name this close, list it under 'attributes')",
+        "many.yaml:13:9: error: duplicate rule id 'a' (first used on line 6)",
+    };
+    size_t n = sizeof want / sizeof want[0];
+    assert_int_equal(ruleset_diags_errors(d), n);
+    assert_int_equal(ruleset_diags_count(d), n);
+    char buf[512];
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(diag_line(d, i, buf, sizeof buf), want[i]) != 0)
+            fail_msg("problem %zu: expected\n  %s\ngot\n  %s", i, want[i], buf);
+    const ruleset_diag *g = ruleset_diags_get(d, 0);
+    assert_string_equal(g->source, "    priorty: 5");
+    assert_string_equal(g->caret, "    ^");
+    assert_null(ruleset_diags_get(d, n));
+    ruleset_diags_free(d);
+
+    /* the old interface: every error in err, one after another */
+    nba_error err;
+    assert_int_equal(ruleset_load_buffer("many.yaml", yaml, strlen(yaml), &rs, &err), -EINVAL);
+    assert_true(strncmp(err.msg,
+                        "many.yaml:7:5: unknown key 'priorty' in a rule; did you mean "
+                        "'priority'?\n    priorty: 5\n    ^\nmany.yaml:8:34: ",
+                        93) == 0);
+    assert_non_null(strstr(err.msg, "\nmany.yaml:13:9: duplicate rule id 'a'"));
+}
+
+/* A file of nothing but mistakes keeps a bounded list, and counts the rest. */
+static void error_flood_is_bounded(void **state)
+{
+    (void)state;
+    size_t n = 2000, size = n * 64 + 256;
+    char *yaml = malloc(size);
+    assert_non_null(yaml);
+    size_t k = (size_t)snprintf(yaml, size, HEAD "rules:\n");
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)snprintf(yaml + k, size - k, "  - {id: r%zu, wen: x, then: [{action: a}]}\n",
+                              i);
+    ruleset_text t = {"flood.yaml", yaml, k};
+    ruleset *rs;
+    int rc;
+    ruleset_diags *d = compile_texts(&t, 1, &rs, &rc);
+    assert_int_equal(rc, -EINVAL);
+    /* one each: unknown 'wen' (its hint, 'when', stands for the missing 'when') */
+    assert_int_equal(ruleset_diags_errors(d), n);
+    assert_true(ruleset_diags_count(d) <= 500);
+    ruleset_diags_free(d);
+    nba_error err;
+    assert_int_equal(ruleset_load_buffer("flood.yaml", yaml, k, &rs, &err), -EINVAL);
+    assert_true(strlen(err.msg) < NBA_ERROR_MAX);
+    assert_non_null(strstr(err.msg, "more errors)"));
+    free(yaml);
+}
+
+static const char main_yaml[] = "ruleset: composed\n"
+                                "version: 4\n"
+                                "languages: [en, it]\n"
+                                "default_language: en\n"
+                                "rules:\n"
+                                "  - id: greet\n"
+                                "    when: customer.known\n"
+                                "    then: [{action: greet, say: hello}]\n"
+                                "messages:\n"
+                                "  hello: {en: Hello, it: Ciao}\n";
+
+static const char part_yaml[] =
+    "# the boarding team's rules\n"
+    "rules:\n"
+    "  - id: boarding-lounge\n"
+    "    priority: 5\n"
+    "    when: event.touchpoint == \"boarding\"\n"
+    "    then: [{action: lounge, say: lounge}]\n"
+    "messages:\n"
+    "  lounge: {en: \"Lounge access, {{customer.name}}\", it: Salotto}\n";
+
+static void files_compose_one_ruleset(void **state)
+{
+    (void)state;
+    /* the main file need not come first */
+    ruleset_text t[] = {{"boarding.yaml", part_yaml, strlen(part_yaml)},
+                        {"main.yaml", main_yaml, strlen(main_yaml)}};
+    ruleset *rs;
+    int rc;
+    ruleset_diags *d = compile_texts(t, 2, &rs, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(ruleset_diags_errors(d), 0);
+    ruleset_diags_free(d);
+    assert_int_equal(ruleset_rule_count(rs), 2);
+    assert_string_equal(ruleset_rule_id(rs, 0), "greet"); /* main file first */
+    assert_string_equal(ruleset_rule_id(rs, 1), "boarding-lounge");
+    assert_int_equal(ruleset_file_count(rs), 2);
+    assert_string_equal(ruleset_file(rs, 0), "main.yaml");
+    assert_string_equal(ruleset_file(rs, 1), "boarding.yaml");
+    assert_id(ruleset_id(rs), "composed@4");
+
+    fixture fx;
+    fx_init(&fx, NBA__V1__CHANNEL__KIOSK, "boarding");
+    fx_customer(&fx, "Ada", "gold", 1, 1, "it");
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    Nba__V1__Decision dec;
+    assert_int_equal(fx_decide(rs, &fx, &a, &dec), 0);
+    assert_int_equal(dec.n_actions, 2);
+    assert_string_equal(dec.actions[0]->type, "lounge");
+    assert_string_equal(dec.actions[0]->message, "Salotto");
+    assert_string_equal(dec.actions[1]->message, "Ciao");
+    char first_id[64];
+    snprintf(first_id, sizeof first_id, "%s", ruleset_id(rs));
+    ruleset_free(rs);
+
+    /* the same version with one character changed in a part: another id */
+    char changed[sizeof part_yaml];
+    memcpy(changed, part_yaml, sizeof part_yaml);
+    *strstr(changed, "priority: 5") = ' ';
+    memcpy(strstr(changed, "riority: 5") - 1, "priority: 6", 11);
+    t[0].text = changed;
+    d = compile_texts(t, 2, &rs, &rc);
+    assert_int_equal(rc, 0);
+    ruleset_diags_free(d);
+    assert_id(ruleset_id(rs), "composed@4");
+    assert_string_not_equal(ruleset_id(rs), first_id);
+    ruleset_free(rs);
+    arena_destroy(&a);
+}
+
+typedef struct compose_case {
+    const char *part;
+    const char *want; /* the first problem, as diag_line writes it */
+} compose_case;
+
+static void composition_errors(void **state)
+{
+    (void)state;
+    static const compose_case cases[] = {
+        {"rules:\n  - id: greet\n    when: true\n    then: [{action: x}]\n",
+         "part.yaml:2:9: error: duplicate rule id 'greet' (first used in main.yaml:6)"},
+        {"languages: [en]\nrules: []\n",
+         "part.yaml:1:1: error: 'languages' belongs in the main rule file (main.yaml)"},
+        {"ruleset: other\nversion: 1\nlanguages: [en]\ndefault_language: en\nrules: []\n",
+         "part.yaml:1:1: error: a ruleset has one main file, and 'main.yaml' already names it; "
+         "leave 'ruleset:' out of the other files"},
+        {"messages:\n  hello: {en: Hi}\n",
+         "part.yaml:2:3: error: message 'hello' is already defined in main.yaml:10"},
+        {"rules:\n  - id: r\n    when: true\n    then: [{action: x, say: helo}]\n",
+         "part.yaml:4:29: error: unknown message 'helo' in 'say' | did you mean 'hello'?"},
+        {"include: [x.yaml]\nrules: []\n",
+         "part.yaml:1:1: error: 'include' belongs in the main rule file (main.yaml)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ruleset_text t[] = {{"main.yaml", main_yaml, strlen(main_yaml)},
+                            {"part.yaml", cases[i].part, strlen(cases[i].part)}};
+        ruleset *rs;
+        int rc;
+        ruleset_diags *d = compile_texts(t, 2, &rs, &rc);
+        char buf[512];
+        if (rc != -EINVAL || ruleset_diags_count(d) == 0 ||
+            strcmp(diag_line(d, 0, buf, sizeof buf), cases[i].want) != 0)
+            fail_msg("case %zu: expected\n  %s\ngot rc %d and\n  %s", i, cases[i].want, rc,
+                     ruleset_diags_count(d) ? buf : "(nothing)");
+        ruleset_diags_free(d);
+    }
+    /* no main file at all */
+    ruleset_text t = {"part.yaml", part_yaml, strlen(part_yaml)};
+    ruleset *rs;
+    int rc;
+    ruleset_diags *d = compile_texts(&t, 1, &rs, &rc);
+    assert_int_equal(rc, -EINVAL);
+    char buf[512];
+    assert_string_equal(diag_line(d, 0, buf, sizeof buf),
+                        "part.yaml:2:1: error: the rule file is missing 'ruleset'");
+    ruleset_diags_free(d);
+    /* include: needs files on disk */
+    const char *inc = "ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+                      "include: [part.yaml]\nrules: []\n";
+    t = (ruleset_text){"main.yaml", inc, strlen(inc)};
+    d = compile_texts(&t, 1, &rs, &rc);
+    assert_int_equal(rc, -EINVAL);
+    assert_non_null(strstr(diag_line(d, 0, buf, sizeof buf), "main.yaml:5:10: error: 'include' "
+                                                             "needs rule files on disk"));
+    ruleset_diags_free(d);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void include_reads_parts_from_disk(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nba-rules-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char main_path[128], part_path[128], other_path[128], sub[128];
+    snprintf(main_path, sizeof main_path, "%s/main.yaml", dir);
+    snprintf(sub, sizeof sub, "%s/teams", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(part_path, sizeof part_path, "%s/teams/boarding.yaml", dir);
+    snprintf(other_path, sizeof other_path, "%s/other.yaml", dir);
+    char text[2048];
+    snprintf(text, sizeof text, "%.*sinclude: [teams/boarding.yaml]\n%s",
+             (int)(strstr(main_yaml, "rules:") - main_yaml), main_yaml,
+             strstr(main_yaml, "rules:"));
+    write_text(main_path, text);
+    write_text(part_path, part_yaml);
+
+    ruleset *rs;
+    nba_error err;
+    if (ruleset_load_file(main_path, &rs, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(ruleset_rule_count(rs), 2);
+    assert_int_equal(ruleset_file_count(rs), 2);
+    assert_string_equal(ruleset_file(rs, 1), part_path);
+    ruleset_free(rs);
+
+    /* a file given on the command line too is not composed twice */
+    const char *both[] = {main_path, part_path};
+    assert_int_equal(ruleset_load_files(both, 2, &rs, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "'teams/boarding.yaml' is already part of the ruleset"));
+
+    /* an include that cannot be read, at the line that names it */
+    write_text(main_path, "ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+                          "include:\n  - teams/nope.yaml\nrules: []\n");
+    assert_int_equal(ruleset_load_file(main_path, &rs, &err), -EINVAL);
+    char want[256];
+    snprintf(want, sizeof want,
+             "%s:6:5: cannot read the included file '%s/teams/nope.yaml': No such file", main_path,
+             dir);
+    if (strncmp(err.msg, want, strlen(want)) != 0)
+        fail_msg("expected %s, got %s", want, err.msg);
+
+    /* an error in a part names the part */
+    write_text(main_path, text);
+    write_text(part_path, "rules:\n  - id: x\n    when: customer.tier == 3\n    then: [{action: "
+                          "a}]\n");
+    assert_int_equal(ruleset_load_file(main_path, &rs, &err), -EINVAL);
+    snprintf(want, sizeof want, "%s:3:25: cannot compare a text with a number", part_path);
+    if (strncmp(err.msg, want, strlen(want)) != 0)
+        fail_msg("expected %s, got %s", want, err.msg);
+
+    /* a missing file given directly */
+    const char *missing[] = {main_path, other_path};
+    assert_int_equal(ruleset_load_files(missing, 2, &rs, &err), -ENOENT);
+    snprintf(want, sizeof want, "%s: No such file or directory", other_path);
+    assert_string_equal(err.msg, want);
+
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A ruleset of several files reloads as one: a changed part gives a new id,
+ * a broken part leaves the old ruleset serving with every error named. */
+static void live_reload_of_several_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nba-live-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char main_path[128], part_path[128];
+    snprintf(main_path, sizeof main_path, "%s/main.yaml", dir);
+    snprintf(part_path, sizeof part_path, "%s/part.yaml", dir);
+    write_text(main_path, main_yaml);
+    write_text(part_path, part_yaml);
+    const char *paths[] = {main_path, part_path};
+    rules_live *rl;
+    nba_error err;
+    if (rules_live_new_files(paths, 2, &rl, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(rules_live_file_count(rl), 2);
+    assert_string_equal(rules_live_file(rl, 1), part_path);
+    assert_string_equal(rules_live_path(rl), main_path);
+    char first[128], id[128];
+    rules_live_id(rl, first, sizeof first);
+    assert_id(first, "composed@4");
+
+    /* the same version, one part changed: the id changes */
+    char changed[sizeof part_yaml + 16];
+    snprintf(changed, sizeof changed, "%s", part_yaml);
+    memcpy(strstr(changed, "priority: 5"), "priority: 7", 11);
+    write_text(part_path, changed);
+    assert_int_equal(rules_live_reload(rl, id, sizeof id, &err), 0);
+    assert_id(id, "composed@4");
+    assert_string_not_equal(id, first);
+    const ruleset *rs = rules_live_enter(rl);
+    assert_string_equal(ruleset_id(rs), id);
+    rules_live_leave(rl);
+
+    /* a broken part: refused, every error in err, the last good ruleset serves */
+    write_text(part_path, "rules:\n  - id: x\n    when: customer.teir == 1\n    then: [{action: "
+                          "a, say: nope}]\n");
+    char before[128];
+    snprintf(before, sizeof before, "%s", id);
+    assert_int_equal(rules_live_reload(rl, id, sizeof id, &err), -EINVAL);
+    assert_string_equal(id, before);
+    assert_non_null(strstr(err.msg, "part.yaml:3:11: unknown customer field 'teir'"));
+    assert_non_null(strstr(err.msg, "part.yaml:4:29: unknown message 'nope'"));
+    rules_live_free(rl);
+
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* ---- arbitration ---- */
@@ -448,6 +813,282 @@ static void max_actions_and_channels(void **state)
     }
     arena_destroy(&a);
     ruleset_free(rs);
+}
+
+/* ---- arbitration declared in the file: groups, channel limits, what a
+ * channel cannot do ---- */
+
+static const char caps_yaml[] =
+    "ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+    "max_actions: 4\n"
+    "channels:\n"
+    "  ivr: { max_actions: 2, cannot: [voucher] }\n"
+    "  mobile: { max_actions: 1 }\n"
+    "groups:\n"
+    "  g1: first group\n"
+    "  g2: second group\n"
+    "rules:\n"
+    "  - {id: a, priority: 10, group: g1, when: 'true', then: [{action: a}]}\n"
+    "  - {id: b, priority: 5, group: [g1, g2], when: 'true', then: [{action: b}]}\n"
+    "  - {id: c, priority: 4, group: [g2], when: 'true', then: [{action: c}]}\n"
+    "  - {id: v, priority: 3, when: 'true', then: [{action: voucher}, {action: v2}]}\n"
+    "  - {id: w, priority: 2, when: 'true', then: [{action: w}]}\n";
+
+static void groups_limits_and_capabilities(void **state)
+{
+    (void)state;
+    static const limit_case cases[] = {
+        /* b loses g1 to a; c keeps g2, which b never took; w is past the limit */
+        {NBA__V1__CHANNEL__DESK, 3, "a c voucher v2"},
+        /* the IVR cannot hand over a voucher, and says two things at most */
+        {NBA__V1__CHANNEL__IVR, 2, "a c"},
+        {NBA__V1__CHANNEL__MOBILE, 1, "a"},
+        {NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED, 3, "a c voucher v2"},
+    };
+    ruleset *rs = fx_load(caps_yaml);
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture fx;
+        fx_init(&fx, (Nba__V1__Channel)cases[i].channel, "checkin");
+        const facts *f = fx_facts(&fx);
+        rule_hit hits[8];
+        size_t n = ruleset_match(rs, f, hits);
+        assert_int_equal(n, 5);
+        n = ruleset_arbitrate(rs, f, hits, n);
+        assert_int_equal(n, cases[i].kept_hits);
+        Nba__V1__Decision d = NBA__V1__DECISION__INIT;
+        assert_int_equal(ruleset_render(rs, f, hits, n, &a, &d), 0);
+        char got[128] = "";
+        for (size_t k = 0; k < d.n_actions; k++) {
+            strcat(got, k ? " " : "");
+            strcat(got, d.actions[k]->type);
+        }
+        if (strcmp(got, cases[i].actions) != 0)
+            fail_msg("channel %d: expected \"%s\", got \"%s\"", cases[i].channel, cases[i].actions,
+                     got);
+        arena_reset(&a);
+    }
+    arena_destroy(&a);
+    ruleset_free(rs);
+
+    check_error("ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+                "groups: { cabin-change: one cabin change }\n"
+                "rules:\n  - {id: a, group: cabin-chang, when: 'true', then: [{action: a}]}\n",
+                "7:20", "unknown group 'cabin-chang'; did you mean 'cabin-change'?", 0);
+    check_error("ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+                "channels: { kisok: { max_actions: 1 } }\nrules: []\n",
+                "5:13", "unknown channel 'kisok'; did you mean 'kiosk'?", 0);
+    check_error("ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+                "channels: { ivr: { max_action: 1 } }\nrules: []\n",
+                "5:20", "unknown key 'max_action' in a channel; did you mean 'max_actions'?", 0);
+    check_error("ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+                "rules:\n  - {id: a, group: [g, g], when: 'true', then: [{action: a}]}\n",
+                "6:24", "group 'g' is given twice", 0);
+}
+
+/* ---- decision tables ---- */
+
+static const char table_yaml[] =
+    "ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+    "attributes: { country: text }\n"
+    "channels:\n"
+    "  ivr: { cannot: [voucher] }\n"
+    "tables:\n"
+    "  - id: goodwill\n"
+    "    description: tier x worst open incident -> compensation\n"
+    "    priority: 50\n"
+    "    when: event.touchpoint == \"checkin\"\n"
+    "    columns:\n"
+    "      tier: customer.tier\n"
+    "      severity:\n"
+    "        value: max(incidents, severity, open)\n"
+    "        range: [1, 5]\n"
+    "    rows:\n"
+    "      - { tier: platinum, severity: \">= 3\", then: [{action: miles, params: {amount: "
+    "\"20000\"}}] }\n"
+    "      - { tier: [gold, platinum], severity: 1..2, then: [{action: miles, params: {amount: "
+    "\"5000\"}}] }\n"
+    "      - { id: gold-voucher, tier: gold, severity: \">= 3\", then: [{action: voucher}] }\n"
+    "      - { tier: \"*\", then: [] }\n"
+    "  - id: language\n"
+    "    policy: priority\n"
+    "    columns: { country: customer.country }\n"
+    "    rows:\n"
+    "      - { country: [IT, SM, VA], priority: 10, then: [{action: speak, params: {lang: it}}] "
+    "}\n"
+    "      - { country: \"*\", priority: 1, then: [{action: speak, params: {lang: en}}] }\n";
+
+typedef struct table_case {
+    const char *tier; /* NULL: unknown customer */
+    int severity;     /* 0: no incident */
+    const char *country;
+    int channel;
+    const char *touchpoint;
+    const char *want; /* "type[=param] ..." */
+} table_case;
+
+static void decision_tables_decide(void **state)
+{
+    (void)state;
+    static const table_case cases[] = {
+        {"platinum", 3, "IT", NBA__V1__CHANNEL__DESK, "checkin", "miles=20000 speak=it"},
+        {"platinum", 1, "FR", NBA__V1__CHANNEL__DESK, "checkin", "miles=5000 speak=en"},
+        {"gold", 2, "FR", NBA__V1__CHANNEL__DESK, "checkin", "miles=5000 speak=en"},
+        {"gold", 4, "SM", NBA__V1__CHANNEL__DESK, "checkin", "voucher speak=it"},
+        {"gold", 4, "SM", NBA__V1__CHANNEL__IVR, "checkin", "speak=it"},
+        {"silver", 5, "FR", NBA__V1__CHANNEL__DESK, "checkin", "speak=en"},
+        {"platinum", 3, "FR", NBA__V1__CHANNEL__DESK, "boarding", "speak=en"},
+        /* "*" matches a missing value too: the last rows answer */
+        {NULL, 0, NULL, NBA__V1__CHANNEL__DESK, "checkin", "speak=en"},
+    };
+    ruleset *rs = fx_load(table_yaml);
+    assert_non_null(rs);
+    assert_int_equal(ruleset_rule_count(rs), 6);
+    assert_string_equal(ruleset_rule_id(rs, 0), "goodwill#1");
+    assert_string_equal(ruleset_rule_id(rs, 2), "gold-voucher");
+    assert_string_equal(ruleset_rule_id(rs, 5), "language#2");
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const table_case *tc = &cases[i];
+        fixture fx;
+        fx_init(&fx, (Nba__V1__Channel)tc->channel, tc->touchpoint);
+        if (tc->tier) {
+            fx_customer(&fx, "Ada", tc->tier, 1, 1, "en");
+            fx_attr(&fx, "country", tc->country, false, 0);
+            if (tc->severity)
+                fx_incident(&fx, "I-1", "delay", tc->severity, 3, false, "AZ1");
+            fx_incident(&fx, "I-0", "delay", 5, 300, true, "AZ0"); /* resolved: not counted */
+        }
+        Nba__V1__Decision d;
+        assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+        char got[256] = "";
+        for (size_t k = 0; k < d.n_actions; k++) {
+            strcat(got, k ? " " : "");
+            strcat(got, d.actions[k]->type);
+            if (d.actions[k]->n_params) {
+                strcat(got, "=");
+                strcat(got, d.actions[k]->params[0]->value);
+            }
+        }
+        if (strcmp(got, tc->want) != 0)
+            fail_msg("case %zu: expected \"%s\", got \"%s\"", i, tc->want, got);
+        arena_reset(&a);
+    }
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+/* Compiles yaml and returns its problems as "line:col: severity: message"
+ * lines, joined. */
+static const char *problems(const char *yaml, char *buf, size_t size)
+{
+    ruleset_text t = {"t.yaml", yaml, strlen(yaml)};
+    ruleset *rs = NULL;
+    int rc;
+    ruleset_diags *d = compile_texts(&t, 1, &rs, &rc);
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < ruleset_diags_count(d); i++) {
+        char line[600];
+        diag_line(d, i, line, sizeof line);
+        int w = snprintf(buf + k, size - k, "%s\n", line + strlen("t.yaml:"));
+        if (w < 0 || (size_t)w >= size - k)
+            break;
+        k += (size_t)w;
+    }
+    ruleset_diags_free(d);
+    ruleset_free(rs);
+    return buf;
+}
+
+static void expect_problem(const char *got, const char *want)
+{
+    if (!strstr(got, want))
+        fail_msg("expected a problem\n  %s\nin\n%s", want, got);
+}
+
+static void decision_table_checks(void **state)
+{
+    (void)state;
+    char buf[8192];
+    /* first hit: a gap, and a row nothing can reach */
+    const char *gaps = "ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+                       "tables:\n"
+                       "  - id: comp\n"
+                       "    columns:\n"
+                       "      tier: customer.tier\n"
+                       "      severity: { value: \"max(incidents, severity)\", range: [1, 5] }\n"
+                       "    rows:\n"
+                       "      - { tier: platinum, severity: \">= 3\", then: [{action: a}] }\n"
+                       "      - { tier: [gold, platinum], severity: 1..2, then: [{action: b}] }\n"
+                       "      - { tier: gold, severity: \">= 4\", then: [{action: c}] }\n"
+                       "      - { tier: platinum, severity: 4, then: [{action: d}] }\n";
+    problems(gaps, buf, sizeof buf);
+    expect_problem(buf, "11:9: warning: table 'comp' has no row for tier = gold, severity = 3 | "
+                        "add a row for it ('then: []' if nothing should happen), or a last row "
+                        "with \"*\" for the rest");
+    expect_problem(buf, "14:9: warning: row 4 ('comp#4') of table 'comp' is never chosen: earlier "
+                        "rows match every case it matches");
+    assert_null(strstr(buf, "error"));
+
+    /* priority: two rows of equal priority for the same case */
+    const char *overlap = "ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+                          "attributes: [country]\n"
+                          "tables:\n"
+                          "  - id: lang\n"
+                          "    policy: priority\n"
+                          "    columns: { country: customer.country }\n"
+                          "    rows:\n"
+                          "      - { country: IT, priority: 5, then: [{action: it}] }\n"
+                          "      - { country: [IT, FR], priority: 5, then: [{action: fr}] }\n"
+                          "      - { country: \"*\", priority: 1, then: [] }\n";
+    problems(overlap, buf, sizeof buf);
+    expect_problem(buf, "12:9: warning: row 1 ('lang#1') and row 2 ('lang#2') of table 'lang' both "
+                        "match country = IT with the same priority");
+    assert_null(strstr(buf, "no row for"));
+
+    /* a table with a row for every case is quiet */
+    const char *complete = "ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+                           "tables:\n"
+                           "  - id: t\n"
+                           "    columns:\n"
+                           "      known: customer.known\n"
+                           "      n: count(incidents, open)\n"
+                           "    rows:\n"
+                           "      - { known: true, n: \">= 2\", then: [{action: a}] }\n"
+                           "      - { known: true, n: 0..1, then: [{action: b}] }\n"
+                           "      - { known: false, then: [] }\n";
+    problems(complete, buf, sizeof buf);
+    assert_string_equal(buf, "");
+
+    /* mistakes in tables */
+    const char *head = "ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+                       "tables:\n  - id: t\n    columns: { tier: customer.tier, n: "
+                       "count(incidents) }\n    rows:\n";
+    static const struct {
+        const char *row;
+        const char *want;
+    } bad[] = {
+        {"      - { teir: gold, then: [] }\n",
+         "9:11: error: unknown column 'teir' in a row of table 't' | did you mean 'tier'?"},
+        {"      - { n: \">= x\", then: [] }\n",
+         "9:18: error: this column holds a number, found 'x'"},
+        {"      - { n: 3..1, then: [] }\n",
+         "9:14: error: a range goes from the lowest to the highest"},
+        {"      - { tier: gold }\n", "9:9: error: a row is missing 'then'"},
+        {"      - { tier: gold, priority: 3, then: [] }\n",
+         "9:33: error: a row's 'priority' counts only with 'policy: priority'"},
+        {"      - { tier: [], then: [] }\n", "9:17: error: an empty list would never match"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char yaml[1024];
+        snprintf(yaml, sizeof yaml, "%s%s", head, bad[i].row);
+        problems(yaml, buf, sizeof buf);
+        expect_problem(buf, bad[i].want);
+    }
 }
 
 /* ---- language choice ---- */
@@ -662,7 +1303,7 @@ static void render_per_channel_and_language(void **state)
             fail_msg("channel %d, %s: expected \"%s\" / \"%s\", got \"%s\" / \"%s\"",
                      cases[i].channel, cases[i].language, cases[i].message, cases[i].reason,
                      act->message, act->reason);
-        assert_string_equal(d.ruleset, "t@1");
+        assert_id(d.ruleset, "t@1");
         assert_string_equal(act->type, "show");
         assert_string_equal(act->rule_id, "r");
         assert_false(act->follow_up);
@@ -849,7 +1490,7 @@ static void decision_outlives_ruleset(void **state)
     nba__v1__decision__pack(&d, buf);
     Nba__V1__Decision *back = nba__v1__decision__unpack(NULL, len, buf);
     assert_non_null(back);
-    assert_string_equal(back->ruleset, "t@1");
+    assert_id(back->ruleset, "t@1");
     assert_string_equal(back->actions[0]->message, "en-desk");
     assert_string_equal(back->actions[0]->params[7]->value, "F");
     nba__v1__decision__free_unpacked(back, NULL);
@@ -889,7 +1530,7 @@ static void shipped_rules_blueprint(void **state)
     (void)state;
     ruleset *rs = shipped();
     assert_non_null(rs);
-    assert_string_equal(ruleset_id(rs), "airline-checkin@1");
+    assert_id(ruleset_id(rs), "airline-checkin@1");
     static const Nba__V1__Channel channels[] = {NBA__V1__CHANNEL__KIOSK, NBA__V1__CHANNEL__DESK,
                                                 NBA__V1__CHANNEL__IVR};
     arena a;
@@ -901,7 +1542,7 @@ static void shipped_rules_blueprint(void **state)
         Nba__V1__Decision d;
         assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
         assert_string_equal(d.language, "it");
-        assert_string_equal(d.ruleset, "airline-checkin@1");
+        assert_id(d.ruleset, "airline-checkin@1");
 
         const Nba__V1__Action *up = fx_action(&d, "upgrade");
         assert_non_null(up);
@@ -1031,7 +1672,7 @@ static void shipped_rules_scenarios(void **state)
         assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
         if (strcmp(d.language, s->expect_language) != 0)
             fail_msg("%s: expected language %s, got %s", s->name, s->expect_language, d.language);
-        assert_string_equal(d.ruleset, "airline-checkin@1");
+        assert_id(d.ruleset, "airline-checkin@1");
         for (const char *p = s->present; *p;) {
             size_t len = strcspn(p, " ");
             if (!has_type(&d, p, len))
@@ -1091,6 +1732,292 @@ static void shipped_rules_chinese_scripts(void **state)
     assert_string_not_equal(up->message, hant);
     arena_destroy(&a);
     ruleset_free(rs);
+}
+
+/* ---- warnings: rules that never fire or act, shadowed rules, missing
+ * data, messages ---- */
+
+typedef struct warn_case {
+    const char *extra; /* header lines */
+    const char *rules; /* the rules: section's items */
+    const char *want;  /* a problem, as problems() writes it; NULL: no warning at all */
+} warn_case;
+
+static void analyses_warn(void **state)
+{
+    (void)state;
+    static const warn_case cases[] = {
+        /* never fires */
+        {"",
+         "  - {id: r, when: 'customer.tier == \"gold\" and customer.tier == \"silver\"', "
+         "then: [{action: a}]}\n",
+         "6:48: warning: rule 'r' can never fire: customer.tier == \"silver\" contradicts "
+         "customer.tier == \"gold\""},
+        {"",
+         "  - {id: r, when: 'count(incidents) > 3 and count(incidents) < 2', then: [{action: "
+         "a}]}\n",
+         "rule 'r' can never fire: count(incidents) < 2 contradicts count(incidents) > 3"},
+        {"",
+         "  - {id: r, when: 'count(incidents, open) > 2 and count(incidents, open) < 3', "
+         "then: [{action: a}]}\n",
+         "rule 'r' can never fire: count(incidents, open) < 3 contradicts"},
+        {"", "  - {id: r, when: 'customer.known and 1 > 2', then: [{action: a}]}\n",
+         "6:39: warning: rule 'r' can never fire: 1 > 2 is false whatever the data"},
+        {"", "  - {id: r, when: 'customer.known and not customer.known', then: [{action: a}]}\n",
+         "rule 'r' can never fire: not customer.known contradicts customer.known"},
+        {"",
+         "  - {id: r, when: 'event.context.cabin in [\"Y\", \"W\"] and event.context.cabin == "
+         "\"J\"', then: [{action: a}]}\n",
+         "rule 'r' can never fire: event.context.cabin == \"J\" contradicts"},
+        {"",
+         "  - {id: r, when: 'event.time_of_day > 20h and event.time_of_day < 6h', then: "
+         "[{action: a}]}\n",
+         "rule 'r' can never fire"},
+        /* never acts */
+        {"",
+         "  - {id: r, when: 'event.channel == \"ivr\"', then: [{action: a, channels: "
+         "[desk]}]}\n",
+         "6:10: warning: rule 'r' never gives an action: it holds only on ivr, and its actions "
+         "are for desk"},
+        {"channels: { ivr: { cannot: [voucher] } }\n",
+         "  - {id: r, when: 'event.channel == \"ivr\"', then: [{action: voucher}]}\n",
+         "rule 'r' never gives an action: the channels it holds on (ivr) cannot perform its "
+         "actions"},
+        /* shadowed */
+        {"",
+         "  - {id: a, priority: 10, group: g, when: 'customer.tier in [\"gold\", "
+         "\"platinum\"]', then: [{action: a}]}\n"
+         "  - {id: b, priority: 5, group: g, when: 'customer.tier == \"gold\" and "
+         "customer.known', then: [{action: b}]}\n",
+         "7:10: warning: rule 'b' is shadowed by 'a' (line 6): whenever it holds, 'a' holds too "
+         "and wins their exclusive group 'g' | give 'b' a higher priority than 'a', or narrow "
+         "'a'"},
+        {"",
+         "  - {id: a, priority: 10, group: g, when: 'any(incidents, open)', then: [{action: "
+         "a}]}\n"
+         "  - {id: b, group: g, when: 'any(incidents, open and severity > 2) and "
+         "customer.predicted_ltv >= 5', then: [{action: b}]}\n",
+         "rule 'b' is shadowed by 'a'"},
+        {"",
+         "  - {id: a, group: g, when: 'customer.predicted_ltv >= 20000', then: [{action: "
+         "a}]}\n"
+         "  - {id: b, group: g, when: 'customer.predicted_ltv >= 50000 or customer.tier == "
+         "\"platinum\"', then: [{action: b}]}\n",
+         NULL},
+        {"",
+         "  - {id: a, group: g, when: 'customer.predicted_ltv >= 20000 or customer.tier == "
+         "\"platinum\"', then: [{action: a}]}\n"
+         "  - {id: b, group: g, when: 'customer.predicted_ltv > 50000', then: [{action: "
+         "b}]}\n",
+         "rule 'b' is shadowed by 'a' (line 6)"},
+        /* b would be shadowed, but it wins on priority */
+        {"",
+         "  - {id: a, priority: 1, group: g, when: 'customer.known', then: [{action: a}]}\n"
+         "  - {id: b, priority: 2, group: g, when: 'customer.known and customer.tier == "
+         "\"x\"', then: [{action: b}]}\n",
+         NULL},
+        /* different groups */
+        {"",
+         "  - {id: a, group: g, when: 'customer.known', then: [{action: a}]}\n"
+         "  - {id: b, group: h, when: 'customer.known', then: [{action: b}]}\n",
+         NULL},
+        /* missing data */
+        {"", "  - {id: r, when: 'customer.tier != \"gold\"', then: [{action: a}]}\n",
+         "6:20: warning: in rule 'r', customer.tier is missing for a passenger nbad does not "
+         "know, and then this comparison is false, not true | write customer.known and ... to "
+         "say what is meant"},
+        {"",
+         "  - {id: r, when: 'customer.known and customer.tier != \"gold\"', then: [{action: "
+         "a}]}\n",
+         NULL},
+        {"", "  - {id: r, when: 'not (event.context.cabin == \"Y\")', then: [{action: a}]}\n",
+         "in rule 'r', event.context.cabin is missing when the contact point does not send it, "
+         "and then this comparison is false and the 'not' around it makes the condition true | "
+         "write has(event.context.cabin) and ... to say what is meant"},
+        {"", "  - {id: r, when: 'event.context.cabin == \"Y\"', then: [{action: a}]}\n", NULL},
+        {"", "  - {id: r, when: 'customer.segment == \"vip\"', then: [{action: a}]}\n",
+         "in rule 'r', customer.segment may be missing (an empty cell, or not of the column's "
+         "type): the comparison is then false | if that is meant, say so with "
+         "has(customer.segment) and ..."},
+        {"",
+         "  - {id: r, when: 'has(customer.segment) and customer.segment == \"vip\"', then: "
+         "[{action: a}]}\n",
+         NULL},
+        {"", "  - {id: r, when: 'max(incidents, severity) != 3', then: [{action: a}]}\n",
+         "max(incidents, severity) is missing when no incident passes the filter"},
+        {"attributes: { vip: bool }\n", "  - {id: r, when: 'customer.vip', then: [{action: a}]}\n",
+         "customer.vip may be missing (an empty cell, or neither true nor false)"},
+        /* messages */
+        {"", "  - {id: r, when: 'true', then: [{action: a}]}\nmessages:\n  idle: {en: Hi}\n",
+         "8:3: warning: message 'idle' is never used"},
+        {"languages: [en, it]\n",
+         "  - {id: r, when: 'true', then: [{action: a, say: hi}]}\nmessages:\n  hi: {en: Hi}\n",
+         "warning: message 'hi' has no text in it: passengers served in it get the 'en' text"},
+    };
+    char buf[8192];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char yaml[2048];
+        const char *langs = strstr(cases[i].extra, "languages:") ? "" : "languages: [en]\n";
+        snprintf(yaml, sizeof yaml, "ruleset: t\nversion: 1\n%sdefault_language: en\n%srules:\n%s",
+                 langs, cases[i].extra, cases[i].rules);
+        /* the header's lines shift with `extra`: want names lines of the
+         * plain header; cases with extra lines only check the message */
+        problems(yaml, buf, sizeof buf);
+        if (cases[i].want && !strstr(buf, cases[i].want))
+            fail_msg("case %zu: expected\n  %s\nin\n%s", i, cases[i].want, buf);
+        if (!cases[i].want && buf[0])
+            fail_msg("case %zu: expected no problem, got\n%s", i, buf);
+        assert_null(strstr(buf, "error"));
+    }
+}
+
+/* ---- explain ---- */
+
+static const Nba__V1__RuleTrace *trace_of(const Nba__V1__Explanation *e, const char *id)
+{
+    for (size_t i = 0; i < e->n_rules; i++)
+        if (strcmp(e->rules[i]->rule_id, id) == 0)
+            return e->rules[i];
+    fail_msg("no trace for rule %s", id);
+    return NULL;
+}
+
+static ruleset *shipped(void);
+static void blueprint_passenger(fixture *fx, Nba__V1__Channel channel);
+
+static void explain_the_blueprint_passenger(void **state)
+{
+    (void)state;
+    ruleset *rs = shipped();
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 16384), 0);
+    fixture fx;
+    blueprint_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    fx_context(&fx, "free_cabins", "W,J");
+    Nba__V1__Decision d;
+    assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+
+    Nba__V1__Explanation e = NBA__V1__EXPLANATION__INIT;
+    assert_int_equal(ruleset_explain(rs, fx_facts(&fx), &a, &e), 0);
+    /* exactly the decision a contact event gets */
+    assert_non_null(e.decision);
+    assert_string_equal(e.decision->customer_id, "C-1");
+    assert_true(e.decision->known);
+    assert_string_equal(e.decision->ruleset, d.ruleset);
+    assert_string_equal(e.decision->language, d.language);
+    assert_int_equal(e.decision->n_actions, d.n_actions);
+    for (size_t i = 0; i < d.n_actions; i++) {
+        assert_string_equal(e.decision->actions[i]->type, d.actions[i]->type);
+        assert_string_equal(e.decision->actions[i]->message, d.actions[i]->message);
+    }
+    /* every rule, in file order */
+    assert_int_equal(e.n_rules, ruleset_rule_count(rs));
+    for (size_t i = 0; i < e.n_rules; i++)
+        assert_string_equal(e.rules[i]->rule_id, ruleset_rule_id(rs, i));
+
+    /* why the upgrade fired */
+    const Nba__V1__RuleTrace *up = trace_of(&e, "recovery-upgrade");
+    assert_true(up->held);
+    assert_string_equal(up->outcome, "chosen");
+    assert_int_equal(up->n_conditions, 4);
+    static const char *const exprs[] = {
+        "event.touchpoint == \"checkin\"",
+        "(customer.predicted_ltv >= 20000 or customer.tier == \"platinum\")",
+        "event.context.cabin in [\"Y\", \"W\"]",
+        "any(incidents, open and severity >= 2 and age < 180d)",
+    };
+    static const char *const values[] = {"\"checkin\"", "45000; \"platinum\"", "\"Y\"",
+                                         "true (INC-7)"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(up->conditions[i]->expression, exprs[i]);
+        assert_string_equal(up->conditions[i]->value, values[i]);
+        assert_true(up->conditions[i]->held);
+    }
+    /* why no other cabin action did */
+    const Nba__V1__RuleTrace *loyal = trace_of(&e, "loyalty-upgrade");
+    assert_true(loyal->held);
+    assert_string_equal(loyal->outcome, "dropped: exclusive group 'cabin-change' went to "
+                                        "'recovery-upgrade' (priority 100)");
+    const Nba__V1__RuleTrace *seat = trace_of(&e, "exit-row-seat");
+    assert_false(seat->held);
+    assert_string_equal(seat->outcome, "not held");
+    assert_string_equal(seat->conditions[1]->expression, "customer.tier == \"silver\"");
+    assert_string_equal(seat->conditions[1]->value, "\"platinum\"");
+    assert_false(seat->conditions[1]->held);
+    assert_string_equal(seat->conditions[3]->value, "missing");
+    const Nba__V1__RuleTrace *apology = trace_of(&e, "recovery-apology");
+    assert_true(apology->held);
+    assert_string_equal(apology->outcome, "dropped: exclusive group 'service-recovery' went to "
+                                          "'recovery-upgrade' (priority 100)");
+    /* the table: the first row answered, the others did not hold */
+    const Nba__V1__RuleTrace *row1 = trace_of(&e, "goodwill-miles#1");
+    assert_string_equal(row1->outcome, "chosen");
+    assert_string_equal(row1->conditions[0]->expression, "event.touchpoint == \"checkin\"");
+    assert_string_equal(row1->conditions[1]->expression, "tier == platinum");
+    assert_string_equal(row1->conditions[2]->expression, "severity >= 3");
+    assert_string_equal(row1->conditions[2]->value, "3");
+    const Nba__V1__RuleTrace *row2 = trace_of(&e, "goodwill-miles#2");
+    assert_false(row2->held);
+    assert_string_equal(row2->conditions[2]->expression, "severity in 1..2");
+    assert_string_equal(row2->conditions[2]->value, "3");
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+/* What arbitration did, in words: groups, channels, limits. */
+static void explain_arbitration(void **state)
+{
+    (void)state;
+    ruleset *rs = fx_load(caps_yaml);
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 16384), 0);
+    static const struct {
+        int channel;
+        const char *rule, *outcome;
+    } cases[] = {
+        {NBA__V1__CHANNEL__DESK, "a", "chosen"},
+        {NBA__V1__CHANNEL__DESK, "b", "dropped: exclusive group 'g1' went to 'a' (priority 10)"},
+        {NBA__V1__CHANNEL__DESK, "v", "chosen"},
+        {NBA__V1__CHANNEL__DESK, "w", "dropped: the limit of 4 actions on desk was reached"},
+        {NBA__V1__CHANNEL__IVR, "c", "chosen"},
+        {NBA__V1__CHANNEL__IVR, "v", "dropped: the limit of 2 actions on ivr was reached"},
+        {NBA__V1__CHANNEL__MOBILE, "c", "dropped: the limit of 1 action on mobile was reached"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture fx;
+        fx_init(&fx, (Nba__V1__Channel)cases[i].channel, "checkin");
+        Nba__V1__Explanation e = NBA__V1__EXPLANATION__INIT;
+        assert_int_equal(ruleset_explain(rs, fx_facts(&fx), &a, &e), 0);
+        const Nba__V1__RuleTrace *t = trace_of(&e, cases[i].rule);
+        if (strcmp(t->outcome, cases[i].outcome) != 0)
+            fail_msg("channel %d, rule %s: expected \"%s\", got \"%s\"", cases[i].channel,
+                     cases[i].rule, cases[i].outcome, t->outcome);
+        arena_reset(&a);
+    }
+    ruleset_free(rs);
+
+    /* actions a channel cannot perform, or that are for other channels */
+    rs = fx_load("ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+                 "channels: { ivr: { cannot: [voucher] } }\n"
+                 "rules:\n"
+                 "  - {id: v, when: 'true', then: [{action: voucher}, {action: note}]}\n"
+                 "  - {id: d, when: 'true', then: [{action: print, channels: [desk, kiosk]}]}\n");
+    assert_non_null(rs);
+    fixture fx;
+    fx_init(&fx, NBA__V1__CHANNEL__IVR, "checkin");
+    Nba__V1__Explanation e = NBA__V1__EXPLANATION__INIT;
+    assert_int_equal(ruleset_explain(rs, fx_facts(&fx), &a, &e), 0);
+    assert_string_equal(trace_of(&e, "v")->outcome,
+                        "chosen; left out: voucher (ivr cannot perform voucher)");
+    assert_string_equal(trace_of(&e, "d")->outcome,
+                        "chosen, but gives nothing on ivr: print (only for desk, kiosk)");
+    assert_int_equal(e.decision->n_actions, 1);
+    assert_string_equal(e.decision->actions[0]->type, "note");
+    /* an unknown passenger */
+    ruleset_free(rs);
+    arena_destroy(&a);
 }
 
 /* ---- threads, allocations, speed ---- */
@@ -1178,7 +2105,7 @@ static void decisions_do_not_allocate(void **state)
     double t0 = now_ns();
     for (int i = 0; i < rounds; i++) {
         assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
-        assert_int_equal(d.n_actions, 4);
+        assert_int_equal(d.n_actions, 5); /* upgrade, letter, language, miles, greeting */
         assert_true(a.used_total < a.block_size);
         arena_reset(&a);
     }
@@ -1193,7 +2120,7 @@ static void decisions_do_not_allocate(void **state)
     for (int i = 0; i < rounds; i++)
         total += ruleset_match(rs, f, hits);
     double per_match = (now_ns() - t0) / rounds;
-    assert_int_equal(total, (size_t)rounds * 4);
+    assert_int_equal(total, (size_t)rounds * 5);
     print_message("match+arbitrate+render: %.0f ns/decision; match: %.0f ns (%s build)\n", per,
                   per_match,
 #if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
@@ -1215,8 +2142,17 @@ int main(void)
         cmocka_unit_test(bom_and_crlf),
         cmocka_unit_test(load_file_errors),
         cmocka_unit_test(ruleset_identity),
+        cmocka_unit_test(every_error_is_reported),
+        cmocka_unit_test(error_flood_is_bounded),
+        cmocka_unit_test(files_compose_one_ruleset),
+        cmocka_unit_test(composition_errors),
+        cmocka_unit_test(include_reads_parts_from_disk),
+        cmocka_unit_test(live_reload_of_several_files),
         cmocka_unit_test(arbitration_orders_and_excludes),
         cmocka_unit_test(max_actions_and_channels),
+        cmocka_unit_test(groups_limits_and_capabilities),
+        cmocka_unit_test(decision_tables_decide),
+        cmocka_unit_test(decision_table_checks),
         cmocka_unit_test(language_choice),
         cmocka_unit_test(action_language_switch),
         cmocka_unit_test(render_per_channel_and_language),
@@ -1226,6 +2162,9 @@ int main(void)
         cmocka_unit_test(shipped_rules_blueprint),
         cmocka_unit_test(shipped_rules_scenarios),
         cmocka_unit_test(shipped_rules_chinese_scripts),
+        cmocka_unit_test(analyses_warn),
+        cmocka_unit_test(explain_the_blueprint_passenger),
+        cmocka_unit_test(explain_arbitration),
         cmocka_unit_test(shared_between_threads),
         cmocka_unit_test(decisions_do_not_allocate),
     };

@@ -258,7 +258,7 @@ static void expect_pong(int fd, uint64_t id)
     Nba__V1__Response *r = recv_response(fd);
     assert_int_equal(r->id, id);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_PONG);
-    assert_string_equal(r->pong->ruleset, "net-test@3");
+    assert_int_equal(strncmp(r->pong->ruleset, "net-test@3+", 11), 0); /* + content hash */
     nba__v1__response__free_unpacked(r, NULL);
 }
 
@@ -298,7 +298,7 @@ static void pipelined_requests_answered_in_order(void **state)
             assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_DECISION);
             assert_int_equal(r->decision->known, id % 3 == 1);
             assert_string_equal(r->decision->customer_id, id % 3 == 1 ? "C-1" : "C-unknown");
-            assert_string_equal(r->decision->ruleset, "net-test@3");
+            assert_int_equal(strncmp(r->decision->ruleset, "net-test@3+", 11), 0);
             assert_int_equal(r->decision->n_actions, 1);
             assert_string_equal(r->decision->actions[0]->type, "greet");
             assert_string_equal(r->decision->actions[0]->rule_id, "greet");
@@ -535,6 +535,69 @@ static void stop_with_open_connections(void **state)
     }
 }
 
+/* A status request, pipelined after decisions on the same connection, counts
+ * every answer before it (not itself) and times every decision, summed over
+ * both workers. */
+static void status_reports_counters_and_latency(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 2);
+    int other = connect_to(f); /* a second connection, on the other worker */
+    int fd = connect_to(f);
+    enum { N = 40 };
+    uint8_t *buf = malloc(N * 128 + 64);
+    assert_non_null(buf);
+    /* One ping on it first, so its worker has surely taken it in before the
+     * status is counted (accepting is asynchronous). */
+    size_t len = pack_request(buf, 999, NULL);
+    send_all(other, buf, len);
+    Nba__V1__Response *pong = recv_response(other);
+    assert_int_equal(pong->id, 999);
+    nba__v1__response__free_unpacked(pong, NULL);
+    len = 0;
+    for (uint64_t id = 1; id <= N; id++)
+        len += pack_request(buf + len, id, id % 4 ? "C-1" : "C-unknown");
+    len += pack_request(buf + len, N + 1, NULL); /* a ping: a request, not a decision */
+    Nba__V1__Request req = NBA__V1__REQUEST__INIT;
+    Nba__V1__StatusRequest sr = NBA__V1__STATUS_REQUEST__INIT;
+    req.id = N + 2;
+    req.body_case = NBA__V1__REQUEST__BODY_STATUS;
+    req.status = &sr;
+    len += frame_pack(&req.base, buf + len);
+    send_all(fd, buf, len);
+    for (uint64_t id = 1; id <= N + 1; id++) {
+        Nba__V1__Response *r = recv_response(fd);
+        assert_int_equal(r->id, id);
+        nba__v1__response__free_unpacked(r, NULL);
+    }
+    Nba__V1__Response *r = recv_response(fd);
+    assert_int_equal(r->id, N + 2);
+    assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_STATUS);
+    const Nba__V1__Status *st = r->status;
+    assert_int_equal(st->decisions_total, N);
+    assert_int_equal(st->requests_total, N + 2); /* N contacts and two pings */
+    assert_int_equal(st->errors_total, 0);
+    assert_int_equal(st->connections_open, 2);
+    assert_int_equal(st->connections_total, 2);
+    assert_int_equal(st->customers, 1);
+    assert_int_equal(st->incidents, 0);
+    assert_non_null(st->decision_latency);
+    assert_int_equal(st->decision_latency->count, N);
+    assert_true(st->decision_latency->p50_ns > 0);
+    assert_true(st->decision_latency->p50_ns <= st->decision_latency->p90_ns);
+    assert_true(st->decision_latency->p90_ns <= st->decision_latency->p99_ns);
+    assert_true(st->decision_latency->p99_ns <= st->decision_latency->p999_ns);
+    assert_true(st->decision_latency->p999_ns <= st->decision_latency->max_ns);
+    assert_true(st->decision_latency->mean_ns > 0);
+    assert_non_null(strstr(st->server, "nbad/"));
+    assert_int_equal(strncmp(st->ruleset, "net-test@3", 10), 0);
+    nba__v1__response__free_unpacked(r, NULL);
+    free(buf);
+    close(fd);
+    close(other);
+    stop_server(f);
+}
+
 static void stop_before_run_and_address_in_use(void **state)
 {
     fixture *f = *state;
@@ -587,6 +650,7 @@ int main(void)
         cmocka_unit_test(half_close_answers_then_eof),
         cmocka_unit_test(stop_with_open_connections),
         cmocka_unit_test(stop_before_run_and_address_in_use),
+        cmocka_unit_test(status_reports_counters_and_latency),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "store.h"
@@ -211,6 +213,61 @@ static void readonly_and_missing(void **state)
     rmdir(empty);
 }
 
+/* The map is found, warming maps every page of the file into this process
+ * (mincore says resident), a range past the end is nothing, and locking
+ * either works or says why (the limits are the machine's). */
+static void map_warm_and_lock(void **state)
+{
+    fixture *f = *state;
+    store_txn *t;
+    nba_error err;
+    assert_int_equal(store_txn_begin(f->st, &t, &err), 0);
+    char id[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof id, "C%06d", i);
+        put_customer(t, id, "gold");
+    }
+    assert_int_equal(store_txn_commit(t, &err), 0);
+
+    store_map m;
+    assert_int_equal(store_map_info(f->st, &m), 0);
+    assert_non_null(m.addr);
+    assert_true(m.page_size >= 4096);
+    char path[128];
+    snprintf(path, sizeof path, "%s/data.mdb", f->dir);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(m.size, (size_t)sb.st_size);
+    assert_true(m.size > 16 * m.page_size);
+
+    assert_int_equal(store_warm(f->st, 0, m.size), (long)m.size);
+    assert_int_equal(store_warm(f->st, m.size, 4096), 0);
+    assert_int_equal(store_warm(f->st, m.size - 10, 4096), 10);
+    size_t pages = (m.size + m.page_size - 1) / m.page_size;
+    unsigned char *vec = malloc(pages);
+    assert_non_null(vec);
+    assert_int_equal(mincore((void *)m.addr, m.size, vec), 0);
+    for (size_t i = 0; i < pages; i++)
+        assert_true(vec[i] & 1);
+    free(vec);
+
+    int rc = store_lock(f->st);
+    assert_true(rc == 0 || rc == -EPERM || rc == -ENOMEM || rc == -EAGAIN);
+
+    /* A lookup still works after all of that. */
+    store_reader *r;
+    arena a;
+    Nba__V1__Customer *c = NULL;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_reader_new(f->st, &r, &err), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_get_customer(r, "C002999", &a, &c), 0);
+    assert_string_equal(c->tier, "gold");
+    store_reader_end(r);
+    store_reader_free(r);
+    arena_destroy(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +276,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(abort_and_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_ids_are_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(readonly_and_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(map_warm_and_lock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,12 +8,21 @@
  * top bucket, while min, max and mean stay exact.
  *
  * The histogram is a fixed-size struct (about 30 KiB) with no allocation:
- * recording is a few instructions and can never fail. It is not thread-safe:
- * give each thread its own histogram and histogram_merge() them at the end.
+ * recording is a few instructions and can never fail.
+ *
+ * Threads: one thread records into a histogram (histogram_record and
+ * histogram_record_n are not safe against each other); any number of other
+ * threads may read it at the same time with histogram_merge(), without a
+ * lock. Every field is a relaxed atomic that only its one writer stores to,
+ * so recording costs what plain loads and stores cost, and a reader sees
+ * each value either recorded or not yet, never a torn field. This is how
+ * nbad's workers time every decision while a status request merges their
+ * histograms. Every other call needs the histogram to itself.
  */
 #ifndef NBA_HISTOGRAM_H
 #define NBA_HISTOGRAM_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #define HISTOGRAM_SUB_BITS    7
@@ -25,11 +34,11 @@
 #define HISTOGRAM_BUCKETS ((HISTOGRAM_MAX_BITS - HISTOGRAM_SUB_BITS + 1) * HISTOGRAM_SUB_BUCKETS)
 
 typedef struct histogram {
-    uint64_t count; /* values recorded */
-    uint64_t min;   /* smallest value recorded (UINT64_MAX when empty) */
-    uint64_t max;   /* largest value recorded (0 when empty) */
-    double sum;     /* sum of the values, for the mean */
-    uint64_t buckets[HISTOGRAM_BUCKETS];
+    _Atomic uint64_t count; /* values recorded */
+    _Atomic uint64_t min;   /* smallest value recorded (UINT64_MAX when empty) */
+    _Atomic uint64_t max;   /* largest value recorded (0 when empty) */
+    _Atomic double sum;     /* sum of the values, for the mean */
+    _Atomic uint64_t buckets[HISTOGRAM_BUCKETS];
 } histogram;
 
 /* Empties h. A histogram must be initialised before any other call. */
@@ -41,7 +50,10 @@ void histogram_record(histogram *h, uint64_t ns);
 /* Records n values of ns nanoseconds each (n may be 0). */
 void histogram_record_n(histogram *h, uint64_t ns, uint64_t n);
 
-/* Adds every value recorded in src to dst. src is unchanged. */
+/* Adds every value recorded in src to dst. src is unchanged and may be
+ * recorded into by its writer meanwhile (see Threads above); dst's count is
+ * then the sum of the buckets read, so that the percentiles of dst agree
+ * with its count. */
 void histogram_merge(histogram *dst, const histogram *src);
 
 /* The value at percentile p (0..100; out-of-range p is clamped): the

@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# compare.sh - nbad against the Redis + Lua peer and the ceiling server, back
+# to back on the same data, with the same load generator, and the ratios the
+# performance targets speak of. See loadtest/README.md, "compare.sh".
+#
+#   loadtest/compare.sh [--customers 1000000] [--duration 10] [--warmup 2]
+#                       [--threads 2] [--client-threads 1] [--rate 5000]
+#                       [--out DIR] [--data DIR] [--build DIR] [--port-base 27411]
+#                       [--parity 200] [--no-install]
+#   loadtest/compare.sh --report DIR     the table again, from an earlier run's DIR
+#
+# Everything listens on 127.0.0.1 and every run is bounded in time; the
+# servers this script starts are stopped when it ends, however it ends.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CUSTOMERS=1000000
+DURATION=10
+WARMUP=2
+THREADS=2
+CLIENT_THREADS=1
+RATE=5000
+OUT=""
+DATA=""
+BUILD="$ROOT/build"
+PORT_BASE=27411
+PARITY=200
+INSTALL=1
+REPORT_ONLY=0
+
+usage() {
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    cat <<'EOF'
+options:
+  --customers N       customers nbagen writes and nbaload asks for (1000000)
+  --duration S        measured seconds of every run (10)
+  --warmup S          seconds of load before each run is measured (2)
+  --threads N         worker threads of nbad and nbaceiling (2)
+  --client-threads N  nbaload threads, the same for every system (1)
+  --rate R            requests/s of the 4-connection latency runs (5000)
+  --out DIR           where the nbaload --json outputs, logs and summary go
+                      (./compare-results/<date>-<time>)
+  --data DIR          data set directory, reused when complete
+                      (${TMPDIR:-/tmp}/nba-compare-<customers>)
+  --build DIR         CMake build directory, configured and built here (build/)
+  --port-base P       ports P..P+3: nbad, nbaceiling, nbaceiling --no-lookup, Redis
+  --parity N          contacts checked for identical decisions first, 0 = skip (200)
+  --no-install        do not apt-get install redis-server when it is missing
+  --report DIR        print the table and ratios of the runs in DIR, run nothing
+EOF
+}
+
+die() {
+    echo "compare.sh: $*" >&2
+    exit 1
+}
+
+positive() { [[ $2 =~ ^[0-9]+$ && $2 -gt 0 ]] || die "$1 takes a positive whole number, not '$2'"; }
+seconds() { [[ $2 =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$1 takes seconds, not '$2'"; }
+
+while [[ $# -gt 0 ]]; do
+    opt=$1
+    [[ $opt == --help || $opt == -h ]] && { usage; exit 0; }
+    [[ $opt == --no-install ]] && { INSTALL=0; shift; continue; }
+    [[ $# -ge 2 ]] || die "$opt needs a value (see --help)"
+    val=$2
+    case $opt in
+    --customers) positive "$opt" "$val"; CUSTOMERS=$val ;;
+    --duration) seconds "$opt" "$val"; DURATION=$val ;;
+    --warmup) seconds "$opt" "$val"; WARMUP=$val ;;
+    --threads) positive "$opt" "$val"; THREADS=$val ;;
+    --client-threads) positive "$opt" "$val"; CLIENT_THREADS=$val ;;
+    --rate) positive "$opt" "$val"; RATE=$val ;;
+    --out) OUT=$val ;;
+    --data) DATA=$val ;;
+    --build) BUILD=$val ;;
+    --port-base) positive "$opt" "$val"; PORT_BASE=$val ;;
+    --parity) [[ $val =~ ^[0-9]+$ ]] || die "--parity takes a count"; PARITY=$val ;;
+    --report) OUT=$val; REPORT_ONLY=1 ;;
+    *) usage >&2; die "unknown option $opt" ;;
+    esac
+    shift 2
+done
+
+# ---- the report
+field() { # file key: the first number under that key in nbaload's JSON
+    [[ -f $1 ]] || { echo 0; return; }
+    sed -n "s/.*\"$2\": \([-0-9.eE+]*\).*/\1/p" "$1" | head -1
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+verdict() { # value op target
+    awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
+        if (v == "n/a") { print "n/a"; exit }
+        ok = op == ">=" ? v >= t : v <= t; print ok ? "met" : "NOT met" }'
+}
+report() {
+    local f n nbad16 ceil16 ev16 fc16 redis16 nbad1 ceil1 p50_nbad p50_floor r_redis r_ceil16 r_ceil1 r_p50
+    cat "$OUT/setup.txt"
+    echo
+    printf "%-34s %12s %10s %10s %8s\n" "scenario / system" "answers/s" "p50 us" "p99 us" "errors"
+    for f in "$OUT"/[abcd]-*.json; do
+        n=$(basename "$f" .json)
+        printf "%-34s %12.0f %10s %10s %8s\n" "$n" "$(field "$f" throughput_rps)" \
+            "$(field "$f" p50)" "$(field "$f" p99)" "$(field "$f" total)"
+    done
+    echo
+    nbad16=$(field "$OUT/d-50x16-nbad.json" throughput_rps)
+    ceil16=$(field "$OUT/d-50x16-ceiling.json" throughput_rps)
+    ev16=$(field "$OUT/d-50x16-redis-evalsha.json" throughput_rps)
+    fc16=$(field "$OUT/d-50x16-redis-fcall.json" throughput_rps)
+    redis16=$(awk -v a="$ev16" -v b="$fc16" 'BEGIN { print (a + 0 > b + 0) ? a : b }')
+    nbad1=$(field "$OUT/c-50x1-nbad.json" throughput_rps)
+    ceil1=$(field "$OUT/c-50x1-ceiling.json" throughput_rps)
+    p50_nbad=$(field "$OUT/b-moderate-nbad.json" p50)
+    p50_floor=$(field "$OUT/a-floor-ceiling-no-lookup.json" p50)
+    r_redis=$(ratio "$nbad16" "$redis16")
+    r_ceil16=$(ratio "$nbad16" "$ceil16")
+    r_ceil1=$(ratio "$nbad1" "$ceil1")
+    r_p50=$(ratio "$p50_nbad" "$p50_floor")
+    printf "%-58s %10s %8s %s\n" "target" "measured" "wanted" ""
+    printf "%-58s %10.0f %8s %s\n" "50x16: nbad decisions/s" "$nbad16" ">=400000" \
+        "$(verdict "$nbad16" ">=" 400000)"
+    printf "%-58s %10s %8s %s\n" "50x16: nbad / Redis+Lua (the faster of EVALSHA, FCALL)" \
+        "$r_redis" ">=3" "$(verdict "$r_redis" ">=" 3)"
+    printf "%-58s %10s %8s %s\n" "50x16: nbad / nbaceiling" "$r_ceil16" ">=0.60" \
+        "$(verdict "$r_ceil16" ">=" 0.60)"
+    printf "%-58s %10s %8s %s\n" "50x1: nbad / nbaceiling" "$r_ceil1" ">=0.85" \
+        "$(verdict "$r_ceil1" ">=" 0.85)"
+    printf "%-58s %10s %8s %s\n" "4 conn at $RATE/s: nbad p50 / loopback round trip p50" "$r_p50" \
+        "<=1.20" "$(verdict "$r_p50" "<=" 1.20)"
+    echo
+    echo "for reference: nbad Ping p50 / loopback round trip p50 = $(ratio \
+        "$(field "$OUT/a-floor-nbad-ping.json" p50)" "$p50_floor"), Redis EVALSHA / FCALL at 50x16 =" \
+        "$(ratio "$ev16" "$fc16")"
+}
+
+OUT=${OUT:-$PWD/compare-results/$(date +%Y%m%d-%H%M%S)}
+if [[ $REPORT_ONLY == 1 ]]; then
+    [[ -f $OUT/setup.txt ]] || die "$OUT holds no compare.sh run"
+    RATE=$(sed -n 's/.*"rate": \([0-9.]*\).*/\1/p' "$OUT/b-moderate-nbad.json" | head -1)
+    RATE=${RATE%.0}
+    report
+    exit 0
+fi
+DATA=${DATA:-${TMPDIR:-/tmp}/nba-compare-$CUSTOMERS}
+mkdir -p "$OUT" "$DATA"
+OUT=$(cd "$OUT" && pwd)
+DATA=$(cd "$DATA" && pwd)
+P_NBAD=$PORT_BASE
+P_CEIL=$((PORT_BASE + 1))
+P_FLOOR=$((PORT_BASE + 2))
+P_REDIS=$((PORT_BASE + 3))
+LUA="$ROOT/loadtest/peers/redis/checkin.lua"
+RUN_LIMIT=$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { printf "%d", d + w + 30 }')
+
+say() { echo "== $*" >&2; }
+
+# ---- cleanup: only what this script started
+PIDS=()
+REDIS_STARTED=0
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ $REDIS_STARTED == 1 ]]; then
+        redis-cli -p "$P_REDIS" shutdown nosave >/dev/null 2>&1 ||
+            { [[ -f $OUT/redis.pid ]] && kill "$(cat "$OUT/redis.pid")" 2>/dev/null; } || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$P_NBAD" "$P_CEIL" "$P_FLOOR" "$P_REDIS"; do
+    port_free "$p" || die "port $p is in use: choose other ports with --port-base"
+done
+
+# ---- build, as a user would
+say "building into $BUILD"
+if [[ ! -f $BUILD/CMakeCache.txt ]]; then
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$OUT/build.log" 2>&1 ||
+        { tail -20 "$OUT/build.log" >&2; die "cmake failed (see $OUT/build.log)"; }
+fi
+cmake --build "$BUILD" -j2 --target nbad nbactl nbagen nbaload nbaceiling nbaredisload \
+    >>"$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log" >&2; die "build failed (see $OUT/build.log)"; }
+NBAD=$BUILD/nbad
+NBACTL=$BUILD/nbactl
+NBAGEN=$BUILD/loadtest/nbagen
+NBALOAD=$BUILD/loadtest/nbaload
+CEILING=$BUILD/loadtest/nbaceiling
+REDISLOAD=$BUILD/loadtest/nbaredisload
+
+# ---- Redis
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    [[ $INSTALL == 1 ]] || die "redis-server is not installed (and --no-install was given)"
+    say "installing redis-server"
+    { apt-get install -y redis-server || { apt-get update && apt-get install -y redis-server; }; } \
+        >"$OUT/apt.log" 2>&1 || die "cannot install redis-server (see $OUT/apt.log; root needed)"
+fi
+
+# ---- data: nbagen once per data directory, loaded into both stores
+if [[ ! -f $DATA/customers.csv || ! -f $DATA/incidents.csv ]]; then
+    say "generating $CUSTOMERS customers into $DATA"
+    "$NBAGEN" --customers "$CUSTOMERS" --out "$DATA" >&2
+fi
+# loaded again when the CSVs or nbactl (and so perhaps the layout) are newer
+if [[ ! -f $DATA/db.loaded || $DATA/customers.csv -nt $DATA/db.loaded ||
+    $NBACTL -nt $DATA/db.loaded ]]; then
+    say "loading nbad's database"
+    rm -f "$DATA/db.loaded"
+    "$NBACTL" load --db "$DATA/db" --customers "$DATA/customers.csv" \
+        --incidents "$DATA/incidents.csv" >&2
+    touch "$DATA/db.loaded"
+fi
+
+wait_until() { # seconds command...: runs command until it succeeds
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+say "starting nbad (--threads $THREADS), nbaceiling and nbaceiling --no-lookup"
+"$NBAD" --db "$DATA/db" --rules "$ROOT/rules/airline-checkin.yaml" --listen 127.0.0.1 \
+    --port "$P_NBAD" --threads "$THREADS" 2>"$OUT/nbad.log" &
+PIDS+=($!)
+"$CEILING" --db "$DATA/db" --port "$P_CEIL" --threads "$THREADS" 2>"$OUT/nbaceiling.log" &
+PIDS+=($!)
+"$CEILING" --no-lookup --port "$P_FLOOR" --threads "$THREADS" 2>"$OUT/nbaceiling-no-lookup.log" &
+PIDS+=($!)
+for p in "$P_NBAD" "$P_CEIL" "$P_FLOOR"; do
+    wait_until 30 "$NBACTL" ping --port "$p" || die "nothing answers on port $p (see $OUT/*.log)"
+done
+
+say "starting Redis on port $P_REDIS and loading the same data"
+redis-server --port "$P_REDIS" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --dir "$OUT" --pidfile "$OUT/redis.pid" --logfile "$OUT/redis.log" ||
+    die "redis-server did not start (see $OUT/redis.log)"
+REDIS_STARTED=1
+wait_until 10 redis-cli -p "$P_REDIS" ping || die "Redis does not answer (see $OUT/redis.log)"
+redis-cli -p "$P_REDIS" flushall >/dev/null
+"$REDISLOAD" --customers "$DATA/customers.csv" --incidents "$DATA/incidents.csv" |
+    redis-cli -p "$P_REDIS" --pipe >"$OUT/redis-load.log" 2>&1
+grep -q "errors: 0," "$OUT/redis-load.log" || die "loading Redis failed (see $OUT/redis-load.log)"
+SHA=$(redis-cli -p "$P_REDIS" script load "$(cat "$LUA")")
+[[ $SHA =~ ^[0-9a-f]{40}$ ]] || die "SCRIPT LOAD failed: $SHA"
+# The same file as a Redis function: the part above "-- ---- per call" is
+# the library, loaded once; the rest is the function's body.
+function_library() {
+    echo '#!lua name=nbapeer'
+    sed '/^-- ---- per call$/,$d' "$LUA"
+    echo "redis.register_function('checkin', function(KEYS, ARGV)"
+    sed -n '/^-- ---- per call$/,$p' "$LUA"
+    echo 'end)'
+}
+redis-cli -p "$P_REDIS" function load replace "$(function_library)" >/dev/null ||
+    die "FUNCTION LOAD failed"
+
+if [[ $PARITY -gt 0 ]]; then
+    if command -v python3 >/dev/null; then
+        say "checking that the peer decides as nbad ($PARITY contacts)"
+        python3 "$ROOT/loadtest/peers/redis/parity.py" --nbactl "$NBACTL" --nbad-port "$P_NBAD" \
+            --redis-port "$P_REDIS" --sha "$SHA" --customers-csv "$DATA/customers.csv" \
+            --count "$PARITY" | tee "$OUT/parity.txt" >&2 ||
+            die "the Redis peer does not decide as nbad (see $OUT/parity.txt)"
+    else
+        say "python3 is missing: the parity check is skipped"
+    fi
+fi
+
+# ---- the runs
+cat >"$OUT/setup.txt" <<EOF
+nbad vs its peers: $CUSTOMERS customers, $DURATION s per run after $WARMUP s of warmup,
+nbad and nbaceiling --threads $THREADS, nbaload --threads $CLIENT_THREADS, $(nproc) CPUs, $(date -u +%FT%TZ)
+EOF
+COMMON=(--customers "$CUSTOMERS" --duration "$DURATION" --warmup "$WARMUP"
+    --threads "$CLIENT_THREADS" --json)
+run() { # name port nbaload-options...
+    local name=$1 port=$2
+    shift 2
+    say "$name"
+    timeout "$RUN_LIMIT" "$NBALOAD" --port "$port" "${COMMON[@]}" "$@" >"$OUT/$name.json" ||
+        echo "compare.sh: $name: nbaload exit $? (errors counted in $OUT/$name.json)" >&2
+}
+LOW=(--connections 4 --pipeline 1 --rate "$RATE")
+run a-floor-ceiling-no-lookup "$P_FLOOR" "${LOW[@]}"
+run a-floor-nbad-ping "$P_NBAD" "${LOW[@]}" --ping
+run b-moderate-nbad "$P_NBAD" "${LOW[@]}"
+for shape in "c 1" "d 16"; do
+    set -- $shape
+    CONC=(--connections 50 --pipeline "$2")
+    run "$1-50x$2-nbad" "$P_NBAD" "${CONC[@]}"
+    run "$1-50x$2-ceiling" "$P_CEIL" "${CONC[@]}"
+    run "$1-50x$2-redis-evalsha" "$P_REDIS" "${CONC[@]}" --protocol resp --redis-script-sha "$SHA"
+    run "$1-50x$2-redis-fcall" "$P_REDIS" "${CONC[@]}" --protocol resp --redis-function checkin
+done
+
+report | tee "$OUT/summary.txt"
+echo "raw nbaload outputs, logs and summary.txt: $OUT" >&2

@@ -1,0 +1,303 @@
+/* record.c - see include/record.h.
+ *
+ * The protobuf wire format, for the fields these records use: a key varint
+ * (field number << 3 | wire type), then a varint (0), 8 little-endian bytes
+ * (1), a varint length and that many bytes (2), or 4 bytes (5). A field that
+ * appears twice keeps its last value, a repeated one appends, as protobuf
+ * requires. Fields this code does not know are skipped by their wire type,
+ * so records written by a newer loader still decode.
+ */
+#include "record.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+enum wire { WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5 };
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "record.c reads doubles as little-endian memory"
+#endif
+
+typedef struct reader {
+    const uint8_t *p, *end;
+} reader;
+
+static inline bool read_varint(reader *r, uint64_t *out)
+{
+    if (r->p < r->end && *r->p < 0x80) { /* keys and lengths: mostly one byte */
+        *out = *r->p++;
+        return true;
+    }
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 70 && r->p < r->end; shift += 7) {
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false; /* truncated, or longer than 10 bytes */
+}
+
+/* Reads a field's key. false at a malformed key or field number 0. */
+static inline bool read_key(reader *r, uint32_t *field, unsigned *wire)
+{
+    uint64_t key;
+    if (!read_varint(r, &key) || key >> 3 == 0 || key >> 3 > UINT32_MAX)
+        return false;
+    *field = (uint32_t)(key >> 3);
+    *wire = (unsigned)(key & 7);
+    return true;
+}
+
+/* The bytes of a length-delimited field. */
+static inline bool read_len(reader *r, const uint8_t **data, size_t *len)
+{
+    uint64_t n;
+    if (!read_varint(r, &n) || n > (uint64_t)(r->end - r->p))
+        return false;
+    *data = r->p;
+    *len = (size_t)n;
+    r->p += n;
+    return true;
+}
+
+static bool read_double(reader *r, double *out)
+{
+    if (r->end - r->p < 8)
+        return false;
+    memcpy(out, r->p, 8);
+    r->p += 8;
+    return true;
+}
+
+/* Skips the value of a field this code does not know. Groups (wire types 3
+ * and 4) were never used by this schema: malformed. */
+static bool skip(reader *r, unsigned wire)
+{
+    uint64_t v;
+    const uint8_t *d;
+    size_t n;
+    switch (wire) {
+    case WIRE_VARINT:
+        return read_varint(r, &v);
+    case WIRE_I64:
+        if (r->end - r->p < 8)
+            return false;
+        r->p += 8;
+        return true;
+    case WIRE_LEN:
+        return read_len(r, &d, &n);
+    case WIRE_I32:
+        if (r->end - r->p < 4)
+            return false;
+        r->p += 4;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Where a record's strings go: one arena block as long as the record,
+ * which always has room for them (every string field costs at least two
+ * bytes of key and length in the record, and one NUL here). */
+typedef struct strings {
+    char *next;
+} strings;
+
+/* A string field: copied into the block, NUL-terminated. */
+static int read_string(reader *r, unsigned wire, strings *st, char **out)
+{
+    const uint8_t *d;
+    size_t n;
+    if (wire != WIRE_LEN || !read_len(r, &d, &n))
+        return -EBADMSG;
+    char *s = st->next;
+    memcpy(s, d, n);
+    s[n] = '\0';
+    st->next += n + 1;
+    *out = s;
+    return 0;
+}
+
+static int read_bool(reader *r, unsigned wire, protobuf_c_boolean *out)
+{
+    uint64_t v;
+    if (wire != WIRE_VARINT || !read_varint(r, &v))
+        return -EBADMSG;
+    *out = v != 0;
+    return 0;
+}
+
+static int read_double_field(reader *r, unsigned wire, double *out)
+{
+    return wire == WIRE_I64 && read_double(r, out) ? 0 : -EBADMSG;
+}
+
+static int decode_attribute(const uint8_t *buf, size_t len, strings *st, Nba__V1__Attribute *m)
+{
+    nba__v1__attribute__init(m);
+    reader r = {buf, buf + len};
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
+        int rc = 0;
+        if (!read_key(&r, &field, &wire))
+            return -EBADMSG;
+        switch (field) {
+        case 1:
+            rc = read_string(&r, wire, st, &m->name);
+            break;
+        case 2:
+            rc = read_string(&r, wire, st, &m->text);
+            break;
+        case 3:
+            rc = read_bool(&r, wire, &m->has_number);
+            break;
+        case 4:
+            rc = read_double_field(&r, wire, &m->number);
+            break;
+        default:
+            rc = skip(&r, wire) ? 0 : -EBADMSG;
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Counts the occurrences of `field` at the top level of buf, so a repeated
+ * field gets its array in one allocation. */
+static int count_field(const uint8_t *buf, size_t len, uint32_t want, size_t *count)
+{
+    reader r = {buf, buf + len};
+    size_t n = 0;
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
+        if (!read_key(&r, &field, &wire) || !skip(&r, wire))
+            return -EBADMSG;
+        n += field == want;
+    }
+    *count = n;
+    return 0;
+}
+
+int record_decode_customer(const uint8_t *buf, size_t len, arena *a, Nba__V1__Customer **out)
+{
+    Nba__V1__Customer *m = arena_alloc(a, sizeof *m);
+    strings st = {arena_alloc(a, len + 1)};
+    if (!m || !st.next)
+        return -ENOMEM;
+    nba__v1__customer__init(m);
+    size_t n_attributes;
+    int rc = count_field(buf, len, 7, &n_attributes);
+    if (rc)
+        return rc;
+    Nba__V1__Attribute *attr = NULL;
+    if (n_attributes) {
+        /* The pointers and the attributes, in one allocation. */
+        m->attributes = arena_alloc(a, n_attributes * (sizeof *m->attributes + sizeof *attr));
+        if (!m->attributes)
+            return -ENOMEM;
+        attr = (Nba__V1__Attribute *)(m->attributes + n_attributes);
+    }
+    reader r = {buf, buf + len};
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
+        const uint8_t *d;
+        size_t n;
+        if (!read_key(&r, &field, &wire))
+            return -EBADMSG;
+        switch (field) {
+        case 1:
+            rc = read_string(&r, wire, &st, &m->customer_id);
+            break;
+        case 2:
+            rc = read_string(&r, wire, &st, &m->name);
+            break;
+        case 3:
+            rc = read_string(&r, wire, &st, &m->tier);
+            break;
+        case 4:
+            rc = read_double_field(&r, wire, &m->lifetime_value);
+            break;
+        case 5:
+            rc = read_double_field(&r, wire, &m->predicted_ltv);
+            break;
+        case 6:
+            rc = read_string(&r, wire, &st, &m->language);
+            break;
+        case 7:
+            if (wire != WIRE_LEN || !read_len(&r, &d, &n))
+                return -EBADMSG;
+            m->attributes[m->n_attributes] = &attr[m->n_attributes];
+            rc = decode_attribute(d, n, &st, m->attributes[m->n_attributes]);
+            m->n_attributes += rc == 0;
+            break;
+        default:
+            rc = skip(&r, wire) ? 0 : -EBADMSG;
+        }
+        if (rc)
+            return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+int record_decode_incident(const uint8_t *buf, size_t len, arena *a, Nba__V1__Incident **out)
+{
+    Nba__V1__Incident *m = arena_alloc(a, sizeof *m);
+    strings st = {arena_alloc(a, len + 1)};
+    if (!m || !st.next)
+        return -ENOMEM;
+    nba__v1__incident__init(m);
+    reader r = {buf, buf + len};
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
+        uint64_t v;
+        int rc = 0;
+        if (!read_key(&r, &field, &wire))
+            return -EBADMSG;
+        switch (field) {
+        case 1:
+            rc = read_string(&r, wire, &st, &m->incident_id);
+            break;
+        case 2:
+            rc = read_string(&r, wire, &st, &m->customer_id);
+            break;
+        case 3:
+            rc = read_string(&r, wire, &st, &m->kind);
+            break;
+        case 4: /* int32: a negative value is sign-extended to ten bytes */
+            if (wire != WIRE_VARINT || !read_varint(&r, &v))
+                return -EBADMSG;
+            m->severity = (int32_t)(uint32_t)v;
+            break;
+        case 5:
+            if (wire != WIRE_VARINT || !read_varint(&r, &v))
+                return -EBADMSG;
+            m->occurred_at_ms = (int64_t)v;
+            break;
+        case 6:
+            rc = read_string(&r, wire, &st, &m->flight);
+            break;
+        case 7:
+            rc = read_bool(&r, wire, &m->resolved);
+            break;
+        case 8:
+            rc = read_string(&r, wire, &st, &m->note);
+            break;
+        default:
+            rc = skip(&r, wire) ? 0 : -EBADMSG;
+        }
+        if (rc)
+            return rc;
+    }
+    *out = m;
+    return 0;
+}

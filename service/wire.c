@@ -1,0 +1,482 @@
+/* wire.c - see include/wire.h.
+ *
+ * Decoding: one pass over the body that either produces exactly the
+ * message protobuf-c's unpack would, or gives up (FALLBACK) and lets
+ * protobuf-c do it. It gives up on anything unusual: a field of the wrong
+ * wire type, a second body, an explain request, a malformed or oversized
+ * key, varint or length. Fields it does not know are skipped, as protobuf-c
+ * skips them (it keeps them as unknown fields, which nbad never reads).
+ *
+ * Encoding: a measuring pass records, in writing order, the length of every
+ * string and nested message (each string is measured once), then a writing
+ * pass emits the fields in field-number order, leaving out fields that hold
+ * their default value as protobuf-c does for proto3 fields.
+ */
+#include "wire.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "frame.h"
+
+enum wire_type { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+/* Not a failure: the body is left to protobuf-c. */
+#define FALLBACK 1
+
+/* ---- decoding ---- */
+
+typedef struct reader {
+    const uint8_t *p, *end;
+} reader;
+
+/* A varint of at most max_bytes bytes. Keys and lengths are mostly one
+ * byte: that case first. */
+static inline bool read_varint(reader *r, unsigned max_bytes, uint64_t *out)
+{
+    if (r->p < r->end && *r->p < 0x80) {
+        *out = *r->p++;
+        return true;
+    }
+    uint64_t v = 0;
+    for (unsigned i = 0; i < max_bytes && r->p < r->end; i++) {
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A key of at most 5 bytes naming a field 1 .. 2^29 - 1, the range
+ * protobuf-c reads. */
+static inline bool read_key(reader *r, uint32_t *field, unsigned *wire)
+{
+    uint64_t k;
+    if (!read_varint(r, 5, &k) || k >> 3 == 0 || k >> 3 >= (1u << 29))
+        return false;
+    *field = (uint32_t)(k >> 3);
+    *wire = (unsigned)(k & 7);
+    return true;
+}
+
+static inline bool read_len(reader *r, const uint8_t **data, size_t *len)
+{
+    uint64_t n;
+    if (!read_varint(r, 5, &n) || n > UINT32_MAX || n > (uint64_t)(r->end - r->p))
+        return false;
+    *data = r->p;
+    *len = (size_t)n;
+    r->p += n;
+    return true;
+}
+
+static bool skip(reader *r, unsigned wire)
+{
+    uint64_t v;
+    const uint8_t *d;
+    size_t n;
+    switch (wire) {
+    case WT_VARINT:
+        return read_varint(r, 10, &v);
+    case WT_I64:
+        if (r->end - r->p < 8)
+            return false;
+        r->p += 8;
+        return true;
+    case WT_LEN:
+        return read_len(r, &d, &n);
+    case WT_I32:
+        if (r->end - r->p < 4)
+            return false;
+        r->p += 4;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int read_varint_field(reader *r, unsigned wire, uint64_t *out)
+{
+    return wire == WT_VARINT && read_varint(r, 10, out) ? 0 : FALLBACK;
+}
+
+/* Where a request's strings go: one arena block as long as the body, which
+ * always has room for them, since every string field costs at least two
+ * bytes of key and length on the wire and one NUL here. One allocation per
+ * request instead of one per string. */
+typedef struct decoder {
+    arena *a;
+    char *strings; /* the next free byte of the block */
+} decoder;
+
+static int read_string(reader *r, unsigned wire, decoder *dc, char **out)
+{
+    const uint8_t *d;
+    size_t n;
+    if (wire != WT_LEN || !read_len(r, &d, &n))
+        return FALLBACK;
+    char *s = dc->strings;
+    memcpy(s, d, n);
+    s[n] = '\0';
+    dc->strings += n + 1;
+    *out = s;
+    return 0;
+}
+
+/* A message of no known fields (Ping, StatusRequest, ReloadRequest): its
+ * content must skip cleanly. */
+static int read_empty(reader *r, unsigned wire)
+{
+    const uint8_t *d;
+    size_t n;
+    if (wire != WT_LEN || !read_len(r, &d, &n))
+        return FALLBACK;
+    reader in = {d, d + n};
+    while (in.p < in.end) {
+        uint32_t field;
+        unsigned w;
+        if (!read_key(&in, &field, &w) || !skip(&in, w))
+            return FALLBACK;
+    }
+    return 0;
+}
+
+static int decode_context_entry(const uint8_t *d, size_t n, decoder *dc,
+                                Nba__V1__ContactEvent__ContextEntry *e)
+{
+    nba__v1__contact_event__context_entry__init(e);
+    reader r = {d, d + n};
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
+        int rc;
+        if (!read_key(&r, &field, &wire))
+            return FALLBACK;
+        if (field == 1)
+            rc = read_string(&r, wire, dc, &e->key);
+        else if (field == 2)
+            rc = read_string(&r, wire, dc, &e->value);
+        else
+            rc = skip(&r, wire) ? 0 : FALLBACK;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__ContactEvent **out)
+{
+    const uint8_t *d;
+    size_t n;
+    if (wire != WT_LEN || !read_len(outer, &d, &n))
+        return FALLBACK;
+    Nba__V1__ContactEvent *ev = arena_alloc(dc->a, sizeof *ev);
+    if (!ev)
+        return -ENOMEM;
+    nba__v1__contact_event__init(ev);
+
+    /* The context entries first, counted, so their array is one allocation. */
+    size_t entries = 0;
+    reader r = {d, d + n};
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned w;
+        if (!read_key(&r, &field, &w) || !skip(&r, w))
+            return FALLBACK;
+        entries += field == 7;
+    }
+    Nba__V1__ContactEvent__ContextEntry *entry = NULL;
+    if (entries) {
+        /* The pointers and the entries they point to, in one allocation. */
+        ev->context = arena_alloc(dc->a, entries * (sizeof *ev->context + sizeof *entry));
+        if (!ev->context)
+            return -ENOMEM;
+        entry = (Nba__V1__ContactEvent__ContextEntry *)(ev->context + entries);
+    }
+
+    r = (reader){d, d + n};
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned w;
+        uint64_t v = 0;
+        const uint8_t *ed;
+        size_t en;
+        int rc = 0;
+        if (!read_key(&r, &field, &w))
+            return FALLBACK;
+        switch (field) {
+        case 1:
+            rc = read_string(&r, w, dc, &ev->customer_id);
+            break;
+        case 2: /* an open enum: any int32 value is kept */
+            rc = read_varint_field(&r, w, &v);
+            ev->channel = (Nba__V1__Channel)(int32_t)(uint32_t)v;
+            break;
+        case 3:
+            rc = read_string(&r, w, dc, &ev->touchpoint);
+            break;
+        case 4:
+            rc = read_varint_field(&r, w, &v);
+            ev->occurred_at_ms = (int64_t)v;
+            break;
+        case 5:
+            rc = read_string(&r, w, dc, &ev->location);
+            break;
+        case 6:
+            rc = read_string(&r, w, dc, &ev->language);
+            break;
+        case 7:
+            if (w != WT_LEN || !read_len(&r, &ed, &en))
+                return FALLBACK;
+            ev->context[ev->n_context] = &entry[ev->n_context];
+            rc = decode_context_entry(ed, en, dc, ev->context[ev->n_context]);
+            ev->n_context += rc == 0;
+            break;
+        default:
+            rc = skip(&r, w) ? 0 : FALLBACK;
+        }
+        if (rc)
+            return rc;
+    }
+    *out = ev;
+    return 0;
+}
+
+/* The common requests. Returns 0, FALLBACK or -ENOMEM. */
+static int decode_request(const uint8_t *body, size_t len, arena *a, Nba__V1__Request **out)
+{
+    Nba__V1__Request *req = arena_alloc(a, sizeof *req);
+    decoder dc = {a, arena_alloc(a, len + 1)};
+    if (!req || !dc.strings)
+        return -ENOMEM;
+    nba__v1__request__init(req);
+    reader r = {body, body + len};
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
+        uint64_t v = 0;
+        int rc = 0;
+        if (!read_key(&r, &field, &wire))
+            return FALLBACK;
+        if (field >= 2 && field <= 6 && req->body_case != NBA__V1__REQUEST__BODY__NOT_SET)
+            return FALLBACK; /* a second body: protobuf-c's rules decide */
+        switch (field) {
+        case 1:
+            rc = read_varint_field(&r, wire, &v);
+            req->id = v;
+            break;
+        case 2:
+            rc = decode_contact(&r, wire, &dc, &req->contact);
+            req->body_case = NBA__V1__REQUEST__BODY_CONTACT;
+            break;
+        case 3:
+            rc = read_empty(&r, wire);
+            req->ping = arena_alloc(a, sizeof *req->ping);
+            if (!req->ping)
+                return -ENOMEM;
+            nba__v1__ping__init(req->ping);
+            req->body_case = NBA__V1__REQUEST__BODY_PING;
+            break;
+        case 4:
+            rc = read_empty(&r, wire);
+            req->status = arena_alloc(a, sizeof *req->status);
+            if (!req->status)
+                return -ENOMEM;
+            nba__v1__status_request__init(req->status);
+            req->body_case = NBA__V1__REQUEST__BODY_STATUS;
+            break;
+        case 6:
+            rc = read_empty(&r, wire);
+            req->reload = arena_alloc(a, sizeof *req->reload);
+            if (!req->reload)
+                return -ENOMEM;
+            nba__v1__reload_request__init(req->reload);
+            req->body_case = NBA__V1__REQUEST__BODY_RELOAD;
+            break;
+        case 5:
+            return FALLBACK; /* explain: rare, protobuf-c decodes it */
+        default:
+            rc = skip(&r, wire) ? 0 : FALLBACK;
+        }
+        if (rc)
+            return rc;
+    }
+    *out = req;
+    return 0;
+}
+
+Nba__V1__Request *wire_decode_request(const uint8_t *body, size_t len, arena *a)
+{
+    Nba__V1__Request *req = NULL;
+    int rc = decode_request(body, len, a, &req);
+    if (rc == 0)
+        return req;
+    if (rc < 0)
+        return NULL;
+    /* What the fast path allocated before giving up stays in the arena
+     * until its next reset: a few bytes, once per unusual request. */
+    return nba__v1__request__unpack(arena_pb_allocator(a), len, body);
+}
+
+/* ---- encoding ---- */
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Field keys here are single bytes: field numbers below 16. */
+static size_t len_field_size(size_t len)
+{
+    return 1 + varint_size(len) + len;
+}
+
+typedef struct measure {
+    size_t *sizes;
+    size_t n;
+} measure;
+
+/* A string field's bytes (0 when empty, which proto3 leaves out); records
+ * its length. */
+static size_t measure_string(measure *m, const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    m->sizes[m->n++] = len;
+    return len ? len_field_size(len) : 0;
+}
+
+static size_t measure_action(measure *m, const Nba__V1__Action *act)
+{
+    size_t slot = m->n++, size = 0;
+    size += measure_string(m, act->type);
+    size += measure_string(m, act->rule_id);
+    for (size_t i = 0; i < act->n_params; i++) {
+        size_t entry_slot = m->n++;
+        size_t entry = measure_string(m, act->params[i]->key);
+        entry += measure_string(m, act->params[i]->value);
+        m->sizes[entry_slot] = entry;
+        size += len_field_size(entry);
+    }
+    size += measure_string(m, act->message);
+    size += measure_string(m, act->reason);
+    size += act->follow_up ? 2 : 0;
+    m->sizes[slot] = size;
+    return size;
+}
+
+size_t wire_response_size(const Nba__V1__Response *resp, arena *a, wire_plan *plan)
+{
+    plan->sizes = NULL;
+    plan->n = 0;
+    const Nba__V1__Decision *d =
+        resp->body_case == NBA__V1__RESPONSE__BODY_DECISION ? resp->decision : NULL;
+    if (!d) {
+        plan->frame = frame_packed_size(&resp->base);
+        return plan->frame;
+    }
+    size_t slots = 4;
+    for (size_t i = 0; i < d->n_actions; i++)
+        slots += 5 + 3 * d->actions[i]->n_params;
+    measure m = {arena_alloc(a, slots * sizeof(size_t)), 0};
+    if (!m.sizes)
+        return 0;
+
+    size_t slot = m.n++, size = 0;
+    size += measure_string(&m, d->customer_id);
+    size += d->known ? 2 : 0;
+    size += measure_string(&m, d->language);
+    for (size_t i = 0; i < d->n_actions; i++)
+        size += len_field_size(measure_action(&m, d->actions[i]));
+    size += measure_string(&m, d->ruleset);
+    m.sizes[slot] = size;
+
+    size_t body = (resp->id ? 1 + varint_size(resp->id) : 0) + len_field_size(size);
+    plan->sizes = m.sizes;
+    plan->n = m.n;
+    plan->frame = FRAME_HEADER_SIZE + body;
+    return plan->frame;
+}
+
+typedef struct writer {
+    uint8_t *p;
+    const size_t *sizes;
+    size_t next;
+} writer;
+
+static void put_varint(writer *w, uint64_t v)
+{
+    while (v >= 0x80) {
+        *w->p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *w->p++ = (uint8_t)v;
+}
+
+/* The key and length of a nested message, whose size comes next in the
+ * plan. */
+static void put_message_header(writer *w, unsigned field)
+{
+    *w->p++ = (uint8_t)(field << 3 | WT_LEN);
+    put_varint(w, w->sizes[w->next++]);
+}
+
+static void put_string(writer *w, unsigned field, const char *s)
+{
+    size_t len = w->sizes[w->next++];
+    if (!len)
+        return;
+    *w->p++ = (uint8_t)(field << 3 | WT_LEN);
+    put_varint(w, len);
+    memcpy(w->p, s, len);
+    w->p += len;
+}
+
+static void put_bool(writer *w, unsigned field, protobuf_c_boolean b)
+{
+    if (!b)
+        return;
+    *w->p++ = (uint8_t)(field << 3 | WT_VARINT);
+    *w->p++ = 1;
+}
+
+size_t wire_response_pack(const Nba__V1__Response *resp, const wire_plan *plan, uint8_t *out)
+{
+    if (!plan->sizes)
+        return frame_pack(&resp->base, out);
+    const Nba__V1__Decision *d = resp->decision;
+    writer w = {out + FRAME_HEADER_SIZE, plan->sizes, 0};
+    if (resp->id) {
+        *w.p++ = 1 << 3 | WT_VARINT;
+        put_varint(&w, resp->id);
+    }
+    put_message_header(&w, 2);
+    put_string(&w, 1, d->customer_id);
+    put_bool(&w, 2, d->known);
+    put_string(&w, 3, d->language);
+    for (size_t i = 0; i < d->n_actions; i++) {
+        const Nba__V1__Action *act = d->actions[i];
+        put_message_header(&w, 4);
+        put_string(&w, 1, act->type);
+        put_string(&w, 2, act->rule_id);
+        for (size_t k = 0; k < act->n_params; k++) {
+            put_message_header(&w, 3);
+            put_string(&w, 1, act->params[k]->key);
+            put_string(&w, 2, act->params[k]->value);
+        }
+        put_string(&w, 4, act->message);
+        put_string(&w, 5, act->reason);
+        put_bool(&w, 6, act->follow_up);
+    }
+    put_string(&w, 5, d->ruleset);
+    frame_put_length(out, (uint32_t)(plan->frame - FRAME_HEADER_SIZE));
+    return plan->frame;
+}
