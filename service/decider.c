@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "arena.h"
-#include "clock.h"
+#include "facts_load.h"
 #include "rules_live.h"
 #include "wire.h"
 
@@ -68,41 +68,10 @@ void decider_free(decider *d)
     free(d);
 }
 
-/* Reads the customer and their incidents in one snapshot. The records are
- * copied into the arena, so the snapshot ends before the rules run and a
- * slow rule never holds back LMDB's page reclamation. */
-static int load_facts(decider *d, const Nba__V1__ContactEvent *ev, facts *f)
-{
-    Nba__V1__Customer *customer = NULL;
-    Nba__V1__Incident **incidents = NULL;
-    size_t n_incidents = 0;
-
-    int rc = store_reader_begin(d->reader);
-    if (rc)
-        return rc;
-    rc = store_get_customer(d->reader, ev->customer_id, &d->arena, &customer);
-    if (rc == -ENOENT) {
-        customer = NULL;
-        rc = 0;
-    } else if (rc == 0) {
-        rc = store_get_incidents(d->reader, ev->customer_id, &d->arena, &incidents, &n_incidents);
-    }
-    store_reader_end(d->reader);
-    if (rc)
-        return rc;
-
-    f->event = ev;
-    f->customer = customer;
-    f->incidents = incidents;
-    f->n_incidents = n_incidents;
-    f->now_ms = ev->occurred_at_ms ? ev->occurred_at_ms : clock_now_ms();
-    return 0;
-}
-
 int decider_decide(decider *d, const Nba__V1__ContactEvent *ev, Nba__V1__Decision *out)
 {
     facts f;
-    int rc = load_facts(d, ev, &f);
+    int rc = facts_load(d->reader, ev, &d->arena, &f);
     if (rc)
         return rc;
 
@@ -216,6 +185,53 @@ static Nba__V1__Response *answer_status(decider *d, uint64_t id)
     return resp;
 }
 
+static Nba__V1__Response *answer_explain(decider *d, uint64_t id, const Nba__V1__ExplainRequest *x)
+{
+    Nba__V1__Response *resp = arena_alloc(&d->arena, sizeof *resp);
+    Nba__V1__Explanation *e = arena_alloc(&d->arena, sizeof *e);
+    if (!resp || !e)
+        return decider_error(d, id, "internal", "out of memory");
+    nba__v1__response__init(resp);
+    nba__v1__explanation__init(e);
+    if (!x->contact)
+        return decider_error(d, id, "bad_request", "explain needs a contact event");
+    facts f;
+    int rc = facts_load(d->reader, x->contact, &d->arena, &f);
+    if (rc == 0)
+        rc = ruleset_explain(d->serving, &f, &d->arena, e);
+    if (rc)
+        return decider_error(d, id, "unavailable", "the decision could not be explained");
+    resp->id = id;
+    resp->body_case = NBA__V1__RESPONSE__BODY_EXPLANATION;
+    resp->explanation = e;
+    return resp;
+}
+
+/* Recompiles the rule files on this worker's thread: the worker's other
+ * connections wait for the compile (milliseconds for a rule file), the
+ * other workers go on. Runs outside any read-side section, since the swap
+ * waits for every section that could still see the old rules. */
+static Nba__V1__Response *answer_reload(decider *d, uint64_t id)
+{
+    Nba__V1__Response *resp = arena_alloc(&d->arena, sizeof *resp);
+    Nba__V1__ReloadResult *result = arena_alloc(&d->arena, sizeof *result);
+    char *serving = arena_alloc(&d->arena, 256);
+    nba_error *err = arena_alloc(&d->arena, sizeof *err);
+    if (!resp || !result || !serving || !err)
+        return decider_error(d, id, "internal", "out of memory");
+    nba__v1__response__init(resp);
+    nba__v1__reload_result__init(result);
+    err->msg[0] = '\0';
+    int rc = rules_live_reload(d->rules, serving, 256, err);
+    result->ok = rc == 0;
+    result->ruleset = serving;
+    result->errors = rc ? err->msg : "";
+    resp->id = id;
+    resp->body_case = NBA__V1__RESPONSE__BODY_RELOAD;
+    resp->reload = result;
+    return resp;
+}
+
 int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Response **resp)
 {
     arena_reset(&d->arena);
@@ -225,7 +241,11 @@ int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Respons
             decider_error(d, 0, "bad_request", "the frame's body is not a valid nba.v1.Request");
         return -EBADMSG;
     }
-    /* Every answer is built from the ruleset serving when the request
+    if (req->body_case == NBA__V1__REQUEST__BODY_RELOAD) {
+        *resp = answer_reload(d, req->id);
+        return 0;
+    }
+    /* Every other answer is built from the ruleset serving when the request
      * arrived; a reload meanwhile frees the old one only after this. */
     d->serving = rules_live_enter(d->rules);
     switch (req->body_case) {
@@ -237,6 +257,9 @@ int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Respons
         break;
     case NBA__V1__REQUEST__BODY_STATUS:
         *resp = answer_status(d, req->id);
+        break;
+    case NBA__V1__REQUEST__BODY_EXPLAIN:
+        *resp = answer_explain(d, req->id, req->explain);
         break;
     default:
         /* A well-formed request of a kind this server does not know (a newer

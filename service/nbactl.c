@@ -39,10 +39,14 @@ static const char usage_text[] =
     "  nbactl rules simulate --rules NEW... --against CURRENT... --events FILE --db DIR\n"
     "                        [--sample N] [--json]\n"
     "      Replay contact events (JSON lines) against both rulesets; report changes.\n"
-    "  nbactl explain --db DIR --rules FILE... --customer ID [--channel NAME]\n"
-    "                 [--touchpoint NAME] [--context key=value,...] [--language TAG]\n"
-    "                 [--location ID] [--at ISO8601] [--json]\n"
-    "      Decide in-process and show why: every rule's conditions and fate.\n"
+    "  nbactl explain [--db DIR --rules FILE... | --host H --port P] --customer ID\n"
+    "                 [--channel NAME] [--touchpoint NAME] [--context key=value,...]\n"
+    "                 [--language TAG] [--location ID] [--at ISO8601] [--json]\n"
+    "      Show why: every rule's conditions and fate. With --db and --rules it\n"
+    "      decides in-process; otherwise it asks the running nbad.\n"
+    "  nbactl reload [--host 127.0.0.1] [--port 7411] [--json]\n"
+    "      Make nbad recompile its rule files; a file that does not compile is\n"
+    "      reported here and the serving rules stay (exit 65).\n"
     "  nbactl status [--host 127.0.0.1] [--port 7411] [--json]\n"
     "      What nbad has done since it started: connections, requests, errors,\n"
     "      the time each decision takes inside nbad, and the database's size.\n";
@@ -81,6 +85,7 @@ int main(int argc, char **argv)
         {"decide", nbactl_decide},
         {"ping", nbactl_ping},
         {"status", nbactl_status},
+        {"reload", nbactl_reload},
         /* in-process: no daemon needed */
         {"rules", nbactl_rules},
         {"explain", nbactl_explain},

@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 
+#include "nba.pb-c.h"
+
 /* Exit codes (sysexits), the same for every command. */
 enum nbactl_exit {
     EXIT_OK = 0,
@@ -25,6 +27,13 @@ int nbactl_usage(const char *problem);
 /* Prints the usage on stdout (for --help); returns EXIT_OK. */
 int nbactl_help(void);
 
+/* Sends req to nbad at host:port and prints the answer, readably or (json)
+ * as JSON; channel is the contact's, for the readable decision. Returns an
+ * exit code: EXIT_UNAVAILABLE when nbad cannot be reached, EXIT_DATAERR for
+ * an error answer or a refused reload. (nbactl_remote.c) */
+int nbactl_call(const char *host, int port, const Nba__V1__Request *req, bool json,
+                Nba__V1__Channel channel);
+
 /* Parses a TCP port 1..65535. */
 bool nbactl_parse_port(const char *text, int *port);
 
@@ -33,6 +42,7 @@ int nbactl_load(int argc, char **argv);   /* nbactl_load.c */
 int nbactl_decide(int argc, char **argv); /* nbactl_remote.c */
 int nbactl_ping(int argc, char **argv);   /* nbactl_remote.c */
 int nbactl_status(int argc, char **argv); /* nbactl_remote.c */
+int nbactl_reload(int argc, char **argv); /* nbactl_remote.c */
 
 /* In-process: the rule files' tools (check, test, simulate) and explain. */
 int nbactl_rules(int argc, char **argv);   /* nbactl_rules.c */

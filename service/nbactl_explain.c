@@ -206,10 +206,14 @@ int nbactl_explain(int argc, char **argv)
         {"location", required_argument, NULL, 'L'},
         {"at", required_argument, NULL, 'a'},
         {"json", no_argument, NULL, 'j'},
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     Nba__V1__ContactEvent ev = NBA__V1__CONTACT_EVENT__INIT;
+    const char *host = NULL;
+    int port = NBACTL_DEFAULT_PORT;
     const char *db = NULL, *rules[MAX_RULE_FILES];
     size_t n_rules = 0;
     char *context = NULL;
@@ -252,14 +256,26 @@ int nbactl_explain(int argc, char **argv)
         case 'j':
             json = true;
             break;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            if (!nbactl_parse_port(optarg, &port))
+                return nbactl_usage("--port takes a number from 1 to 65535");
+            if (!host)
+                host = NBACTL_DEFAULT_HOST;
+            break;
         case 'h':
             return nbactl_help();
         default:
             return nbactl_usage(NULL);
         }
     }
-    if (optind < argc || !db || !n_rules || ev.customer_id == protobuf_c_empty_string)
-        return nbactl_usage("explain needs --db, --rules and --customer");
+    bool remote = host || (!db && !n_rules);
+    if (optind < argc || ev.customer_id == protobuf_c_empty_string ||
+        (!remote && (!db || !n_rules)) || (remote && (db || n_rules)))
+        return nbactl_usage("explain needs --customer, and either --db and --rules (in-process) "
+                            "or nothing more or --host/--port (ask a running nbad)");
 
     arena a;
     if (arena_init(&a, 64 * 1024) != 0)
@@ -270,6 +286,17 @@ int nbactl_explain(int argc, char **argv)
     store_reader *reader = NULL;
     if (context && parse_context(context, &ev, &a) != 0) {
         code = nbactl_usage("--context takes key=value pairs separated by commas");
+        goto out;
+    }
+    if (remote) {
+        /* The serving nbad explains with its own rules and data. */
+        Nba__V1__Request req = NBA__V1__REQUEST__INIT;
+        Nba__V1__ExplainRequest x = NBA__V1__EXPLAIN_REQUEST__INIT;
+        x.contact = &ev;
+        req.id = 1;
+        req.body_case = NBA__V1__REQUEST__BODY_EXPLAIN;
+        req.explain = &x;
+        code = nbactl_call(host ? host : NBACTL_DEFAULT_HOST, port, &req, json, ev.channel);
         goto out;
     }
     code = nbactl_compile(rules, n_rules, false, stderr, &rs);

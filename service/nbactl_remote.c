@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "error.h"
 #include "nbactl.h"
+#include "nbactl_rules.h"
 #include "nba.pb-c.h"
 
 #define CALL_TIMEOUT_MS 5000
@@ -43,57 +44,13 @@ static int parse_context(char *text, Nba__V1__ContactEvent *ev)
     return 0;
 }
 
-/* Maps a channel name ("kiosk", "call_center") to the protocol's enum using
- * the schema's own names, so a channel added to the proto needs no change
- * here. */
-static bool parse_channel(const char *name, Nba__V1__Channel *out)
-{
-    char upper[32];
-    size_t n = strlen(name);
-    if (n == 0 || n >= sizeof upper)
-        return false;
-    for (size_t i = 0; i <= n; i++)
-        upper[i] = (char)toupper((unsigned char)name[i]);
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value_by_name(&nba__v1__channel__descriptor, upper);
-    if (!v)
-        return false;
-    *out = (Nba__V1__Channel)v->value;
-    return true;
-}
-
-static const char *channel_name(Nba__V1__Channel ch)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&nba__v1__channel__descriptor, (int)ch);
-    return v ? v->name : "?";
-}
-
-static json_t *action_json(const Nba__V1__Action *a)
-{
-    json_t *params = json_object();
-    for (size_t i = 0; i < a->n_params; i++)
-        json_object_set_new(params, a->params[i]->key, json_string(a->params[i]->value));
-    return json_pack("{s:s, s:s, s:o, s:s, s:s, s:b}", "type", a->type, "rule_id", a->rule_id,
-                     "params", params, "message", a->message, "reason", a->reason, "follow_up",
-                     a->follow_up);
-}
-
 static json_t *response_json(const Nba__V1__Response *resp)
 {
     json_t *root = json_pack("{s:I}", "id", (json_int_t)resp->id);
     switch (resp->body_case) {
-    case NBA__V1__RESPONSE__BODY_DECISION: {
-        const Nba__V1__Decision *d = resp->decision;
-        json_t *actions = json_array();
-        for (size_t i = 0; i < d->n_actions; i++)
-            json_array_append_new(actions, action_json(d->actions[i]));
-        json_object_set_new(root, "decision",
-                            json_pack("{s:s, s:b, s:s, s:o, s:s}", "customer_id", d->customer_id,
-                                      "known", d->known, "language", d->language, "actions",
-                                      actions, "ruleset", d->ruleset));
+    case NBA__V1__RESPONSE__BODY_DECISION:
+        json_object_set_new(root, "decision", nbactl_decision_json(resp->decision));
         break;
-    }
     case NBA__V1__RESPONSE__BODY_PONG:
         json_object_set_new(
             root, "pong",
@@ -120,6 +77,14 @@ static json_t *response_json(const Nba__V1__Response *resp)
                       "incidents", (json_int_t)st->incidents));
         break;
     }
+    case NBA__V1__RESPONSE__BODY_EXPLANATION:
+        json_object_set_new(root, "explanation", nbactl_explanation_json(resp->explanation));
+        break;
+    case NBA__V1__RESPONSE__BODY_RELOAD:
+        json_object_set_new(root, "reload",
+                            json_pack("{s:b, s:s, s:s}", "ok", resp->reload->ok, "ruleset",
+                                      resp->reload->ruleset, "errors", resp->reload->errors));
+        break;
     case NBA__V1__RESPONSE__BODY_ERROR:
         json_object_set_new(
             root, "error",
@@ -129,27 +94,6 @@ static json_t *response_json(const Nba__V1__Response *resp)
         break;
     }
     return root;
-}
-
-static void print_decision(const Nba__V1__Decision *d, Nba__V1__Channel channel)
-{
-    printf("customer  %s (%s)\n", d->customer_id, d->known ? "known" : "unknown");
-    printf("channel   %s\n", channel_name(channel));
-    printf("language  %s\n", d->language);
-    printf("rules     %s\n", d->ruleset);
-    if (d->n_actions == 0)
-        printf("actions   none\n");
-    for (size_t i = 0; i < d->n_actions; i++) {
-        const Nba__V1__Action *a = d->actions[i];
-        printf("\n%zu. %s%s   (rule %s)\n", i + 1, a->type, a->follow_up ? " [follow-up]" : "",
-               a->rule_id);
-        for (size_t p = 0; p < a->n_params; p++)
-            printf("   %s = %s\n", a->params[p]->key, a->params[p]->value);
-        if (*a->message)
-            printf("   message: %s\n", a->message);
-        if (*a->reason)
-            printf("   reason:  %s\n", a->reason);
-    }
 }
 
 static void print_status(const Nba__V1__Status *st)
@@ -176,9 +120,8 @@ static void print_status(const Nba__V1__Status *st)
            (unsigned long long)l->count);
 }
 
-/* Sends req, prints the answer. Returns an exit code. */
-static int call_and_print(const char *host, int port, const Nba__V1__Request *req, bool json,
-                          Nba__V1__Channel channel)
+int nbactl_call(const char *host, int port, const Nba__V1__Request *req, bool json,
+                Nba__V1__Channel channel)
 {
     nba_error err;
     nba_client *c;
@@ -195,17 +138,31 @@ static int call_and_print(const char *host, int port, const Nba__V1__Request *re
     }
 
     int code = resp->body_case == NBA__V1__RESPONSE__BODY_ERROR ? EXIT_DATAERR : EXIT_OK;
+    if (resp->body_case == NBA__V1__RESPONSE__BODY_RELOAD && !resp->reload->ok)
+        code = EXIT_DATAERR;
     if (json) {
         json_t *root = response_json(resp);
         json_dumpf(root, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(root);
     } else if (resp->body_case == NBA__V1__RESPONSE__BODY_DECISION) {
-        print_decision(resp->decision, channel);
+        printf("customer  %s (%s)\n", resp->decision->customer_id,
+               resp->decision->known ? "known" : "unknown");
+        printf("channel   %s\n",
+               *nbactl_channel_name(channel) ? nbactl_channel_name(channel) : "(none given)");
+        nbactl_print_decision(resp->decision, stdout);
     } else if (resp->body_case == NBA__V1__RESPONSE__BODY_PONG) {
         printf("%s serving %s\n", resp->pong->server, resp->pong->ruleset);
     } else if (resp->body_case == NBA__V1__RESPONSE__BODY_STATUS) {
         print_status(resp->status);
+    } else if (resp->body_case == NBA__V1__RESPONSE__BODY_EXPLANATION) {
+        nbactl_print_explanation(resp->explanation, stdout);
+    } else if (resp->body_case == NBA__V1__RESPONSE__BODY_RELOAD) {
+        if (resp->reload->ok)
+            printf("reloaded: serving %s\n", resp->reload->ruleset);
+        else
+            fprintf(stderr, "%s\nnbactl: the rules were not reloaded; still serving %s\n",
+                    resp->reload->errors, resp->reload->ruleset);
     } else if (resp->body_case == NBA__V1__RESPONSE__BODY_ERROR) {
         fprintf(stderr, "nbactl: error %s: %s\n", resp->error->code, resp->error->message);
     }
@@ -241,7 +198,7 @@ int nbactl_decide(int argc, char **argv)
             ev.customer_id = optarg;
             break;
         case 'C':
-            if (!parse_channel(optarg, &ev.channel)) {
+            if (!nbactl_channel(optarg, &ev.channel)) {
                 code = nbactl_usage("unknown channel (desk, kiosk, ivr, web, mobile, call_center)");
                 goto out;
             }
@@ -297,7 +254,7 @@ int nbactl_decide(int argc, char **argv)
     req.id = 1;
     req.body_case = NBA__V1__REQUEST__BODY_CONTACT;
     req.contact = &ev;
-    code = call_and_print(host, port, &req, json, ev.channel);
+    code = nbactl_call(host, port, &req, json, ev.channel);
 out:
     for (size_t i = 0; i < ev.n_context; i++)
         free(ev.context[i]);
@@ -349,7 +306,23 @@ int nbactl_ping(int argc, char **argv)
     req.id = 1;
     req.body_case = NBA__V1__REQUEST__BODY_PING;
     req.ping = &ping;
-    return call_and_print(host, port, &req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
+    return nbactl_call(host, port, &req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
+}
+
+int nbactl_reload(int argc, char **argv)
+{
+    const char *host;
+    int port;
+    bool json;
+    int code = parse_target(argc, argv, "reload", &host, &port, &json);
+    if (code)
+        return code;
+    Nba__V1__Request req = NBA__V1__REQUEST__INIT;
+    Nba__V1__ReloadRequest reload = NBA__V1__RELOAD_REQUEST__INIT;
+    req.id = 1;
+    req.body_case = NBA__V1__REQUEST__BODY_RELOAD;
+    req.reload = &reload;
+    return nbactl_call(host, port, &req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
 }
 
 int nbactl_status(int argc, char **argv)
@@ -365,5 +338,5 @@ int nbactl_status(int argc, char **argv)
     req.id = 1;
     req.body_case = NBA__V1__REQUEST__BODY_STATUS;
     req.status = &status;
-    return call_and_print(host, port, &req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
+    return nbactl_call(host, port, &req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
 }

@@ -640,6 +640,54 @@ static void status_counts_and_times_the_decisions(void **state)
     assert_non_null(strstr(text, "\"p99_ns\""));
 }
 
+/* The ops requests over the protocol, through nbactl as ops staff use it:
+ * explain says why the upgrade fired; reload reports a broken file and
+ * keeps the serving rules. */
+static void explain_and_reload_over_the_protocol(void **state)
+{
+    (void)state;
+    char port[16], out[256];
+    snprintf(port, sizeof port, "%d", W.port);
+    snprintf(out, sizeof out, "%s/ops.out", W.dir);
+
+    char *explain[] = {(char *)env("NBACTL_BIN"),
+                       "explain",
+                       "--port",
+                       port,
+                       "--customer",
+                       "P100",
+                       "--channel",
+                       "kiosk",
+                       "--touchpoint",
+                       "checkin",
+                       "--context",
+                       "cabin=Y",
+                       NULL};
+    assert_int_equal(run(explain, out), 0);
+    const char *text = slurp(out);
+    if (!strstr(text, "recovery-upgrade") || !strstr(text, "chosen"))
+        fail_msg("explain does not say why the upgrade fired:\n%s", text);
+
+    char *reload[] = {(char *)env("NBACTL_BIN"), "reload", "--port", port, NULL};
+    assert_int_equal(run(reload, out), 0);
+    assert_non_null(strstr(slurp(out), "reloaded: serving airline-checkin@1"));
+
+    static char original[65536];
+    snprintf(original, sizeof original, "%s", slurp(W.rules));
+    write_file(W.rules, "ruleset: airline-checkin\nversion: 4\nrules: [\n");
+    assert_int_equal(run(reload, out), 65);
+    text = slurp(out);
+    if (!strstr(text, "rules.yaml:") || !strstr(text, "still serving airline-checkin@1"))
+        fail_msg("reload should name the broken file and the rules still serving:\n%s", text);
+    write_file(W.rules, original);
+
+    nba_client *c = connect_or_fail();
+    Nba__V1__Response *r = contact(c, 70, "P100", NBA__V1__CHANNEL__KIOSK, "Y");
+    assert_non_null(find_action(r->decision, "upgrade"));
+    nba__v1__response__free_unpacked(r, NULL);
+    client_close(c);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -654,6 +702,7 @@ int main(void)
         cmocka_unit_test(broken_rule_file_stops_nbad_at_start),
         cmocka_unit_test(sighup_reloads_rules_without_dropping_requests),
         cmocka_unit_test(status_counts_and_times_the_decisions),
+        cmocka_unit_test(explain_and_reload_over_the_protocol),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
 }
