@@ -56,6 +56,12 @@ decide --customer C9999 --channel kiosk --touchpoint checkin --context cabin=Y
 say "The kiosk decision for C1001 as JSON (nbactl decide --json)"
 decide --customer C1001 --channel kiosk --touchpoint checkin --context cabin=Y --json
 
+say "Why? nbactl explain asks nbad for every rule's conditions and fate"
+build/nbactl explain --port "$port" --customer C1001 --channel kiosk --touchpoint checkin \
+  --context flight=AZ610,cabin=Y
+say "What nbad has done so far (nbactl status): the time inside nbad per decision"
+build/nbactl status --port "$port"
+
 if $keep; then
   say "nbad keeps running (pid $nbad_pid, log $work/nbad.log); stop it with: kill $nbad_pid"
 fi
