@@ -555,10 +555,23 @@ static void sighup_reloads_rules_without_dropping_requests(void **state)
         nanosleep(&ts, NULL);
     }
     assert_int_equal(strncmp(id, "airline-checkin@2+", 18), 0);
+    Nba__V1__Response *r = NULL;
 
-    /* A file that does not compile never replaces the serving rules. */
+    /* A file that does not compile never replaces the serving rules, and
+     * the requests in flight meanwhile are all answered, by the old rules. */
     write_file(W.rules, "ruleset: airline-checkin\nversion: 3\nrules: [\n");
+    c = connect_or_fail();
+    assert_int_equal(client_send_raw(c, buf, used, NULL), 0);
     assert_int_equal(kill(W.nbad, SIGHUP), 0);
+    for (uint64_t i = 0; i < N; i++) {
+        Nba__V1__Response *r = NULL;
+        assert_int_equal(client_recv(c, &r, NULL), 0);
+        assert_int_equal(r->id, 1000 + i);
+        assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_DECISION);
+        assert_string_equal(r->decision->ruleset, id);
+        nba__v1__response__free_unpacked(r, NULL);
+    }
+    client_close(c);
     for (int i = 0; i < 100 && !strstr(slurp(W.log), "rules not reloaded"); i++) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -566,7 +579,7 @@ static void sighup_reloads_rules_without_dropping_requests(void **state)
     assert_non_null(strstr(slurp(W.log), "rules not reloaded"));
     assert_int_equal(strncmp(ping_ruleset(id, sizeof id), "airline-checkin@2+", 18), 0);
     c = connect_or_fail();
-    Nba__V1__Response *r = contact(c, 60, "P100", NBA__V1__CHANNEL__DESK, "Y");
+    r = contact(c, 60, "P100", NBA__V1__CHANNEL__DESK, "Y");
     assert_non_null(find_action(r->decision, "upgrade"));
     assert_string_equal(r->decision->ruleset, id);
     nba__v1__response__free_unpacked(r, NULL);
