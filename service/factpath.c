@@ -20,6 +20,7 @@
 
 #include "clock.h"
 
+static_assert(FF_CUSTOMER_ATTR <= 32, "fact_memo.read has a bit per field it keeps");
 static_assert(NBA__V1__CHANNEL__DESK == 1 && NBA__V1__CHANNEL__KIOSK == 2 &&
                   NBA__V1__CHANNEL__IVR == 3 && NBA__V1__CHANNEL__WEB == 4 &&
                   NBA__V1__CHANNEL__MOBILE == 5 && NBA__V1__CHANNEL__CALL_CENTER == 6,
@@ -28,6 +29,10 @@ static_assert(NBA__V1__CHANNEL__DESK == 1 && NBA__V1__CHANNEL__KIOSK == 2 &&
 /* The contract's channel names: the lower-case proto enum names. */
 static const char *const channel_names[RULES_N_CHANNELS] = {
     "default", "desk", "kiosk", "ivr", "web", "mobile", "call_center",
+};
+static const size_t channel_name_len[RULES_N_CHANNELS] = {
+    sizeof "default" - 1, sizeof "desk" - 1,   sizeof "kiosk" - 1,       sizeof "ivr" - 1,
+    sizeof "web" - 1,     sizeof "mobile" - 1, sizeof "call_center" - 1,
 };
 
 const char *rules_channel_name(unsigned index)
@@ -194,6 +199,7 @@ static int resolve_customer(rules_compiler *c, const char *name, size_t len, fac
             }
             out->type = rs->attributes[i].type;
             out->key = rs->attributes[i].name;
+            out->key_len = len;
             return 0;
         }
         rules_hint_init(&h, name, len);
@@ -222,6 +228,7 @@ static int resolve_customer(rules_compiler *c, const char *name, size_t len, fac
     out->field = FF_CUSTOMER_ATTR;
     out->type = RT_DYNAMIC;
     out->key = rules_strndup(c, name, len);
+    out->key_len = len;
     return out->key ? 0 : -ENOMEM;
 }
 
@@ -235,11 +242,13 @@ static int resolve_context(rules_compiler *c, const char *key, size_t len, fact_
     out->type = RT_STRING;
     if (!rs->n_context) {
         out->key = rules_strndup(c, key, len);
+        out->key_len = len;
         return out->key ? 0 : -ENOMEM;
     }
     for (size_t i = 0; i < rs->n_context; i++) {
         if (strlen(rs->context[i].name) == len && memcmp(rs->context[i].name, key, len) == 0) {
             out->key = rs->context[i].name;
+            out->key_len = len;
             out->type = rs->context[i].type == RT_DYNAMIC ? RT_STRING : rs->context[i].type;
             return 0;
         }
@@ -403,6 +412,18 @@ static bool give(const char *s, strv *out)
     return true;
 }
 
+/* give() for a text of the event or the customer, which the decision's
+ * memo keeps once measured. */
+static bool give_field(const char *s, fact_field field, const fact_view *v, strv *out)
+{
+    give(s, out);
+    if (v->memo) {
+        v->memo->text[field] = *out;
+        v->memo->read |= 1u << field;
+    }
+    return true;
+}
+
 /* Text of an attribute or context value typed as a number, true/false or
  * a time: read without allocating. */
 static bool text_number(const char *t, double *out)
@@ -453,6 +474,49 @@ static const char *context_value(const Nba__V1__ContactEvent *e, const char *key
     return NULL;
 }
 
+/* The decision measures every context key and value on its first lookup,
+ * so the lookups after compare lengths before bytes. */
+static void measure_context(const Nba__V1__ContactEvent *e, fact_memo *m)
+{
+    m->n_context = e->n_context < FACT_MEMO_CONTEXT ? e->n_context : FACT_MEMO_CONTEXT;
+    for (size_t k = 0; k < m->n_context; k++) {
+        const Nba__V1__ContactEvent__ContextEntry *c = e->context[k];
+        m->key_len[k] = c && c->key ? strlen(c->key) : SIZE_MAX; /* SIZE_MAX: no key */
+        m->value_len[k] = c && c->value ? strlen(c->value) : 0;
+    }
+    m->context_measured = true;
+}
+
+/* context_value() as text: the value and its length, or false when the
+ * event lacks the key. */
+static bool context_text(const fact_path *p, const fact_view *v, strv *out)
+{
+    const Nba__V1__ContactEvent *e = v->f->event;
+    fact_memo *m = v->memo;
+    if (!m) {
+        const char *t = context_value(e, p->key);
+        return t && give(t, out);
+    }
+    if (!m->context_measured)
+        measure_context(e, m);
+    out->fold = false;
+    for (size_t k = 0; k < m->n_context; k++) {
+        if (m->key_len[k] == p->key_len && memcmp(e->context[k]->key, p->key, p->key_len) == 0) {
+            out->s = e->context[k]->value ? e->context[k]->value : "";
+            out->len = m->value_len[k];
+            return true;
+        }
+    }
+    for (size_t k = m->n_context; k < e->n_context; k++) {
+        if (e->context[k] && e->context[k]->key && strcmp(e->context[k]->key, p->key) == 0) {
+            out->s = e->context[k]->value ? e->context[k]->value : "";
+            out->len = strlen(out->s);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The contact point's offset from UTC, from the context key utc_offset
  * ("+01:00", "-0530", "+02", "Z"), in ms; 0 when absent or unreadable. */
 static int64_t utc_offset_ms(const Nba__V1__ContactEvent *e)
@@ -477,15 +541,7 @@ static int64_t utc_offset_ms(const Nba__V1__ContactEvent *e)
     return sign * ((int64_t)hours * 3600000 + (int64_t)minutes * 60000);
 }
 
-/* event.channel as text: the contract's names, "" when the contact point
- * did not say. */
-static const char *event_channel(const Nba__V1__ContactEvent *e)
-{
-    unsigned ch = rules_event_channel(e);
-    return ch ? channel_names[ch] : "";
-}
-
-bool fact_string(const fact_path *p, const fact_view *v, strv *out)
+bool fact_string_read(const fact_path *p, const fact_view *v, strv *out)
 {
     const Nba__V1__ContactEvent *e = v->f->event;
     const Nba__V1__Customer *c = v->f->customer;
@@ -493,27 +549,30 @@ bool fact_string(const fact_path *p, const fact_view *v, strv *out)
 
     switch (p->field) {
     case FF_EVENT_CUSTOMER_ID:
-        return give(e->customer_id, out);
-    case FF_EVENT_CHANNEL:
-        return give(event_channel(e), out);
-    case FF_EVENT_TOUCHPOINT:
-        return give(e->touchpoint, out);
-    case FF_EVENT_LOCATION:
-        return give(e->location, out);
-    case FF_EVENT_LANGUAGE:
-        return give(e->language, out);
-    case FF_EVENT_CONTEXT: {
-        const char *t = context_value(e, p->key);
-        return t && give(t, out);
+        return give_field(e->customer_id, p->field, v, out);
+    case FF_EVENT_CHANNEL: { /* the contract's names, "" when the contact point did not say */
+        unsigned ch = rules_event_channel(e);
+        out->s = ch ? channel_names[ch] : "";
+        out->len = ch ? channel_name_len[ch] : 0;
+        out->fold = false;
+        return true;
     }
+    case FF_EVENT_TOUCHPOINT:
+        return give_field(e->touchpoint, p->field, v, out);
+    case FF_EVENT_LOCATION:
+        return give_field(e->location, p->field, v, out);
+    case FF_EVENT_LANGUAGE:
+        return give_field(e->language, p->field, v, out);
+    case FF_EVENT_CONTEXT:
+        return context_text(p, v, out);
     case FF_CUSTOMER_ID:
-        return c && give(c->customer_id, out);
+        return c && give_field(c->customer_id, p->field, v, out);
     case FF_CUSTOMER_NAME:
-        return c && give(c->name, out);
+        return c && give_field(c->name, p->field, v, out);
     case FF_CUSTOMER_TIER:
-        return c && give(c->tier, out);
+        return c && give_field(c->tier, p->field, v, out);
     case FF_CUSTOMER_LANGUAGE:
-        return c && give(c->language, out);
+        return c && give_field(c->language, p->field, v, out);
     case FF_CUSTOMER_ATTR:
     case FF_CUSTOMER_ATTR_TEXT:
     case FF_CUSTOMER_ATTR_NUMBER:
@@ -537,10 +596,9 @@ bool fact_string(const fact_path *p, const fact_view *v, strv *out)
     }
 }
 
-bool fact_number(const fact_path *p, const fact_view *v, double *out)
+bool fact_number_read(const fact_path *p, const fact_view *v, double *out)
 {
     const Nba__V1__Customer *c = v->f->customer;
-    const Nba__V1__Incident *i = v->incident;
 
     switch (p->field) {
     case FF_EVENT_TIME:
@@ -553,19 +611,11 @@ bool fact_number(const fact_path *p, const fact_view *v, double *out)
         return true;
     }
     case FF_EVENT_CONTEXT: {
-        const char *t = context_value(v->f->event, p->key);
-        return p->type == RT_TIME ? text_time(t, out) : text_number(t, out);
+        strv t;
+        if (!context_text(p, v, &t))
+            return false;
+        return p->type == RT_TIME ? text_time(t.s, out) : text_number(t.s, out);
     }
-    case FF_CUSTOMER_LIFETIME_VALUE:
-        if (!c)
-            return false;
-        *out = c->lifetime_value;
-        return true;
-    case FF_CUSTOMER_PREDICTED_LTV:
-        if (!c)
-            return false;
-        *out = c->predicted_ltv;
-        return true;
     case FF_CUSTOMER_ATTR:
     case FF_CUSTOMER_ATTR_NUMBER: {
         const Nba__V1__Attribute *a = c ? attribute(c, p->key) : NULL;
@@ -578,48 +628,22 @@ bool fact_number(const fact_path *p, const fact_view *v, double *out)
         const Nba__V1__Attribute *a = c ? attribute(c, p->key) : NULL;
         return a && text_time(a->text, out);
     }
-    case FF_INCIDENT_SEVERITY:
-        if (!i)
-            return false;
-        *out = i->severity;
-        return true;
-    case FF_INCIDENT_AGE:
-        if (!i)
-            return false;
-        *out = (double)(v->f->now_ms - i->occurred_at_ms);
-        return true;
-    case FF_INCIDENT_OCCURRED_AT:
-        if (!i)
-            return false;
-        *out = (double)i->occurred_at_ms;
-        return true;
     default:
         return false;
     }
 }
 
-bool fact_bool(const fact_path *p, const fact_view *v, bool *out)
+bool fact_bool_read(const fact_path *p, const fact_view *v, bool *out)
 {
     switch (p->field) {
-    case FF_CUSTOMER_KNOWN:
-        *out = v->f->customer != NULL;
-        return true;
-    case FF_INCIDENT_OPEN:
-        if (!v->incident)
-            return false;
-        *out = !v->incident->resolved;
-        return true;
-    case FF_INCIDENT_RESOLVED:
-        if (!v->incident)
-            return false;
-        *out = v->incident->resolved;
-        return true;
     case FF_CUSTOMER_ATTR_BOOL: {
         const Nba__V1__Attribute *a = v->f->customer ? attribute(v->f->customer, p->key) : NULL;
         return a && text_bool(a->text, out);
     }
-    case FF_EVENT_CONTEXT:
-        return text_bool(context_value(v->f->event, p->key), out);
+    case FF_EVENT_CONTEXT: {
+        strv t;
+        return context_text(p, v, &t) && text_bool(t.s, out);
+    }
     default:
         return false;
     }

@@ -10,8 +10,6 @@
  */
 #include "rules_internal.h"
 
-#include <string.h>
-
 static char norm(char ch)
 {
     if (ch >= 'A' && ch <= 'Z')
@@ -21,18 +19,17 @@ static char norm(char ch)
 
 static bool tag_eq(const char *a, const char *b, size_t len)
 {
-    if (strlen(a) != len)
-        return false;
     for (size_t i = 0; i < len; i++)
         if (norm(a[i]) != norm(b[i]))
             return false;
     return true;
 }
 
+/* Lengths first: most tags are of another length. */
 int rules_language_exact(const ruleset *rs, const char *tag, size_t len)
 {
     for (size_t i = 0; i < rs->n_languages; i++)
-        if (tag_eq(rs->languages[i], tag, len))
+        if (rs->language_len[i] == len && tag_eq(rs->languages[i], tag, len))
             return (int)i;
     return -1;
 }
@@ -44,7 +41,7 @@ int rules_language_lookup(const ruleset *rs, const char *tag, size_t len)
         if (i >= 0)
             return i;
         for (size_t k = 0; k < rs->n_aliases; k++)
-            if (tag_eq(rs->aliases[k].tag, tag, len))
+            if (rs->aliases[k].tag_len == len && tag_eq(rs->aliases[k].tag, tag, len))
                 return (int)rs->aliases[k].language;
         while (len > 0 && tag[len - 1] != '-' && tag[len - 1] != '_')
             len--;

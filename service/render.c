@@ -27,47 +27,50 @@ static size_t base_language(const ruleset *rs, const facts *f)
     return rs->default_language;
 }
 
-static char *copy(arena *a, const char *s)
-{
-    return arena_strndup(a, s, strlen(s));
-}
+/* An action the decision gives, the hit that gives it, and the language
+ * its `language:` names (-1: none). */
+typedef struct given {
+    const rule_hit *hit;
+    const rule_action *action;
+    int language;
+} given;
 
-/* Walks the actions a decision gives: those of the kept hits available on
- * the channel, best first, at most the channel's limit. */
-typedef struct action_walk {
-    const ruleset *rs;
-    const rule_hit *hits;
-    size_t n_hits;
-    unsigned channel;
-    size_t hit, action, given;
-} action_walk;
-
-static bool walk_next(action_walk *w, const rule_hit **hit, const rule_action **action)
+/* The actions a decision gives: those of the kept hits available on the
+ * channel, best first, at most the channel's limit. Sets *out (in the
+ * arena; NULL when none) and *n. Returns 0 or -ENOMEM. */
+static int given_actions(const ruleset *rs, const rule_hit *hits, size_t n_hits, unsigned channel,
+                         arena *a, given **out, size_t *n)
 {
-    size_t limit = w->rs->channel_max[w->channel];
-    if (limit && w->given >= limit)
-        return false;
-    while (w->hit < w->n_hits) {
-        const rule *r = w->hits[w->hit].rule;
-        while (w->action < r->n_actions) {
-            const rule_action *a = &r->actions[w->action++];
-            if (a->channels & (1u << w->channel)) {
-                *hit = &w->hits[w->hit];
-                *action = a;
-                w->given++;
-                return true;
-            }
-        }
-        w->hit++;
-        w->action = 0;
+    size_t cap = 0;
+    for (size_t i = 0; i < n_hits; i++)
+        cap += hits[i].rule->n_actions;
+    size_t limit = rs->channel_max[channel];
+    if (limit && cap > limit)
+        cap = limit;
+    *out = NULL;
+    *n = 0;
+    if (!cap)
+        return 0;
+    given *g = arena_alloc(a, cap * sizeof *g);
+    if (!g)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n_hits && k < cap; i++) {
+        const rule *r = hits[i].rule;
+        for (size_t j = 0; j < r->n_actions && k < cap; j++)
+            if (r->actions[j].channels & (1u << channel))
+                g[k++] = (given){.hit = &hits[i], .action = &r->actions[j], .language = -1};
     }
-    return false;
+    *out = g;
+    *n = k;
+    return 0;
 }
 
-static int render_params(const rule_action *ra, const tmpl_env *env, const char *language, arena *a,
+static int render_params(const ruleset *rs, const given *g, const tmpl_env *env, arena *a,
                          Nba__V1__Action *out)
 {
-    size_t n = ra->n_params + (language ? 1 : 0);
+    const rule_action *ra = g->action;
+    size_t n = ra->n_params + (g->language >= 0 ? 1 : 0);
     if (!n)
         return 0;
     Nba__V1__Action__ParamsEntry *entries = arena_alloc(a, n * sizeof *entries);
@@ -78,11 +81,12 @@ static int render_params(const rule_action *ra, const tmpl_env *env, const char 
         nba__v1__action__params_entry__init(&entries[i]);
         ptrs[i] = &entries[i];
         if (i < ra->n_params) {
-            entries[i].key = copy(a, ra->params[i].name);
+            entries[i].key = arena_strndup(a, ra->params[i].name, ra->params[i].name_len);
             entries[i].value = tmpl_render(ra->params[i].value, env, a);
         } else {
-            entries[i].key = copy(a, "language");
-            entries[i].value = copy(a, language);
+            entries[i].key = arena_strndup(a, "language", 8);
+            entries[i].value =
+                arena_strndup(a, rs->languages[g->language], rs->language_len[g->language]);
         }
         if (!entries[i].key || !entries[i].value)
             return -ENOMEM;
@@ -96,7 +100,7 @@ static char *render_message(const message *m, size_t language, unsigned channel,
                             const tmpl_env *env, arena *a)
 {
     const tmpl *t = m->text[language * RULES_N_CHANNELS + channel];
-    return t ? tmpl_render(t, env, a) : copy(a, "");
+    return t ? tmpl_render(t, env, a) : arena_strndup(a, "", 0);
 }
 
 int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size_t n, arena *a,
@@ -105,46 +109,42 @@ int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size
     unsigned channel = rules_event_channel(f->event);
     size_t base = base_language(rs, f);
     size_t lang = base;
-    action_walk w = {.rs = rs, .hits = hits, .n_hits = n, .channel = channel};
-    const rule_hit *hit;
-    const rule_action *ra;
+    /* the texts of the event and the customer are measured once for all
+     * the decision's messages */
+    fact_memo memo;
+    fact_memo_init(&memo);
 
-    size_t total = 0;
-    while (walk_next(&w, &hit, &ra))
-        total++;
-
-    out->ruleset = copy(a, rs->id);
+    out->ruleset = arena_strndup(a, rs->id, rs->id_len);
     if (!out->ruleset)
         return -ENOMEM;
     out->n_actions = 0;
     out->actions = NULL;
+    given *g;
+    size_t total;
+    int rc = given_actions(rs, hits, n, channel, a, &g, &total);
+    if (rc)
+        return rc;
 
-    int *matched = NULL; /* per action: the language its `language:` names, or -1 */
-    if (total) {
-        matched = arena_alloc(a, total * sizeof *matched);
-        if (!matched)
-            return -ENOMEM;
-    }
     bool switched = false;
-    w = (action_walk){.rs = rs, .hits = hits, .n_hits = n, .channel = channel};
-    for (size_t k = 0; walk_next(&w, &hit, &ra); k++) {
-        matched[k] = -1;
-        if (!ra->language)
+    for (size_t k = 0; k < total; k++) {
+        if (!g[k].action->language)
             continue;
-        tmpl_env env = {
-            .view = {.f = f, .incident = hit->incident, .decision_language = rs->languages[base]},
-            .language = base};
-        char *tag = tmpl_render(ra->language, &env, a);
+        tmpl_env env = {.view = {.f = f,
+                                 .incident = g[k].hit->incident,
+                                 .decision_language = rs->languages[base],
+                                 .memo = &memo},
+                        .language = base};
+        char *tag = tmpl_render(g[k].action->language, &env, a);
         if (!tag)
             return -ENOMEM;
-        matched[k] = rules_language_lookup(rs, tag, strlen(tag));
-        if (matched[k] >= 0 && !switched) {
-            lang = (size_t)matched[k];
+        g[k].language = rules_language_lookup(rs, tag, strlen(tag));
+        if (g[k].language >= 0 && !switched) {
+            lang = (size_t)g[k].language;
             switched = true;
         }
     }
 
-    out->language = copy(a, rs->languages[lang]);
+    out->language = arena_strndup(a, rs->languages[lang], rs->language_len[lang]);
     if (!out->language)
         return -ENOMEM;
     if (!total)
@@ -155,24 +155,33 @@ int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size
     if (!actions || !ptrs)
         return -ENOMEM;
     /* A rule's reason usually serves all its actions: render it once per hit
-     * and let the actions share the string (the encoder does not mind). */
+     * and let the actions share the string (the encoder does not mind), as
+     * they share the copy of the rule's id. */
     const message *shared_reason = NULL;
     const rule_hit *shared_hit = NULL;
     char *shared_text = NULL;
-    w = (action_walk){.rs = rs, .hits = hits, .n_hits = n, .channel = channel};
-    for (size_t k = 0; walk_next(&w, &hit, &ra); k++) {
+    const rule_hit *id_hit = NULL;
+    char *id_text = NULL;
+    for (size_t k = 0; k < total; k++) {
+        const rule_hit *hit = g[k].hit;
+        const rule_action *ra = g[k].action;
         Nba__V1__Action *act = &actions[k];
         nba__v1__action__init(act);
         ptrs[k] = act;
-        tmpl_env env = {
-            .view = {.f = f, .incident = hit->incident, .decision_language = rs->languages[lang]},
-            .language = lang};
-        act->type = copy(a, ra->type);
-        act->rule_id = copy(a, hit->rule->id);
+        tmpl_env env = {.view = {.f = f,
+                                 .incident = hit->incident,
+                                 .decision_language = rs->languages[lang],
+                                 .memo = &memo},
+                        .language = lang};
+        if (hit != id_hit) {
+            id_text = arena_strndup(a, hit->rule->id, hit->rule->id_len);
+            id_hit = hit;
+        }
+        act->type = arena_strndup(a, ra->type, ra->type_len);
+        act->rule_id = id_text;
         if (!act->type || !act->rule_id)
             return -ENOMEM;
-        int rc =
-            render_params(ra, &env, matched[k] >= 0 ? rs->languages[matched[k]] : NULL, a, act);
+        rc = render_params(rs, &g[k], &env, a, act);
         if (rc)
             return rc;
         if (ra->say) {

@@ -176,6 +176,7 @@ typedef struct fact_path {
     fact_field field;
     rules_type type;
     const char *key; /* context key or attribute name, else NULL */
+    size_t key_len;
 } fact_path;
 
 /* Where a name is read. */
@@ -185,13 +186,6 @@ typedef enum fact_scope {
     FS_TEMPLATE,  /* a {{placeholder}}: incident.* and decision.language too */
 } fact_scope;
 
-/* What a decision reads paths from. */
-typedef struct fact_view {
-    const facts *f;
-    const Nba__V1__Incident *incident; /* the one a filter looks at, or the hit's */
-    const char *decision_language;
-} fact_view;
-
 /* A string value: `fold` means compare as ASCII lower case (lower()), so
  * no evaluation needs a buffer. */
 typedef struct strv {
@@ -199,6 +193,41 @@ typedef struct strv {
     size_t len;
     bool fold;
 } strv;
+
+/* Most context entries of an event whose key and value lengths a decision
+ * keeps; lookups past them compare whole strings. */
+#define FACT_MEMO_CONTEXT 16
+
+/* What one decision measures once: the facts do not change while it is
+ * decided, and many rules and messages read the same texts (every rule of
+ * a touchpoint reads event.touchpoint), which protobuf-c hands over without
+ * their lengths. Kept on the deciding thread's stack; fact_memo_init()
+ * before the first read. */
+typedef struct fact_memo {
+    /* the event's and the customer's own texts, by fact_field: text[f]
+     * once bit f of `read` is set */
+    unsigned read;
+    strv text[FF_CUSTOMER_ATTR];
+    /* the event's context entries: measured together on the first lookup */
+    bool context_measured;
+    size_t n_context; /* entries measured: the first FACT_MEMO_CONTEXT */
+    size_t key_len[FACT_MEMO_CONTEXT];
+    size_t value_len[FACT_MEMO_CONTEXT];
+} fact_memo;
+
+static inline void fact_memo_init(fact_memo *m)
+{
+    m->read = 0;
+    m->context_measured = false;
+}
+
+/* What a decision reads paths from. */
+typedef struct fact_view {
+    const facts *f;
+    const Nba__V1__Incident *incident; /* the one a filter looks at, or the hit's */
+    const char *decision_language;
+    fact_memo *memo; /* the decision's measurements, or NULL: measure on every read */
+} fact_view;
 
 typedef struct rules_compiler rules_compiler;
 
@@ -219,10 +248,81 @@ fact_missing fact_path_missing(const fact_path *p, fact_scope scope);
 /* Readers: false when the value is missing (unknown customer, absent
  * context key or attribute, no incident, text that is not of the declared
  * type). */
-bool fact_string(const fact_path *p, const fact_view *v, strv *out);
-bool fact_number(const fact_path *p, const fact_view *v, double *out);
-/* true/false into *out; returns false when missing. */
-bool fact_bool(const fact_path *p, const fact_view *v, bool *out);
+bool fact_string_read(const fact_path *p, const fact_view *v, strv *out);
+
+/* fact_string_read(), but a text of the event or the customer that the
+ * decision read before comes from its memo, without a call. */
+static inline bool fact_string(const fact_path *p, const fact_view *v, strv *out)
+{
+    const fact_memo *m = v->memo;
+    if (m && p->field < FF_CUSTOMER_ATTR && (m->read >> p->field & 1u)) {
+        *out = m->text[p->field];
+        return true;
+    }
+    return fact_string_read(p, v, out);
+}
+
+bool fact_number_read(const fact_path *p, const fact_view *v, double *out);
+bool fact_bool_read(const fact_path *p, const fact_view *v, bool *out);
+
+/* fact_number_read(), with the fields that need no more than a load (those
+ * of incident filters above all) read here, without a call. */
+static inline bool fact_number(const fact_path *p, const fact_view *v, double *out)
+{
+    const Nba__V1__Customer *c = v->f->customer;
+    const Nba__V1__Incident *i = v->incident;
+    switch (p->field) {
+    case FF_CUSTOMER_LIFETIME_VALUE:
+        if (!c)
+            return false;
+        *out = c->lifetime_value;
+        return true;
+    case FF_CUSTOMER_PREDICTED_LTV:
+        if (!c)
+            return false;
+        *out = c->predicted_ltv;
+        return true;
+    case FF_INCIDENT_SEVERITY:
+        if (!i)
+            return false;
+        *out = i->severity;
+        return true;
+    case FF_INCIDENT_AGE:
+        if (!i)
+            return false;
+        *out = (double)(v->f->now_ms - i->occurred_at_ms);
+        return true;
+    case FF_INCIDENT_OCCURRED_AT:
+        if (!i)
+            return false;
+        *out = (double)i->occurred_at_ms;
+        return true;
+    default:
+        return fact_number_read(p, v, out);
+    }
+}
+
+/* true/false into *out; returns false when missing. As fact_number(). */
+static inline bool fact_bool(const fact_path *p, const fact_view *v, bool *out)
+{
+    switch (p->field) {
+    case FF_CUSTOMER_KNOWN:
+        *out = v->f->customer != NULL;
+        return true;
+    case FF_INCIDENT_OPEN:
+        if (!v->incident)
+            return false;
+        *out = !v->incident->resolved;
+        return true;
+    case FF_INCIDENT_RESOLVED:
+        if (!v->incident)
+            return false;
+        *out = v->incident->resolved;
+        return true;
+    default:
+        return fact_bool_read(p, v, out);
+    }
+}
 
 /* Text form for placeholders: numbers without trailing zeros, booleans as
  * true/false, incident.occurred_at as YYYY-MM-DD. buf holds at least 32
@@ -325,10 +425,6 @@ void expr_settle_dynamic(expr *e, rules_type t);
 int expr_compile_literal(rules_compiler *c, const yaml_node_t *n, size_t from, size_t to,
                          rules_type want, expr **out);
 
-/* Evaluates a condition; *trigger receives the triggering incident. */
-bool expr_holds(const ruleset *rs, const expr *e, const facts *f,
-                const Nba__V1__Incident **trigger);
-
 /* One evaluation's state, for explain.c: the same evaluator as
  * ruleset_match, one node at a time. */
 typedef struct eval_ctx {
@@ -345,6 +441,25 @@ bool expr_eval_truth(const expr *e, eval_ctx *c, bool *out);
 
 /* Same tree, same meaning: for the analyses. */
 bool expr_equal(const expr *a, const expr *b);
+
+/* Most conditions that rules share (rule_term.shared): a decision keeps
+ * their outcomes in a bit each. */
+#define RULES_MAX_SHARED 64
+
+/* A top-level condition as ruleset_match() evaluates it. */
+typedef struct rule_term {
+    const expr *e;
+    /* Index of the decision's outcome of this condition when other rules
+     * or tables test the very same one (every rule of a touchpoint starts
+     * with event.touchpoint == "..."), so a decision evaluates it once; -1
+     * when this rule alone tests it, or when it looks at incidents (an
+     * aggregate picks the rule's incident, so it runs for each rule). */
+    int shared;
+} rule_term;
+
+/* Once the ruleset compiled without errors: the terms of every rule and
+ * table guard, with the conditions they share. Returns 0 or -ENOMEM. */
+int rules_share_conditions(rules_compiler *c);
 
 /* ---- texts with placeholders (template.c) ---- */
 
@@ -422,13 +537,17 @@ int rules_language_exact(const ruleset *rs, const char *tag, size_t len);
 
 /* ---- the compiled ruleset ---- */
 
+/* The lengths beside the texts every decision copies are measured once the
+ * ruleset compiled (ruleset.c). */
 typedef struct rule_param {
     const char *name;
+    size_t name_len;
     const tmpl *value;
 } rule_param;
 
 typedef struct rule_action {
     const char *type;
+    size_t type_len;
     size_t n_params;
     rule_param *params;
     const message *say;
@@ -446,8 +565,27 @@ typedef struct rule_cond {
     const char *text;
 } rule_cond;
 
+/* One test of a table row: the value of column `column` compared with a
+ * literal (EX_CMP), or looked for in a list (EX_IN). A cell is one test, or
+ * two for a range ("1..3": >= lo, then <= hi). The same meaning as the
+ * cell's expression in the row's conds, without walking it. */
+typedef struct table_cell {
+    size_t column;
+    expr_op op;         /* EX_CMP or EX_IN */
+    rules_type operand; /* RT_NUMBER (also durations, times), RT_STRING or RT_BOOL */
+    expr_cmp cmp;       /* EX_CMP */
+    bool negate;        /* EX_IN: `not in` */
+    double num;         /* EX_CMP: the literal, by operand */
+    strv str;
+    bool b;
+    size_t n; /* EX_IN: the list */
+    const double *nums;
+    const strv *strs;
+} table_cell;
+
 struct rule {
     const char *id;
+    size_t id_len;
     size_t index; /* order in the ruleset */
     long priority;
     size_t n_groups;
@@ -455,9 +593,15 @@ struct rule {
     int table;         /* index into ruleset.tables, -1 for a plain rule */
     size_t row;        /* a table row's number, from 1 */
     const expr *when;  /* NULL only while a broken file compiles */
-    const expr *cells; /* a table row: its cells alone (the table's `when` is apart) */
+    /* a table row: its cells alone (the table's `when` is apart), as tests
+     * of the column values ruleset_match reads once per table */
+    size_t n_cells;
+    const table_cell *cells;
     size_t n_conds;
     const rule_cond *conds;
+    /* a plain rule: its conds as ruleset_match evaluates them */
+    size_t n_terms;
+    const rule_term *terms;
     size_t n_actions;
     rule_action *actions;
 };
@@ -480,8 +624,10 @@ typedef struct table_column {
 
 typedef struct rule_table {
     const char *id;
-    const expr *guard; /* the table's own `when`, evaluated once for all rows; or NULL */
-    bool by_priority;  /* policy: priority (else first hit) */
+    const expr *guard;    /* the table's own `when`, evaluated once for all rows; or NULL */
+    size_t n_guard_terms; /* its top-level conditions, as ruleset_match evaluates them */
+    const rule_term *guard_terms;
+    bool by_priority; /* policy: priority (else first hit) */
     size_t first_rule, n_rows;
     size_t n_columns;
     table_column *columns;
@@ -489,6 +635,7 @@ typedef struct rule_table {
 
 typedef struct language_alias {
     const char *tag;
+    size_t tag_len;
     size_t language;
 } language_alias;
 
@@ -505,11 +652,13 @@ struct ruleset {
     const char *version;
     const char *hash; /* 16 hex digits over every file's content */
     const char *id;   /* name@version+first 8 digits of the hash */
+    size_t id_len;
     size_t n_files;
     const char **files;
 
     size_t n_languages;
     const char **languages;
+    size_t *language_len;
     size_t default_language;
     size_t agent_language;
     size_t n_aliases;
@@ -531,6 +680,7 @@ struct ruleset {
     rule_group *groups;
     size_t n_tables;
     rule_table *tables;
+    size_t n_shared; /* conditions rules share (rule_term.shared) */
 
     size_t n_messages;
     message *messages;

@@ -10,7 +10,8 @@
  * all of those. A problem is recorded and compiling goes on, so one run
  * reports every mistake in every file; a ruleset with any error is never
  * handed out. Once everything compiled, the analyses (analyze.c, tables.c,
- * messages_check) add their warnings.
+ * messages_check) add their warnings, and eval.c finds the conditions rules
+ * share.
  */
 #include "rules_internal.h"
 
@@ -243,7 +244,8 @@ static int compile_languages(rules_compiler *c, const yaml_node_t *n)
     if (count == 0)
         return rules_error_node(c->src, n, "'languages' must name at least one language");
     rs->languages = rules_alloc(c, count * sizeof *rs->languages);
-    if (!rs->languages)
+    rs->language_len = rules_alloc(c, count * sizeof *rs->language_len);
+    if (!rs->languages || !rs->language_len)
         return -ENOMEM;
     int failed = 0;
     for (size_t i = 0; i < count; i++) {
@@ -264,6 +266,7 @@ static int compile_languages(rules_compiler *c, const yaml_node_t *n)
         rs->languages[rs->n_languages] = rules_strndup(c, s, len);
         if (!rs->languages[rs->n_languages])
             return -ENOMEM;
+        rs->language_len[rs->n_languages] = len;
         rs->n_languages++;
     }
     return failed;
@@ -315,6 +318,7 @@ static int compile_aliases(rules_compiler *c, const yaml_node_t *n)
             a->tag = rules_strndup(c, s, len);
             if (!a->tag)
                 return -ENOMEM;
+            a->tag_len = len;
             rc = language_value(c, rules_node(c, p->value), "the alias target", &a->language);
         }
         if (rc) {
@@ -1352,6 +1356,23 @@ static int read_includes(rules_compiler *c, compile_job *job, const yaml_node_t 
     return failed;
 }
 
+/* The lengths of the texts every decision copies (ruleset_render), so that
+ * it need not measure them. */
+static void measure_texts(ruleset *rs)
+{
+    rs->id_len = strlen(rs->id);
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        rule *r = &rs->rules[i];
+        r->id_len = strlen(r->id);
+        for (size_t k = 0; k < r->n_actions; k++) {
+            rule_action *a = &r->actions[k];
+            a->type_len = strlen(a->type);
+            for (size_t p = 0; p < a->n_params; p++)
+                a->params[p].name_len = strlen(a->params[p].name);
+        }
+    }
+}
+
 /* Everything, in order: see the comment at the top. */
 static int compile_all(rules_compiler *c, compile_job *job)
 {
@@ -1529,6 +1550,8 @@ static int compile_all(rules_compiler *c, compile_job *job)
     if (!failed) {
         messages_check(c);
         tables_check(c);
+        measure_texts(rs);
+        failed = rules_share_conditions(c);
     }
 out:
     free(keys);

@@ -16,7 +16,10 @@
  * its cells, each cell a comparison of the column's value; the rows of a
  * table share an exclusive group of their own, so one row answers: the
  * first that matches (policy first), or the one of highest priority
- * (policy priority). Nothing about tables is left for decision time.
+ * (policy priority). Nothing about tables is left for decision time: the
+ * cells also compile into tests of the column values, so that a decision
+ * evaluates the table's `when` and each column once, not once per row
+ * (ruleset_match). The rows' conditions serve explain and the analyses.
  *
  * Once compiled, each table is checked for gaps (combinations of the values
  * the table mentions that no row covers) and overlaps (rows that can never
@@ -335,6 +338,56 @@ static int compile_cell(rules_compiler *c, const table_column *col, const yaml_n
 
 /* ---- rows ---- */
 
+/* One test of a cell's expression (a comparison or a list), for
+ * ruleset_match. */
+static void cell_test(const expr *e, size_t column, table_cell *out)
+{
+    memset(out, 0, sizeof *out);
+    const expr *lit = e->u.kids[1];
+    out->column = column;
+    out->op = e->op;
+    out->operand = e->operand;
+    out->cmp = e->cmp;
+    out->negate = e->negate;
+    if (e->op == EX_IN) {
+        out->n = lit->n;
+        out->nums = lit->nums;
+        out->strs = lit->strs;
+    } else if (e->operand == RT_STRING) {
+        out->str = lit->u.str;
+    } else if (e->operand == RT_BOOL) {
+        out->b = lit->u.b;
+    } else {
+        out->num = lit->u.num;
+    }
+}
+
+/* The row's cells (conds[0..n), of columns[0..n)) as the tests
+ * ruleset_match runs over the column values it reads once per table: the
+ * rows of a table read the same values, and the table's `when` is apart. */
+static int row_tests(rules_compiler *c, const rule_cond *conds, const size_t *columns, size_t n,
+                     rule *r)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += conds[i].e->op == EX_AND ? conds[i].e->n : 1;
+    table_cell *tests = rules_alloc(c, (count ? count : 1) * sizeof *tests);
+    if (!tests)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const expr *e = conds[i].e;
+        if (e->op == EX_AND) /* a range: >= lo and <= hi */
+            for (size_t j = 0; j < e->n; j++)
+                cell_test(e->u.kids[j], columns[i], &tests[k++]);
+        else
+            cell_test(e, columns[i], &tests[k++]);
+    }
+    r->cells = tests;
+    r->n_cells = count;
+    return 0;
+}
+
 typedef struct table_ctx {
     rule_table *t;
     int table;     /* index of t */
@@ -457,6 +510,7 @@ static int compile_row(rules_compiler *c, table_ctx *x, const yaml_node_t *n, si
     for (size_t i = 0; i < x->n_guard; i++)
         conds[nc++] = x->guard[i];
     bool cells_ok = true;
+    size_t columns[64]; /* of each cell, as conds holds them after the guard */
     for (size_t i = 0; i < t->n_columns; i++) {
         if (!cells[i] || !t->columns[i].input)
             continue;
@@ -468,26 +522,17 @@ static int compile_row(rules_compiler *c, table_ctx *x, const yaml_node_t *n, si
                 return failed;
             continue;
         }
-        if (cell.e)
+        if (cell.e) {
+            columns[nc - x->n_guard] = i;
             conds[nc++] = cell;
+        }
     }
     r->conds = conds;
     r->n_conds = nc;
     if (cells_ok) {
-        /* the cells alone, for ruleset_match (the table's `when` is apart) */
-        size_t n_cells = nc - x->n_guard;
-        expr *cells =
-            expr_new(c, n_cells > 1 ? EX_AND : EX_BOOL, RT_BOOL, n_cells > 1 ? n_cells : 0);
-        if (!cells)
-            return -ENOMEM;
-        if (n_cells == 1)
-            r->cells = conds[x->n_guard].e;
-        else if (n_cells == 0)
-            cells->u.b = true;
-        for (size_t i = 0; n_cells > 1 && i < n_cells; i++)
-            cells->u.kids[i] = (expr *)conds[x->n_guard + i].e;
-        if (n_cells != 1)
-            r->cells = cells;
+        int rc = row_tests(c, &conds[x->n_guard], columns, nc - x->n_guard, r);
+        if (rc)
+            return rc;
         if (nc == 0) {
             expr *e = expr_new(c, EX_BOOL, RT_BOOL, 0);
             if (!e)

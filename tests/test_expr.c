@@ -251,6 +251,54 @@ static void null_strings_read_as_empty(void **state)
     assert_int_equal(eval("speaks(customer.language)", &fx, NULL), 0);
 }
 
+/* A decision measures the event's context once and then compares key
+ * lengths before bytes: keys that begin like others, entries without a key
+ * or a value, and keys past the entries it keeps measured. */
+static void context_keys_of_every_length(void **state)
+{
+    (void)state;
+    enum { N = 24 };
+    Nba__V1__ContactEvent__ContextEntry entries[N];
+    Nba__V1__ContactEvent__ContextEntry *ptrs[N];
+    char keys[N][8], values[N][8];
+    for (size_t i = 0; i < N; i++) {
+        nba__v1__contact_event__context_entry__init(&entries[i]);
+        snprintf(keys[i], sizeof keys[i], "k%zu", i);
+        snprintf(values[i], sizeof values[i], "v%zu", i);
+        entries[i].key = keys[i];
+        entries[i].value = values[i];
+        ptrs[i] = &entries[i];
+    }
+    entries[0].key = "cab";
+    entries[0].value = "short";
+    entries[1].key = NULL;
+    entries[2].key = "cabin";
+    entries[2].value = NULL;
+    entries[3].key = "cabins";
+    entries[3].value = "W";
+    ptrs[4] = NULL;
+    entries[N - 1].key = "late";
+    entries[N - 1].value = "yes";
+    fixture fx;
+    fx_init(&fx, NBA__V1__CHANNEL__KIOSK, "checkin");
+    fx.event.context = ptrs;
+    fx.event.n_context = N;
+    assert_int_equal(eval("event.context.cab == \"short\"", &fx, NULL), 1);
+    assert_int_equal(eval("event.context.cabin == \"\"", &fx, NULL), 1);
+    assert_int_equal(eval("has(event.context.cabin)", &fx, NULL), 0);
+    assert_int_equal(eval("event.context.cabins == \"W\"", &fx, NULL), 1);
+    assert_int_equal(eval("event.context.ca == \"short\"", &fx, NULL), 0);
+    assert_int_equal(eval("event.context.k5 == \"v5\"", &fx, NULL), 1);
+    assert_int_equal(eval("event.context.late == \"yes\"", &fx, NULL), 1);
+    assert_int_equal(eval("event.context.k20 == \"v20\"", &fx, NULL), 1);
+    assert_int_equal(eval("event.context.k4 == \"v4\"", &fx, NULL), 0);
+    /* several lookups in one decision */
+    assert_int_equal(eval("event.context.cab == \"short\" and event.context.cabins == \"W\" and "
+                          "event.context.late == \"yes\" and event.context.cabin == \"\"",
+                          &fx, NULL),
+                     1);
+}
+
 static void triggering_incident_is_most_recent_match(void **state)
 {
     (void)state;
@@ -563,6 +611,7 @@ int main(void)
         cmocka_unit_test(conditions_over_a_known_customer),
         cmocka_unit_test(conditions_over_an_unknown_customer),
         cmocka_unit_test(null_strings_read_as_empty),
+        cmocka_unit_test(context_keys_of_every_length),
         cmocka_unit_test(triggering_incident_is_most_recent_match),
         cmocka_unit_test(long_chains_evaluate),
         cmocka_unit_test(nesting_up_to_the_limit),

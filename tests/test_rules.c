@@ -981,6 +981,89 @@ static void decision_tables_decide(void **state)
     ruleset_free(rs);
 }
 
+/* A decision reads each column of a table once, and rules that test the
+ * same condition share its outcome; each hit still gets the incident its
+ * condition written out would pick: the first aggregate's that found one,
+ * the table's `when` before the row's cells, the cells in column order, a
+ * "*" cell reading nothing. */
+static const char picks_yaml[] =
+    "ruleset: t\nversion: 1\nlanguages: [en]\ndefault_language: en\n"
+    "rules:\n"
+    "  - id: delayed\n"
+    "    when: event.touchpoint == \"checkin\" and any(incidents, kind == \"delay\") and "
+    "any(incidents, open)\n"
+    "    then: [{action: a, params: {i: \"{{incident.id}}\"}}]\n"
+    "  - id: open\n"
+    "    when: event.touchpoint == \"checkin\" and any(incidents, open)\n"
+    "    then: [{action: a, params: {i: \"{{incident.id}}\"}}]\n"
+    "tables:\n"
+    "  - id: plain\n"
+    "    columns:\n"
+    "      tier: customer.tier\n"
+    "      worst: max(incidents, severity, open)\n"
+    "      recent: count(incidents, age < 30d)\n"
+    "    rows:\n"
+    "      - { tier: gold, worst: \">= 3\", recent: \">= 1\", then: [{action: a, params: {i: "
+    "\"{{incident.id}}\"}}] }\n"
+    "      - { tier: gold, worst: \"*\", recent: \">= 1\", then: [{action: a, params: {i: "
+    "\"{{incident.id}}\"}}] }\n"
+    "      - { tier: \"*\", then: [{action: a, params: {i: \"{{incident.id}}\"}}] }\n"
+    "      - { tier: silver, then: [{action: a, params: {i: \"{{incident.id}}\"}}] }\n"
+    "  - id: guarded\n"
+    "    when: any(incidents, kind == \"lost_baggage\") and event.touchpoint == \"checkin\"\n"
+    "    columns:\n"
+    "      worst: max(incidents, severity, open)\n"
+    "    rows:\n"
+    "      - { worst: \">= 1\", then: [{action: a, params: {i: \"{{incident.id}}\"}}] }\n"
+    "      - { worst: \">= 5\", then: [{action: a, params: {i: \"{{incident.id}}\"}}] }\n";
+
+static void table_and_shared_conditions_pick_incidents(void **state)
+{
+    (void)state;
+    ruleset *rs = fx_load(picks_yaml);
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    static const struct {
+        const char *touchpoint;
+        const char *want; /* "rule:incident ..." of every hit, before arbitration */
+    } cases[] = {
+        {"checkin", "delayed:I-1 open:I-5 plain#1:I-2 plain#2:I-4 plain#3:- guarded#1:I-3"},
+        {"boarding", "plain#1:I-2 plain#2:I-4 plain#3:-"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture fx;
+        fx_init(&fx, NBA__V1__CHANNEL__KIOSK, cases[i].touchpoint);
+        fx_customer(&fx, "Ada", "gold", 1, 1, "en");
+        fx_incident(&fx, "I-1", "delay", 2, 20, false, "AZ1");
+        fx_incident(&fx, "I-2", "ife_broken", 4, 60, false, "AZ2");
+        fx_incident(&fx, "I-3", "lost_baggage", 1, 10, true, "AZ3");
+        fx_incident(&fx, "I-4", "complaint", 5, 5, true, "AZ4");
+        fx_incident(&fx, "I-5", "downgrade", 1, 15, false, "AZ5");
+        const facts *f = fx_facts(&fx);
+        rule_hit hits[16];
+        assert_true(ruleset_rule_count(rs) <= 16);
+        size_t n = ruleset_match(rs, f, hits);
+        char got[256] = "";
+        for (size_t k = 0; k < n; k++) {
+            /* each hit alone: its rule's id and the incident it is about */
+            Nba__V1__Decision d;
+            nba__v1__decision__init(&d);
+            assert_int_equal(ruleset_render(rs, f, &hits[k], 1, &a, &d), 0);
+            assert_int_equal(d.n_actions, 1);
+            const char *inc = fx_param(d.actions[0], "i");
+            size_t len = strlen(got);
+            snprintf(got + len, sizeof got - len, "%s%s:%s", k ? " " : "", d.actions[0]->rule_id,
+                     inc && *inc ? inc : "-");
+            arena_reset(&a);
+        }
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("%s: expected \"%s\", got \"%s\"", cases[i].touchpoint, cases[i].want, got);
+    }
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
 /* Compiles yaml and returns its problems as "line:col: severity: message"
  * lines, joined. */
 static const char *problems(const char *yaml, char *buf, size_t size)
@@ -2153,6 +2236,7 @@ int main(void)
         cmocka_unit_test(groups_limits_and_capabilities),
         cmocka_unit_test(decision_tables_decide),
         cmocka_unit_test(decision_table_checks),
+        cmocka_unit_test(table_and_shared_conditions_pick_incidents),
         cmocka_unit_test(language_choice),
         cmocka_unit_test(action_language_switch),
         cmocka_unit_test(render_per_channel_and_language),
