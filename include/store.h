@@ -1,11 +1,22 @@
 /* store.h - the LMDB environment nbad decides from.
  *
- * Layout: one LMDB environment (a directory) with three named databases:
- *   customers  key = customer_id                      value = nba.v1.Customer
- *   incidents  key = customer_id 0x00 incident_id     value = nba.v1.Incident
- *   meta       key = name                             value = text ("loaded_at", ...)
- * Incident keys start with the customer id, so one customer's incidents are
- * one contiguous range that a single cursor walk reads.
+ * Layout (format 2): one LMDB environment (a directory) with two named
+ * databases:
+ *   records  key = customer_id                      value = nba.v1.Customer
+ *            key = customer_id 0x00 incident_id     value = nba.v1.Incident
+ *   meta     key = name                             value = text
+ * A customer id never contains a NUL byte, so a customer's incidents sort
+ * right after the customer's own record and before any other customer
+ * (even one whose id starts with this one's: "C1", "C1\0I7", "C10"). A
+ * decision reads a customer and their incidents with one cursor descent
+ * and a walk along the leaf that is usually already in cache.
+ *
+ * meta holds "format" ("2"), "customers" and "incidents" (the record
+ * counts, kept by every write transaction, so store_get_stats() costs two
+ * lookups however large the database), and entries callers set with
+ * store_txn_put_meta() ("loaded_at"). A directory written by an nbad
+ * before format 2 (customers and incidents in two tables, no "format")
+ * cannot be read; a write transaction replaces it.
  *
  * Readers: each worker thread owns one store_reader: a read-only transaction
  * and a cursor created once, then reset and renewed around each request, as
@@ -15,6 +26,15 @@
  * Writers: one store_txn at a time per environment (LMDB serialises writers).
  * Everything put in a store_txn becomes visible at once on commit, or not at
  * all on abort, which is how a failed load leaves the database as it was.
+ * A transaction that starts with store_txn_clear() (a load that replaces
+ * everything) builds the new records in a staging tree of its own, and its
+ * commit copies them into records in key order, which leaves every page
+ * full whatever order the puts came in (customers first, then incidents
+ * that each go between two of them, would otherwise leave the tree about
+ * 60% full and the file half as large again). The staging tree is held in
+ * memory up to LMDB's dirty-page limit (512 MiB) and beyond that in an
+ * unlinked temporary file in the directory; it goes when the transaction
+ * ends, however it ends.
  *
  * Errors: LMDB codes are translated to negative errno values here and only
  * here (MDB_NOTFOUND -> -ENOENT, MDB_MAP_FULL -> -ENOSPC, MDB_READERS_FULL ->
@@ -45,8 +65,12 @@ enum store_flags {
 /* Opens the environment in directory `dir`. map_size is the largest the
  * database may grow to, in bytes (0 = the default, 64 GiB; the file only
  * takes the space it uses). max_readers bounds concurrent reader threads
- * (0 = 126). Errors: -ENOENT (no such directory and no STORE_CREATE), -EACCES,
- * -EIO, with a message naming the directory. */
+ * (0 = 126). A new environment gets the current format. Errors: -ENOENT (no
+ * such directory and no STORE_CREATE, or never loaded), -ENOTSUP (a
+ * database of another format: "DIR: database written by an older nbad
+ * (format 1): load it again with nbactl load"; opened for writing, a format
+ * 1 database is accepted and replaced by the first write transaction),
+ * -EACCES, -EIO, with a message naming the directory. */
 int store_open(const char *dir, unsigned flags, size_t map_size, unsigned max_readers, store **out,
                nba_error *err);
 
@@ -76,15 +100,22 @@ int store_get_customer(store_reader *r, const char *customer_id, arena *a, Nba__
 
 /* Reads all incidents of a customer inside a snapshot, decoded into arena
  * `a`, in incident_id order. *out is an arena array of *count pointers (NULL
- * and 0 when there are none). Returns 0, -EBADMSG, or another negative errno. */
+ * and 0 when there are none). Called right after store_get_customer() found
+ * the same customer, it goes on from where that left the reader's cursor
+ * (the incidents are the next records); otherwise it looks them up.
+ * Returns 0, -EBADMSG, or another negative errno. */
 int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
                         Nba__V1__Incident ***out, size_t *count);
 
-/* Begins the environment's write transaction. Returns 0, -EROFS (opened
+/* Begins the environment's write transaction. On a format 1 database it
+ * starts by dropping the old tables, so its commit leaves a database of the
+ * current format (and its abort, the old one). Returns 0, -EROFS (opened
  * STORE_READONLY), or a negative errno with a message. */
 int store_txn_begin(store *st, store_txn **out, nba_error *err);
 
-/* Deletes every customer and incident inside the transaction. */
+/* Deletes every customer and incident inside the transaction (meta
+ * entries stay); the puts that follow go to the staging tree (see the top
+ * of this file). */
 int store_txn_clear(store_txn *t, nba_error *err);
 
 /* Stores (inserts or replaces) a customer. -EINVAL with a message when the
@@ -101,7 +132,8 @@ int store_txn_put_incident(store_txn *t, const Nba__V1__Incident *inc, nba_error
  * uncommitted puts), 0 if not, negative errno on failure. */
 int store_txn_has_customer(store_txn *t, const char *customer_id);
 
-/* Sets a meta entry (e.g. "loaded_at"). */
+/* Sets a meta entry (e.g. "loaded_at"). -EINVAL for the entries the store
+ * keeps itself: "format", "customers", "incidents". */
 int store_txn_put_meta(store_txn *t, const char *key, const char *value, nba_error *err);
 
 /* Commits and frees the transaction. On failure everything is rolled back,
@@ -148,7 +180,9 @@ long store_warm(store *st, size_t offset, size_t len);
  * store works as before then. Unlocked by store_close(). */
 int store_lock(store *st);
 
-/* Counts of records, read in their own snapshot. */
+/* Counts of records, read in their own snapshot from the counts every
+ * write transaction keeps in meta: constant time. Returns 0, -EIO when the
+ * counts are damaged, or another negative errno. */
 typedef struct store_stats {
     size_t customers;
     size_t incidents;

@@ -19,10 +19,17 @@
 #define STORE_DEFAULT_MAP_SIZE ((size_t)64 << 30)
 #define STORE_DEFAULT_READERS  126
 
+/* The layout this code reads and writes, kept in meta under "format". */
+#define STORE_FORMAT "2"
+
+/* Meta entries the store keeps itself. */
+#define META_FORMAT    "format"
+#define META_CUSTOMERS "customers"
+#define META_INCIDENTS "incidents"
+
 struct store {
     MDB_env *env;
-    MDB_dbi customers;
-    MDB_dbi incidents;
+    MDB_dbi records;
     MDB_dbi meta;
     bool readonly;
     char *dir;
@@ -34,15 +41,32 @@ struct store {
 
 struct store_reader {
     store *st;
-    MDB_txn *txn;          /* kept across requests: reset after, renewed before */
-    MDB_cursor *incidents; /* renewed with the transaction */
+    MDB_txn *txn;    /* kept across requests: reset after, renewed before */
+    MDB_cursor *cur; /* on records, renewed with the transaction */
     bool active;
+    /* The cursor rests on the customer store_get_customer() just found, so
+     * that store_get_incidents() for that customer goes on from there. */
+    bool on_customer;
 };
 
 struct store_txn {
     store *st;
     MDB_txn *txn;
-    uint8_t *buf; /* packing buffer, grown as needed and reused for every put */
+    /* Where puts go: records, or the staging tree after store_txn_clear().
+     * Kept from put to put: a put whose key falls on the page the cursor is
+     * on (the next key in order, or a customer's incident after
+     * store_txn_has_customer() found the customer) takes no descent from
+     * the root. */
+    MDB_cursor *cur;
+    /* After store_txn_clear(): the staging tree, in an environment of its
+     * own in an unlinked file, copied into records on commit (see
+     * stage_open). NULL otherwise. */
+    MDB_env *stage_env;
+    MDB_txn *stage_txn;
+    MDB_dbi stage_dbi;
+    size_t customers; /* the counts as this transaction sees them, */
+    size_t incidents; /* written to meta on commit */
+    uint8_t *buf;     /* packing buffer, grown as needed and reused for every put */
     size_t cap;
 };
 
@@ -96,6 +120,101 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
+/* ---- meta entries ---- */
+
+/* Reads meta entry `name` into buf as a NUL-terminated text. Returns 0,
+ * -ENOENT when there is no such entry, -EOVERFLOW when it does not fit, or
+ * another negative errno. */
+static int meta_get(MDB_txn *txn, MDB_dbi meta, const char *name, char *buf, size_t size)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc = mdb_get(txn, meta, &k, &v);
+    if (rc)
+        return lmdb_error(rc);
+    if (v.mv_size >= size)
+        return -EOVERFLOW;
+    memcpy(buf, v.mv_data, v.mv_size);
+    buf[v.mv_size] = '\0';
+    return 0;
+}
+
+/* Reads a count kept in meta as decimal text; 0 when the entry is missing.
+ * Returns 0, -EIO when the entry is not a count, or another negative errno. */
+static int meta_get_count(MDB_txn *txn, MDB_dbi meta, const char *name, size_t *out)
+{
+    char text[32], *end;
+    *out = 0;
+    int rc = meta_get(txn, meta, name, text, sizeof text);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc)
+        return rc == -EOVERFLOW ? -EIO : rc;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (end == text || *end || errno || n > SIZE_MAX)
+        return -EIO;
+    *out = (size_t)n;
+    return 0;
+}
+
+/* Sets a meta entry. Returns an LMDB code. */
+static int meta_put(MDB_txn *txn, MDB_dbi meta, const char *name, const char *value)
+{
+    MDB_val k = {strlen(name), (void *)name}, v = {strlen(value), (void *)value};
+    return mdb_put(txn, meta, &k, &v, 0);
+}
+
+/* Sets a count kept in meta. Returns an LMDB code. */
+static int meta_put_count(MDB_txn *txn, MDB_dbi meta, const char *name, size_t n)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%zu", n);
+    return meta_put(txn, meta, name, text);
+}
+
+/* Looks at the format entry. Returns 1 for this code's format, 0 when there
+ * is none (a new environment, or one written before formats were kept:
+ * format 1, with customers and incidents in two tables), or a negative
+ * errno with a message for any other. */
+static int check_format(store *st, MDB_txn *txn, nba_error *err)
+{
+    char format[16];
+    int rc = meta_get(txn, st->meta, META_FORMAT, format, sizeof format);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == 0 && strcmp(format, STORE_FORMAT) == 0)
+        return 1;
+    if (rc && rc != -EOVERFLOW)
+        return nba_error_set(err, rc, "%s: cannot read the database's format: %s", st->dir,
+                             strerror(-rc));
+    return nba_error_set(err, -ENOTSUP,
+                         "%s: database of an unknown format ('%s'; this nbad reads format %s): "
+                         "load it again with nbactl load",
+                         st->dir, rc ? "?" : format, STORE_FORMAT);
+}
+
+/* Drops the tables of a format 1 database, customers and incidents, if the
+ * environment has them. Returns an LMDB code. */
+static int drop_format1_tables(MDB_txn *txn)
+{
+    static const char *const names[] = {"customers", "incidents"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        MDB_dbi dbi;
+        int rc = mdb_dbi_open(txn, names[i], 0, &dbi);
+        if (rc == MDB_NOTFOUND)
+            continue;
+        if (!rc)
+            rc = mdb_drop(txn, dbi, 1);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Opens the tables and checks the format. A new environment opened for
+ * writing gets the format and zero counts here; one of format 1 opened for
+ * writing is left as it is until the first write transaction replaces it
+ * (store_txn_begin), so that a load that fails leaves it as it was. */
 static int open_dbis(store *st, nba_error *err)
 {
     MDB_txn *txn;
@@ -104,23 +223,41 @@ static int open_dbis(store *st, nba_error *err)
     if (rc)
         return nba_error_set(err, lmdb_error(rc), "%s: cannot begin a transaction: %s", st->dir,
                              mdb_strerror(rc));
-    const char *name = "customers";
-    rc = mdb_dbi_open(txn, name, dbflags, &st->customers);
-    if (!rc) {
-        name = "incidents";
-        rc = mdb_dbi_open(txn, name, dbflags, &st->incidents);
+    const char *name = "meta";
+    rc = mdb_dbi_open(txn, name, dbflags, &st->meta);
+    if (rc)
+        goto table_error;
+    int format = check_format(st, txn, err);
+    if (format < 0) {
+        rc = format;
+        goto fail;
     }
-    if (!rc) {
-        name = "meta";
-        rc = mdb_dbi_open(txn, name, dbflags, &st->meta);
+    if (format == 0 && st->readonly) {
+        rc = nba_error_set(err, -ENOTSUP,
+                           "%s: database written by an older nbad (format 1): load it again "
+                           "with nbactl load",
+                           st->dir);
+        goto fail;
     }
-    if (rc) {
-        mdb_txn_abort(txn);
-        if (rc == MDB_NOTFOUND)
-            return nba_error_set(err, -ENOENT, "%s: no '%s' table: this database was never loaded",
-                                 st->dir, name);
-        return nba_error_set(err, lmdb_error(rc), "%s: cannot open table '%s': %s", st->dir, name,
-                             mdb_strerror(rc));
+    name = "records";
+    rc = mdb_dbi_open(txn, name, dbflags, &st->records);
+    if (rc)
+        goto table_error;
+    if (format == 0) {
+        MDB_dbi old;
+        rc = mdb_dbi_open(txn, "customers", 0, &old);
+        if (rc == MDB_NOTFOUND) {
+            rc = meta_put(txn, st->meta, META_FORMAT, STORE_FORMAT);
+            if (!rc)
+                rc = meta_put_count(txn, st->meta, META_CUSTOMERS, 0);
+            if (!rc)
+                rc = meta_put_count(txn, st->meta, META_INCIDENTS, 0);
+        }
+        if (rc) {
+            rc = nba_error_set(err, lmdb_error(rc), "%s: cannot set up the database: %s", st->dir,
+                               mdb_strerror(rc));
+            goto fail;
+        }
     }
     /* Committing (even a read-only transaction) keeps the handles for every
      * later transaction. */
@@ -128,6 +265,17 @@ static int open_dbis(store *st, nba_error *err)
     if (rc)
         return nba_error_set(err, lmdb_error(rc), "%s: %s", st->dir, mdb_strerror(rc));
     return 0;
+
+table_error:
+    if (rc == MDB_NOTFOUND)
+        rc = nba_error_set(err, -ENOENT, "%s: no '%s' table: this database was never loaded",
+                           st->dir, name);
+    else
+        rc = nba_error_set(err, lmdb_error(rc), "%s: cannot open table '%s': %s", st->dir, name,
+                           mdb_strerror(rc));
+fail:
+    mdb_txn_abort(txn);
+    return rc;
 }
 
 int store_open(const char *dir, unsigned flags, size_t map_size, unsigned max_readers, store **out,
@@ -219,7 +367,7 @@ int store_reader_new(store *st, store_reader **out, nba_error *err)
     r->st = st;
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &r->txn);
     if (!rc)
-        rc = mdb_cursor_open(r->txn, st->incidents, &r->incidents);
+        rc = mdb_cursor_open(r->txn, st->records, &r->cur);
     if (rc) {
         if (r->txn)
             mdb_txn_abort(r->txn);
@@ -237,7 +385,7 @@ void store_reader_free(store_reader *r)
 {
     if (!r)
         return;
-    mdb_cursor_close(r->incidents);
+    mdb_cursor_close(r->cur);
     mdb_txn_abort(r->txn);
     free(r);
 }
@@ -248,10 +396,11 @@ int store_reader_begin(store_reader *r)
         return 0;
     int rc = mdb_txn_renew(r->txn);
     if (!rc)
-        rc = mdb_cursor_renew(r->txn, r->incidents);
+        rc = mdb_cursor_renew(r->txn, r->cur);
     if (rc)
         return lmdb_error(rc);
     r->active = true;
+    r->on_customer = false;
     return 0;
 }
 
@@ -261,16 +410,19 @@ void store_reader_end(store_reader *r)
         return;
     mdb_txn_reset(r->txn);
     r->active = false;
+    r->on_customer = false;
 }
 
 int store_get_customer(store_reader *r, const char *customer_id, arena *a, Nba__V1__Customer **out)
 {
     MDB_val key = {strlen(customer_id), (void *)customer_id}, val;
+    r->on_customer = false;
     if (key.mv_size == 0 || key.mv_size > STORE_MAX_ID)
         return -ENOENT;
-    int rc = mdb_get(r->txn, r->st->customers, &key, &val);
+    int rc = mdb_cursor_get(r->cur, &key, &val, MDB_SET_KEY);
     if (rc)
         return lmdb_error(rc);
+    r->on_customer = true;
     /* Decoding copies every string into the arena, so the record outlives
      * the snapshot. */
     return record_decode_customer(val.mv_data, val.mv_size, a, out);
@@ -294,16 +446,28 @@ int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
                         Nba__V1__Incident ***out, size_t *count)
 {
     char prefix[STORE_MAX_ID + 1];
+    bool on_customer = r->on_customer;
+    r->on_customer = false;
     *out = NULL;
     *count = 0;
     size_t plen = incident_key(prefix, sizeof prefix, customer_id, NULL);
     if (plen <= 1)
         return 0;
 
-    MDB_val key = {plen, prefix}, val;
+    /* The incidents follow their customer's own record: right after
+     * store_get_customer() found this customer, the next record is the
+     * first incident, if any, with no second descent from the root. */
+    MDB_val key, val;
+    int rc;
+    if (on_customer && mdb_cursor_get(r->cur, &key, &val, MDB_GET_CURRENT) == 0 &&
+        key.mv_size == plen - 1 && memcmp(key.mv_data, prefix, plen - 1) == 0) {
+        rc = mdb_cursor_get(r->cur, &key, &val, MDB_NEXT);
+    } else {
+        key = (MDB_val){plen, prefix};
+        rc = mdb_cursor_get(r->cur, &key, &val, MDB_SET_RANGE);
+    }
     Nba__V1__Incident **list = NULL;
     size_t n = 0, cap = 0;
-    int rc = mdb_cursor_get(r->incidents, &key, &val, MDB_SET_RANGE);
     while (rc == 0 && key.mv_size > plen && memcmp(key.mv_data, prefix, plen) == 0) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 8;
@@ -319,7 +483,7 @@ int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
         if (rc)
             return rc;
         n++;
-        rc = mdb_cursor_get(r->incidents, &key, &val, MDB_NEXT);
+        rc = mdb_cursor_get(r->cur, &key, &val, MDB_NEXT);
     }
     if (rc && rc != MDB_NOTFOUND)
         return lmdb_error(rc);
@@ -329,6 +493,28 @@ int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
 }
 
 /* ---- the write transaction ---- */
+
+static int txn_fail(store_txn *t, int rc, const char *what, nba_error *err)
+{
+    return nba_error_set(err, lmdb_error(rc), "%s: %s: %s", t->st->dir, what,
+                         rc == MDB_MAP_FULL ? "the database is full (raise map_size)"
+                                            : mdb_strerror(rc));
+}
+
+/* Replaces a format 1 database, inside the transaction: drops its tables
+ * and whatever records holds, then records this format with zero counts. */
+static int txn_convert(store_txn *t, nba_error *err)
+{
+    int rc = drop_format1_tables(t->txn);
+    if (!rc)
+        rc = mdb_drop(t->txn, t->st->records, 0);
+    if (!rc)
+        rc = meta_put(t->txn, t->st->meta, META_FORMAT, STORE_FORMAT);
+    if (rc)
+        return txn_fail(t, rc, "cannot replace the format 1 database", err);
+    t->customers = t->incidents = 0;
+    return 0;
+}
 
 int store_txn_begin(store *st, store_txn **out, nba_error *err)
 {
@@ -344,22 +530,130 @@ int store_txn_begin(store *st, store_txn **out, nba_error *err)
         return nba_error_set(err, lmdb_error(rc), "%s: cannot begin a write transaction: %s",
                              st->dir, mdb_strerror(rc));
     }
+    /* The format is looked at again inside the transaction: that is the
+     * state this transaction changes. */
+    rc = check_format(st, t->txn, err);
+    if (rc == 0) {
+        rc = txn_convert(t, err);
+    } else if (rc == 1) {
+        rc = meta_get_count(t->txn, st->meta, META_CUSTOMERS, &t->customers);
+        if (!rc)
+            rc = meta_get_count(t->txn, st->meta, META_INCIDENTS, &t->incidents);
+        if (rc)
+            rc = nba_error_set(err, rc, "%s: cannot read the record counts: %s", st->dir,
+                               strerror(-rc));
+    }
+    if (!rc) {
+        int mrc = mdb_cursor_open(t->txn, st->records, &t->cur);
+        if (mrc)
+            rc = txn_fail(t, mrc, "cannot open a cursor", err);
+    }
+    if (rc) {
+        mdb_txn_abort(t->txn);
+        free(t);
+        return rc;
+    }
     *out = t;
     return 0;
 }
 
-static int txn_fail(store_txn *t, int rc, const char *what, nba_error *err)
+/* Ends the staging environment, if there is one; a cursor on it goes with
+ * its transaction. */
+static void stage_close(store_txn *t)
 {
-    return nba_error_set(err, lmdb_error(rc), "%s: %s: %s", t->st->dir, what,
-                         rc == MDB_MAP_FULL ? "the database is full (raise map_size)"
-                                            : mdb_strerror(rc));
+    if (t->stage_txn)
+        mdb_txn_abort(t->stage_txn);
+    if (t->stage_env)
+        mdb_env_close(t->stage_env);
+    t->stage_txn = NULL;
+    t->stage_env = NULL;
+}
+
+/* Sets up the staging tree a full load is built in.
+ *
+ * A load puts every customer, then every incident: each incident goes
+ * between two customers already stored, into a full leaf page, and LMDB
+ * splits a page it inserts into the middle of at the middle. Put straight
+ * into records, that leaves the tree about 60% full: half as large again
+ * as the data, with that many more pages to keep in memory and to miss on.
+ * So the puts go to a tree of their own, and the commit copies it into
+ * records in key order with MDB_APPEND, which fills every page before
+ * starting the next (stage_copy).
+ *
+ * The staging tree lives in an environment of its own, private to this
+ * transaction and never committed: no lock file, no syncs. Its pages stay
+ * in memory up to LMDB's limit on dirty pages (512 MiB, about a million
+ * customers with their incidents); beyond it LMDB writes some out to the
+ * environment's file, which is in the database's directory (the disk the
+ * database is on has room for it) and unlinked at once: a load that dies
+ * leaves nothing behind. (MDB_WRITEMAP, which would skip the dirty-page
+ * copies, makes a full disk a SIGBUS instead of an error, and is no
+ * faster here.) Returns an LMDB code or a positive errno; on failure there
+ * is no staging tree and the puts go to records. */
+static int stage_open(store_txn *t)
+{
+    char path[4096];
+    MDB_envinfo info;
+    int n = snprintf(path, sizeof path, "%s/.load-XXXXXX", t->st->dir);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return ENAMETOOLONG;
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return errno;
+    close(fd);
+    int rc = mdb_env_info(t->st->env, &info);
+    if (!rc)
+        rc = mdb_env_create(&t->stage_env);
+    if (!rc)
+        rc = mdb_env_set_mapsize(t->stage_env, info.me_mapsize);
+    if (!rc)
+        rc = mdb_env_open(t->stage_env, path,
+                          MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC | MDB_NORDAHEAD, 0600);
+    unlink(path);
+    if (!rc)
+        rc = mdb_txn_begin(t->stage_env, NULL, 0, &t->stage_txn);
+    if (!rc)
+        rc = mdb_dbi_open(t->stage_txn, NULL, 0, &t->stage_dbi);
+    if (rc)
+        stage_close(t);
+    return rc;
+}
+
+/* Copies the staging tree into records, which store_txn_clear() left
+ * empty, in key order. Returns an LMDB code. */
+static int stage_copy(store_txn *t)
+{
+    MDB_cursor *to;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(t->txn, t->st->records, &to);
+    if (rc)
+        return rc;
+    rc = mdb_cursor_get(t->cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        rc = mdb_cursor_put(to, &k, &v, MDB_APPEND);
+        if (rc == 0)
+            rc = mdb_cursor_get(t->cur, &k, &v, MDB_NEXT);
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 int store_txn_clear(store_txn *t, nba_error *err)
 {
-    int rc = mdb_drop(t->txn, t->st->customers, 0);
+    /* A write cursor may be closed inside its transaction; a new one starts
+     * on the empty tree. */
+    mdb_cursor_close(t->cur);
+    t->cur = NULL;
+    t->customers = t->incidents = 0;
+    int rc = mdb_drop(t->txn, t->st->records, 0);
+    if (rc)
+        return txn_fail(t, rc, "cannot clear", err);
+    if (t->stage_txn)
+        rc = mdb_drop(t->stage_txn, t->stage_dbi, 0);
+    else
+        stage_open(t); /* without it, the puts go to records: looser, as good */
     if (!rc)
-        rc = mdb_drop(t->txn, t->st->incidents, 0);
+        rc = t->stage_txn ? mdb_cursor_open(t->stage_txn, t->stage_dbi, &t->cur)
+                          : mdb_cursor_open(t->txn, t->st->records, &t->cur);
     if (rc)
         return txn_fail(t, rc, "cannot clear", err);
     return 0;
@@ -392,6 +686,20 @@ static int pack(store_txn *t, const ProtobufCMessage *msg, MDB_val *val)
     return 0;
 }
 
+/* Stores key -> val in records through the transaction's cursor and counts
+ * the key in *count when it is new. Returns an LMDB code. */
+static int put_record(store_txn *t, MDB_val *key, MDB_val *val, size_t *count)
+{
+    /* On MDB_KEYEXIST LMDB returns the stored value in `data`: a copy. */
+    MDB_val data = *val;
+    int rc = mdb_cursor_put(t->cur, key, &data, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return mdb_cursor_put(t->cur, key, val, 0);
+    if (!rc)
+        (*count)++;
+    return rc;
+}
+
 int store_txn_put_customer(store_txn *t, const Nba__V1__Customer *c, nba_error *err)
 {
     int rc = check_id("customer_id", c->customer_id, err);
@@ -400,7 +708,7 @@ int store_txn_put_customer(store_txn *t, const Nba__V1__Customer *c, nba_error *
     MDB_val key = {strlen(c->customer_id), c->customer_id}, val;
     if (pack(t, &c->base, &val))
         return nba_error_set(err, -ENOMEM, "out of memory");
-    rc = mdb_put(t->txn, t->st->customers, &key, &val, 0);
+    rc = put_record(t, &key, &val, &t->customers);
     if (rc)
         return txn_fail(t, rc, "cannot store customer", err);
     return 0;
@@ -418,7 +726,7 @@ int store_txn_put_incident(store_txn *t, const Nba__V1__Incident *inc, nba_error
     MDB_val val;
     if (pack(t, &inc->base, &val))
         return nba_error_set(err, -ENOMEM, "out of memory");
-    rc = mdb_put(t->txn, t->st->incidents, &key, &val, 0);
+    rc = put_record(t, &key, &val, &t->incidents);
     if (rc)
         return txn_fail(t, rc, "cannot store incident", err);
     return 0;
@@ -429,7 +737,9 @@ int store_txn_has_customer(store_txn *t, const char *customer_id)
     MDB_val key = {strlen(customer_id), (void *)customer_id}, val;
     if (key.mv_size == 0 || key.mv_size > STORE_MAX_ID)
         return 0;
-    int rc = mdb_get(t->txn, t->st->customers, &key, &val);
+    /* Through the cursor: an incident put next, under this customer, then
+     * lands on the page the cursor is on. */
+    int rc = mdb_cursor_get(t->cur, &key, &val, MDB_SET);
     if (rc == MDB_NOTFOUND)
         return 0;
     return rc ? lmdb_error(rc) : 1;
@@ -437,8 +747,10 @@ int store_txn_has_customer(store_txn *t, const char *customer_id)
 
 int store_txn_put_meta(store_txn *t, const char *key, const char *value, nba_error *err)
 {
-    MDB_val k = {strlen(key), (void *)key}, v = {strlen(value), (void *)value};
-    int rc = mdb_put(t->txn, t->st->meta, &k, &v, 0);
+    if (strcmp(key, META_FORMAT) == 0 || strcmp(key, META_CUSTOMERS) == 0 ||
+        strcmp(key, META_INCIDENTS) == 0)
+        return nba_error_set(err, -EINVAL, "meta entry '%s' is the store's own", key);
+    int rc = meta_put(t->txn, t->st->meta, key, value);
     if (rc)
         return txn_fail(t, rc, "cannot store meta entry", err);
     return 0;
@@ -446,8 +758,23 @@ int store_txn_put_meta(store_txn *t, const char *key, const char *value, nba_err
 
 int store_txn_commit(store_txn *t, nba_error *err)
 {
-    int rc = mdb_txn_commit(t->txn);
-    int code = rc ? txn_fail(t, rc, "commit failed", err) : 0;
+    int rc = 0;
+    if (t->stage_txn)
+        rc = t->cur ? stage_copy(t) : EINVAL;
+    if (!rc)
+        rc = meta_put_count(t->txn, t->st->meta, META_CUSTOMERS, t->customers);
+    if (!rc)
+        rc = meta_put_count(t->txn, t->st->meta, META_INCIDENTS, t->incidents);
+    int code;
+    if (rc) {
+        code = txn_fail(t, rc, "commit failed", err);
+        mdb_txn_abort(t->txn);
+    } else {
+        /* The cursors go with their transactions. */
+        rc = mdb_txn_commit(t->txn);
+        code = rc ? txn_fail(t, rc, "commit failed", err) : 0;
+    }
+    stage_close(t);
     free(t->buf);
     free(t);
     return code;
@@ -458,6 +785,7 @@ void store_txn_abort(store_txn *t)
     if (!t)
         return;
     mdb_txn_abort(t->txn);
+    stage_close(t);
     free(t->buf);
     free(t);
 }
@@ -473,7 +801,7 @@ static const void *address_in_map(store *st)
     MDB_txn *txn;
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))
         return NULL;
-    MDB_dbi dbis[] = {st->meta, st->customers, st->incidents};
+    MDB_dbi dbis[] = {st->meta, st->records};
     for (size_t i = 0; i < sizeof dbis / sizeof dbis[0] && !inside; i++) {
         MDB_cursor *cur;
         MDB_val k, v;
@@ -587,16 +915,12 @@ int store_lock(store *st)
 int store_get_stats(store *st, store_stats *out)
 {
     MDB_txn *txn;
-    MDB_stat s;
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
     if (rc)
         return lmdb_error(rc);
-    rc = mdb_stat(txn, st->customers, &s);
-    if (!rc) {
-        out->customers = s.ms_entries;
-        rc = mdb_stat(txn, st->incidents, &s);
-        out->incidents = s.ms_entries;
-    }
+    rc = meta_get_count(txn, st->meta, META_CUSTOMERS, &out->customers);
+    if (!rc)
+        rc = meta_get_count(txn, st->meta, META_INCIDENTS, &out->incidents);
     mdb_txn_abort(txn);
-    return lmdb_error(rc);
+    return rc;
 }

@@ -1,8 +1,9 @@
 /* Unit tests of the LMDB store: write transactions, snapshots, incident
- * ranges, read-only opening and errors. */
+ * ranges, record counts, read-only opening, the format check and errors. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "store.h"
 
@@ -268,6 +270,473 @@ static void map_warm_and_lock(void **state)
     arena_destroy(&a);
 }
 
+/* The incident ids of a list, joined with commas into buf. */
+static const char *join_ids(char *buf, size_t size, Nba__V1__Incident **list, size_t n)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && o < size; i++)
+        o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? "," : "", list[i]->incident_id);
+    return buf;
+}
+
+/* The incidents of customer_id read alone, in a snapshot of their own. */
+static const char *incidents_alone(store_reader *r, arena *a, const char *customer_id, char *buf,
+                                   size_t size)
+{
+    Nba__V1__Incident **list;
+    size_t n;
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_get_incidents(r, customer_id, a, &list, &n), 0);
+    store_reader_end(r);
+    return join_ids(buf, size, list, n);
+}
+
+/* Ids that are prefixes of each other ("C1", "C10", "C100") keep their
+ * incidents apart, whether the incidents are read right after their
+ * customer (the cursor goes on from it) or alone; so do incidents stored
+ * without their customer, and a customer without incidents. */
+static void prefix_ids_keep_incidents_apart(void **state)
+{
+    fixture *f = *state;
+    store_txn *t;
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    put_customer(t, "C1", "gold");
+    put_customer(t, "C10", "silver");
+    put_customer(t, "C100", "none");
+    put_customer(t, "C2", "none");
+    put_incident(t, "C10", "A", 1);
+    put_incident(t, "C10", "B", 2);
+    put_incident(t, "C1", "Z", 3);
+    put_incident(t, "C1", "0", 4);
+    put_incident(t, "C100", "X", 5);
+    put_incident(t, "C11", "ORPHAN", 1); /* no customer C11 */
+    put_incident(t, "C2", "Q", 1);
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+
+    static const struct {
+        const char *id;
+        const char *incidents;
+    } want[] = {
+        {"C1", "0,Z"}, {"C10", "A,B"}, {"C100", "X"}, {"C11", "ORPHAN"},
+        {"C2", "Q"},   {"C", ""},      {"C3", ""},    {"C0", ""},
+    };
+    store_reader *r;
+    arena a;
+    char got[256], alone[256];
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_reader_new(f->st, &r, NULL), 0);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        Nba__V1__Customer *c = NULL;
+        Nba__V1__Incident **list;
+        size_t n;
+        assert_int_equal(store_reader_begin(r), 0);
+        int rc = store_get_customer(r, want[i].id, &a, &c);
+        assert_true(rc == 0 || rc == -ENOENT);
+        if (rc == 0)
+            assert_string_equal(c->customer_id, want[i].id);
+        assert_int_equal(store_get_incidents(r, want[i].id, &a, &list, &n), 0);
+        store_reader_end(r);
+        assert_string_equal(join_ids(got, sizeof got, list, n), want[i].incidents);
+        assert_string_equal(incidents_alone(r, &a, want[i].id, alone, sizeof alone),
+                            want[i].incidents);
+        arena_reset(&a);
+    }
+
+    /* In one snapshot: incidents of another customer than the one just read,
+     * the same customer's twice, and after an unknown customer. */
+    Nba__V1__Customer *c;
+    Nba__V1__Incident **list;
+    size_t n;
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_get_customer(r, "C1", &a, &c), 0);
+    assert_int_equal(store_get_incidents(r, "C10", &a, &list, &n), 0);
+    assert_string_equal(join_ids(got, sizeof got, list, n), "A,B");
+    assert_int_equal(store_get_incidents(r, "C10", &a, &list, &n), 0);
+    assert_string_equal(join_ids(got, sizeof got, list, n), "A,B");
+    assert_int_equal(store_get_customer(r, "C100", &a, &c), 0);
+    assert_int_equal(store_get_incidents(r, "C1", &a, &list, &n), 0);
+    assert_string_equal(join_ids(got, sizeof got, list, n), "0,Z");
+    assert_int_equal(store_get_customer(r, "C11", &a, &c), -ENOENT);
+    assert_int_equal(store_get_incidents(r, "C11", &a, &list, &n), 0);
+    assert_string_equal(join_ids(got, sizeof got, list, n), "ORPHAN");
+    assert_int_equal(store_get_customer(r, "C2", &a, &c), 0);
+    assert_string_equal(c->tier, "none");
+    assert_int_equal(store_get_incidents(r, "C2", &a, &list, &n), 0);
+    assert_string_equal(join_ids(got, sizeof got, list, n), "Q");
+    store_reader_end(r);
+
+    store_stats stats;
+    assert_int_equal(store_get_stats(f->st, &stats), 0);
+    assert_int_equal(stats.customers, 4);
+    assert_int_equal(stats.incidents, 7);
+    store_reader_free(r);
+    arena_destroy(&a);
+}
+
+/* Many customers, each with 0 to 5 incidents, written in merged key order
+ * and in reverse: every customer's incidents read the same right after the
+ * customer and alone, across leaf pages. */
+static void incidents_after_customer_match_alone(void **state)
+{
+    fixture *f = *state;
+    enum { N = 2000 };
+    store_txn *t;
+    char id[32], iid[32];
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    for (int i = N - 1; i >= 0; i--) {
+        snprintf(id, sizeof id, "C%d", i); /* unpadded: many ids are prefixes of others */
+        if (i % 7 != 3)                    /* some incidents have no customer record */
+            put_customer(t, id, "gold");
+        for (int k = 0; k < i % 6; k++) {
+            snprintf(iid, sizeof iid, "INC-%d-%d", i, k);
+            put_incident(t, id, iid, 1 + k % 5);
+        }
+    }
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+
+    store_reader *r;
+    arena a;
+    char after[512], alone[512], want[512];
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_reader_new(f->st, &r, NULL), 0);
+    for (int i = 0; i < N + 10; i++) {
+        snprintf(id, sizeof id, "C%d", i);
+        size_t o = 0;
+        want[0] = '\0';
+        for (int k = 0; i < N && k < i % 6; k++)
+            o += (size_t)snprintf(want + o, sizeof want - o, "%sINC-%d-%d", k ? "," : "", i, k);
+        Nba__V1__Customer *c = NULL;
+        Nba__V1__Incident **list;
+        size_t n;
+        assert_int_equal(store_reader_begin(r), 0);
+        int rc = store_get_customer(r, id, &a, &c);
+        assert_int_equal(rc, i < N && i % 7 != 3 ? 0 : -ENOENT);
+        assert_int_equal(store_get_incidents(r, id, &a, &list, &n), 0);
+        store_reader_end(r);
+        assert_string_equal(join_ids(after, sizeof after, list, n), want);
+        assert_string_equal(incidents_alone(r, &a, id, alone, sizeof alone), want);
+        arena_reset(&a);
+    }
+    store_reader_free(r);
+    arena_destroy(&a);
+}
+
+static void assert_counts(store *st, size_t customers, size_t incidents)
+{
+    store_stats stats;
+    assert_int_equal(store_get_stats(st, &stats), 0);
+    assert_int_equal(stats.customers, customers);
+    assert_int_equal(stats.incidents, incidents);
+}
+
+/* The counts store_get_stats() reports follow new keys only, survive
+ * replacing a record, go back to zero on clear, and come back on abort. */
+static void counts_follow_puts_clear_and_abort(void **state)
+{
+    fixture *f = *state;
+    store_txn *t;
+    nba_error err;
+    assert_counts(f->st, 0, 0);
+
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    put_customer(t, "C1", "gold");
+    put_customer(t, "C2", "gold");
+    put_customer(t, "C1", "silver"); /* replaced, not added */
+    put_incident(t, "C1", "I1", 1);
+    put_incident(t, "C1", "I1", 2);
+    put_incident(t, "C2", "I1", 3); /* another customer's incident of the same id */
+    assert_counts(f->st, 0, 0);     /* nothing visible before the commit */
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+    assert_counts(f->st, 2, 2);
+
+    /* Replacing in a later transaction adds nothing either. */
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    put_customer(t, "C2", "platinum");
+    put_incident(t, "C2", "I1", 4);
+    put_incident(t, "C2", "I2", 4);
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+    assert_counts(f->st, 2, 3);
+
+    /* An abort leaves the counts as they were, clear or not. */
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    put_customer(t, "C3", "gold");
+    assert_int_equal(store_txn_clear(t, NULL), 0);
+    put_customer(t, "C4", "gold");
+    store_txn_abort(t);
+    assert_counts(f->st, 2, 3);
+
+    /* Clear, then the same keys again: counted once each. */
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    assert_int_equal(store_txn_clear(t, NULL), 0);
+    put_customer(t, "C1", "gold");
+    put_customer(t, "C1", "gold");
+    put_incident(t, "C1", "I1", 1);
+    assert_int_equal(store_txn_has_customer(t, "C2"), 0);
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+    assert_counts(f->st, 1, 1);
+
+    /* The store's own meta entries cannot be set from outside. */
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    assert_int_equal(store_txn_put_meta(t, "customers", "7", &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "customers"));
+    assert_int_equal(store_txn_put_meta(t, "format", "1", &err), -EINVAL);
+    assert_int_equal(store_txn_put_meta(t, "loaded_at", "2026-11-22T10:00:00Z", &err), 0);
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+    assert_counts(f->st, 1, 1);
+
+    /* A reader's view agrees with the counts. */
+    store_reader *r;
+    arena a;
+    Nba__V1__Incident **list;
+    size_t n;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_reader_new(f->st, &r, NULL), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_get_incidents(r, "C1", &a, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_get_incidents(r, "C2", &a, &list, &n), 0);
+    assert_int_equal(n, 0);
+    store_reader_end(r);
+    store_reader_free(r);
+    arena_destroy(&a);
+}
+
+/* Writes a database in the layout of format 1 with raw LMDB: customers and
+ * incidents in two tables, meta without "format". */
+static void write_format1(const char *dir, const char *format)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi customers, incidents, meta;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 1 << 26), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "customers", MDB_CREATE, &customers), 0);
+    assert_int_equal(mdb_dbi_open(txn, "incidents", MDB_CREATE, &incidents), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+    MDB_val k = {2, "C1"}, v = {0, ""};
+    assert_int_equal(mdb_put(txn, customers, &k, &v, 0), 0);
+    k = (MDB_val){5, "C1\0I1"};
+    assert_int_equal(mdb_put(txn, incidents, &k, &v, 0), 0);
+    k = (MDB_val){9, "loaded_at"};
+    v = (MDB_val){20, "2026-11-01T00:00:00Z"};
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    if (format) {
+        k = (MDB_val){6, "format"};
+        v = (MDB_val){strlen(format), (void *)format};
+        assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* 1 if the environment in dir has a table of that name. */
+static int has_table(const char *dir, const char *name)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    int rc = mdb_dbi_open(txn, name, 0, &dbi);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    assert_true(rc == 0 || rc == MDB_NOTFOUND);
+    return rc == 0;
+}
+
+/* A database of format 1 cannot be read and says what to do; a writer
+ * may open it, and its first committed transaction replaces it (an aborted
+ * one leaves it as it was). */
+static void format1_database_is_refused_then_replaced(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nba-format1-XXXXXX", want[128];
+    assert_non_null(mkdtemp(dir));
+    write_format1(dir, NULL);
+
+    store *st;
+    nba_error err;
+    snprintf(want, sizeof want,
+             "%s: database written by an older nbad (format 1): load it again with nbactl load",
+             dir);
+    assert_int_equal(store_open(dir, STORE_READONLY, 0, 0, &st, &err), -ENOTSUP);
+    assert_string_equal(err.msg, want);
+
+    /* A writer opens it, but nothing changes until a transaction commits. */
+    store_txn *t;
+    assert_int_equal(store_open(dir, 0, 1 << 26, 0, &st, &err), 0);
+    assert_int_equal(store_txn_begin(st, &t, &err), 0);
+    assert_int_equal(store_txn_has_customer(t, "C1"), 0);
+    put_customer(t, "C9", "gold");
+    store_txn_abort(t);
+    store_close(st);
+    assert_true(has_table(dir, "customers"));
+    assert_int_equal(store_open(dir, STORE_READONLY, 0, 0, &st, &err), -ENOTSUP);
+    assert_string_equal(err.msg, want);
+
+    /* Loaded again: the old tables are gone, the new data reads back. */
+    assert_int_equal(store_open(dir, STORE_CREATE, 1 << 26, 0, &st, &err), 0);
+    assert_int_equal(store_txn_begin(st, &t, &err), 0);
+    assert_int_equal(store_txn_clear(t, &err), 0);
+    put_customer(t, "C9", "gold");
+    put_incident(t, "C9", "I1", 2);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+    store_close(st);
+    assert_false(has_table(dir, "customers"));
+    assert_false(has_table(dir, "incidents"));
+    assert_int_equal(store_open(dir, STORE_READONLY, 0, 0, &st, &err), 0);
+    assert_counts(st, 1, 1);
+    store_reader *r;
+    arena a;
+    Nba__V1__Customer *c;
+    Nba__V1__Incident **list;
+    size_t n;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_reader_new(st, &r, &err), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_get_customer(r, "C1", &a, &c), -ENOENT);
+    assert_int_equal(store_get_customer(r, "C9", &a, &c), 0);
+    assert_int_equal(store_get_incidents(r, "C9", &a, &list, &n), 0);
+    assert_int_equal(n, 1);
+    store_reader_end(r);
+    store_reader_free(r);
+    arena_destroy(&a);
+    store_close(st);
+
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A format this code does not know is refused for reading and writing. */
+static void unknown_format_is_refused(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nba-format9-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    write_format1(dir, "9");
+    store *st;
+    nba_error err;
+    assert_int_equal(store_open(dir, STORE_READONLY, 0, 0, &st, &err), -ENOTSUP);
+    assert_non_null(strstr(err.msg, dir));
+    assert_non_null(strstr(err.msg, "format ('9'"));
+    assert_int_equal(store_open(dir, 0, 1 << 26, 0, &st, &err), -ENOTSUP);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Leaf pages of records in the environment in dir (closed). */
+static size_t leaf_pages(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat ms;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "records", 0, &dbi), 0);
+    assert_int_equal(mdb_stat(txn, dbi, &ms), 0);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return ms.ms_leaf_pages;
+}
+
+/* Files in dir other than LMDB's two. */
+static int stray_files(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s | grep -v -e '^data.mdb$' -e '^lock.mdb$')\"",
+             dir);
+    return system(cmd) != 0;
+}
+
+/* Customers, then every customer's incidents, as a load puts them. */
+static void load_like_the_loader(store *st, bool clear)
+{
+    enum { N = 3000 };
+    store_txn *t;
+    char id[32], iid[32];
+    assert_int_equal(store_txn_begin(st, &t, NULL), 0);
+    if (clear)
+        assert_int_equal(store_txn_clear(t, NULL), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "C%07d", i);
+        put_customer(t, id, "gold");
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "C%07d", i);
+        assert_int_equal(store_txn_has_customer(t, id), 1);
+        for (int k = 0; k < 2; k++) {
+            snprintf(iid, sizeof iid, "INC-%07d-%d", i, k);
+            put_incident(t, id, iid, 3);
+        }
+    }
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+}
+
+/* A transaction that starts with a clear (a full load) leaves records
+ * packed, although every incident goes between two customers already put:
+ * straight into the tree, that leaves its pages about half to two thirds
+ * full. The staging file it builds in leaves nothing in the directory,
+ * committed or aborted. */
+static void cleared_load_is_packed(void **state)
+{
+    fixture *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    char loose[] = "/tmp/nba-loose-XXXXXX", cmd[128];
+    assert_non_null(mkdtemp(loose));
+    store *st;
+    assert_int_equal(store_open(loose, STORE_CREATE, 1 << 26, 0, &st, NULL), 0);
+    load_like_the_loader(st, false);
+    store_close(st);
+    assert_int_equal(store_open(f->dir, STORE_CREATE, 1 << 26, 0, &st, NULL), 0);
+    load_like_the_loader(st, true);
+    assert_counts(st, 3000, 6000);
+
+    store_txn *t;
+    assert_int_equal(store_txn_begin(st, &t, NULL), 0);
+    assert_int_equal(store_txn_clear(t, NULL), 0);
+    put_customer(t, "C9", "none");
+    store_txn_abort(t);
+    assert_counts(st, 3000, 6000);
+    store_close(st);
+
+    size_t packed = leaf_pages(f->dir), unpacked = leaf_pages(loose);
+    assert_true(packed * 10 < unpacked * 8);
+    assert_false(stray_files(f->dir));
+
+    /* What was written reads back. */
+    assert_int_equal(store_open(f->dir, STORE_READONLY, 0, 0, &f->st, NULL), 0);
+    store_reader *r;
+    arena a;
+    Nba__V1__Customer *c;
+    Nba__V1__Incident **list;
+    size_t n;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_reader_new(f->st, &r, NULL), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_get_customer(r, "C0002999", &a, &c), 0);
+    assert_int_equal(store_get_incidents(r, "C0002999", &a, &list, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[1]->incident_id, "INC-0002999-1");
+    assert_int_equal(store_get_customer(r, "C9", &a, &c), -ENOENT);
+    store_reader_end(r);
+    store_reader_free(r);
+    arena_destroy(&a);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", loose);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +746,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(bad_ids_are_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(readonly_and_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(map_warm_and_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(prefix_ids_keep_incidents_apart, setup, teardown),
+        cmocka_unit_test_setup_teardown(incidents_after_customer_match_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(counts_follow_puts_clear_and_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(cleared_load_is_packed, setup, teardown),
+        cmocka_unit_test(format1_database_is_refused_then_replaced),
+        cmocka_unit_test(unknown_format_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
