@@ -293,50 +293,43 @@ static int parse_target(int argc, char **argv, const char *command, const char *
     return 0;
 }
 
-int nbactl_ping(int argc, char **argv)
+/* The operations requests without arguments: parse --host/--port/--json,
+ * send req (its body already set), print the answer. */
+static int call_with_target(int argc, char **argv, const char *command, Nba__V1__Request *req)
 {
     const char *host;
     int port;
     bool json;
-    int code = parse_target(argc, argv, "ping", &host, &port, &json);
+    int code = parse_target(argc, argv, command, &host, &port, &json);
     if (code)
         return code;
+    req->id = 1;
+    return nbactl_call(host, port, req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
+}
+
+int nbactl_ping(int argc, char **argv)
+{
     Nba__V1__Request req = NBA__V1__REQUEST__INIT;
     Nba__V1__Ping ping = NBA__V1__PING__INIT;
-    req.id = 1;
     req.body_case = NBA__V1__REQUEST__BODY_PING;
     req.ping = &ping;
-    return nbactl_call(host, port, &req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
+    return call_with_target(argc, argv, "ping", &req);
 }
 
 int nbactl_reload(int argc, char **argv)
 {
-    const char *host;
-    int port;
-    bool json;
-    int code = parse_target(argc, argv, "reload", &host, &port, &json);
-    if (code)
-        return code;
     Nba__V1__Request req = NBA__V1__REQUEST__INIT;
     Nba__V1__ReloadRequest reload = NBA__V1__RELOAD_REQUEST__INIT;
-    req.id = 1;
     req.body_case = NBA__V1__REQUEST__BODY_RELOAD;
     req.reload = &reload;
-    return nbactl_call(host, port, &req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
+    return call_with_target(argc, argv, "reload", &req);
 }
 
 int nbactl_status(int argc, char **argv)
 {
-    const char *host;
-    int port;
-    bool json;
-    int code = parse_target(argc, argv, "status", &host, &port, &json);
-    if (code)
-        return code;
     Nba__V1__Request req = NBA__V1__REQUEST__INIT;
     Nba__V1__StatusRequest status = NBA__V1__STATUS_REQUEST__INIT;
-    req.id = 1;
     req.body_case = NBA__V1__REQUEST__BODY_STATUS;
     req.status = &status;
-    return nbactl_call(host, port, &req, json, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED);
+    return call_with_target(argc, argv, "status", &req);
 }
