@@ -1,5 +1,5 @@
 /* facts.h - what is known when one decision is made: the contact event, the
- * customer record and the customer's incidents. Assembled by the decider from
+ * customer record, the customer's incidents and their contact history. Assembled by the decider from
  * the request and the store; read by the rule engine. The rule engine never
  * looks anything up itself, so it can be tested with facts built by hand.
  *
@@ -16,8 +16,14 @@
 typedef struct facts {
     const Nba__V1__ContactEvent *event;  /* never NULL */
     const Nba__V1__Customer *customer;   /* NULL when the customer is unknown */
-    Nba__V1__Incident *const *incidents; /* the customer's incidents, any order */
+    Nba__V1__Incident *const *incidents; /* the customer's incidents, any order; an
+                                          * incident's recovered_by says which recorded
+                                          * action answered it ("" while none did) */
     size_t n_incidents;
+    /* The customer's contact history: every recorded action with a lasting
+     * effect, oldest first. Empty (NULL, 0) when there is none. */
+    Nba__V1__HistoryEntry *const *history;
+    size_t n_history;
     int64_t now_ms; /* the event's time: occurred_at_ms, or the clock when that is 0 */
 } facts;
 

@@ -262,7 +262,7 @@ static int decode_request(const uint8_t *body, size_t len, arena *a, Nba__V1__Re
         int rc = 0;
         if (!read_key(&r, &field, &wire))
             return FALLBACK;
-        if (field >= 2 && field <= 6 && req->body_case != NBA__V1__REQUEST__BODY__NOT_SET)
+        if (field >= 2 && field <= 8 && req->body_case != NBA__V1__REQUEST__BODY__NOT_SET)
             return FALLBACK; /* a second body: protobuf-c's rules decide */
         switch (field) {
         case 1:
@@ -297,8 +297,10 @@ static int decode_request(const uint8_t *body, size_t len, arena *a, Nba__V1__Re
             nba__v1__reload_request__init(req->reload);
             req->body_case = NBA__V1__REQUEST__BODY_RELOAD;
             break;
-        case 5:
-            return FALLBACK; /* explain: rare, protobuf-c decodes it */
+        case 5: /* explain */
+        case 7: /* report_incident */
+        case 8: /* resolve_incident */
+            return FALLBACK; /* rarer than contacts: protobuf-c decodes them */
         default:
             rc = skip(&r, wire) ? 0 : FALLBACK;
         }
