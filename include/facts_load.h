@@ -8,6 +8,7 @@
 
 #include "arena.h"
 #include "facts.h"
+#include "state.h"
 #include "store.h"
 #include "nba.pb-c.h"
 
@@ -19,5 +20,16 @@
  * runs; f points into `a` and into ev. Returns 0, or the store's negative
  * errno when it cannot be read. */
 int facts_load(store_reader *r, const Nba__V1__ContactEvent *ev, arena *a, facts *f);
+
+/* Adds to f (filled by facts_load()) what nbad itself has written about the
+ * customer, read through s inside a snapshot or an attachment the caller
+ * began: incidents reported live (replacing a warehouse incident of the
+ * same id, since they are newer), each incident's recovered_by/at from the
+ * recovery marks, and the contact history. *decision gets the decision
+ * stored under the idempotency key key[0..key_len) (NULL when none; key_len
+ * 0 asks for none). Everything new lives in arena `a`. Returns 0 or the
+ * state's negative errno. */
+int facts_add_state(state_reader *s, const char *key, size_t key_len, arena *a, facts *f,
+                    const uint8_t **decision, size_t *decision_len);
 
 #endif

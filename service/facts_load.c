@@ -2,6 +2,7 @@
 #include "facts_load.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "clock.h"
 
@@ -29,6 +30,72 @@ int facts_load(store_reader *r, const Nba__V1__ContactEvent *ev, arena *a, facts
     f->customer = customer;
     f->incidents = incidents;
     f->n_incidents = n_incidents;
+    f->history = NULL;
+    f->n_history = 0;
     f->now_ms = ev->occurred_at_ms ? ev->occurred_at_ms : clock_now_ms();
+    return 0;
+}
+
+/* Incidents of f (warehouse, incident_id order) and of the state (live,
+ * incident_id order) as one list in incident_id order, a live incident
+ * replacing the warehouse's of the same id. */
+static int merge_incidents(const state_customer *sc, arena *a, facts *f)
+{
+    size_t cap = f->n_incidents + sc->n_incidents;
+    Nba__V1__Incident **merged = arena_alloc(a, cap * sizeof *merged);
+    if (!merged)
+        return -ENOMEM;
+    size_t i = 0, j = 0, n = 0;
+    while (i < f->n_incidents || j < sc->n_incidents) {
+        int cmp;
+        if (i == f->n_incidents)
+            cmp = 1;
+        else if (j == sc->n_incidents)
+            cmp = -1;
+        else
+            cmp = strcmp(f->incidents[i]->incident_id, sc->incidents[j]->incident_id);
+        if (cmp < 0) {
+            merged[n++] = f->incidents[i++];
+        } else {
+            merged[n++] = sc->incidents[j++];
+            if (cmp == 0)
+                i++;
+        }
+    }
+    f->incidents = merged;
+    f->n_incidents = n;
+    return 0;
+}
+
+int facts_add_state(state_reader *s, const char *key, size_t key_len, arena *a, facts *f,
+                    const uint8_t **decision, size_t *decision_len)
+{
+    state_customer sc;
+    int rc = state_get_customer(s, f->event->customer_id, key, key_len, a, &sc);
+    if (rc)
+        return rc;
+    *decision = sc.decision;
+    *decision_len = sc.decision_len;
+    if (sc.n_incidents) {
+        rc = merge_incidents(&sc, a, f);
+        if (rc)
+            return rc;
+    }
+    /* Both lists are in incident_id order: one walk marks the recovered. */
+    for (size_t i = 0, j = 0; i < f->n_incidents && j < sc.n_recoveries;) {
+        int cmp = strcmp(f->incidents[i]->incident_id, sc.recoveries[j]->incident_id);
+        if (cmp < 0) {
+            i++;
+        } else if (cmp > 0) {
+            j++;
+        } else {
+            f->incidents[i]->recovered_by = sc.recoveries[j]->action;
+            f->incidents[i]->recovered_at_ms = sc.recoveries[j]->at_ms;
+            i++;
+            j++;
+        }
+    }
+    f->history = sc.history;
+    f->n_history = sc.n_history;
     return 0;
 }
