@@ -11,7 +11,7 @@
  *   customer  key = customer_id 0x00 kind rest
  *               'H' at_ms (8 bytes, big-endian) seq (8 bytes)  -> HistoryEntry
  *               'I' incident_id                                -> Incident
- *               'K' idempotency key                            -> Decision
+ *               'K' idempotency key      -> decided at (8 bytes, ms) Decision
  *               'R' incident_id  -> HistoryEntry (the action that recovered it)
  *   outbox    key = id (8 bytes, big-endian)                   -> OutboxEntry
  *   meta      key = name -> text: "seq" (the last history and outbox
@@ -91,6 +91,7 @@ typedef struct state_customer {
      * nba.v1.Decision, copied into the arena), or NULL. */
     const uint8_t *decision;
     size_t decision_len;
+    int64_t decision_at_ms; /* when it was decided */
 } state_customer;
 
 /* Reads everything about customer_id inside the reader's snapshot, and the
@@ -131,9 +132,10 @@ int state_txn_put_incident(state_txn *t, const Nba__V1__Incident *inc, bool *cre
 int state_txn_add_history(state_txn *t, const Nba__V1__HistoryEntry *e, bool recovers,
                           nba_error *err);
 
-/* Stores the packed decision of an event under its idempotency key. */
+/* Stores the packed decision of an event, decided at at_ms, under its
+ * idempotency key (replacing an older one). */
 int state_txn_put_decision(state_txn *t, const char *customer_id, const char *key, size_t key_len,
-                           const uint8_t *decision, size_t len, nba_error *err);
+                           int64_t at_ms, const uint8_t *decision, size_t len, nba_error *err);
 
 /* Adds e to the outbox under the next id, which it writes into e->id.
  * Errors as state_txn_put_incident. */

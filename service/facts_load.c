@@ -68,7 +68,7 @@ static int merge_incidents(const state_customer *sc, arena *a, facts *f)
 }
 
 int facts_add_state(state_reader *s, const char *key, size_t key_len, arena *a, facts *f,
-                    const uint8_t **decision, size_t *decision_len)
+                    const uint8_t **decision, size_t *decision_len, int64_t *decided_at_ms)
 {
     state_customer sc;
     int rc = state_get_customer(s, f->event->customer_id, key, key_len, a, &sc);
@@ -76,6 +76,7 @@ int facts_add_state(state_reader *s, const char *key, size_t key_len, arena *a, 
         return rc;
     *decision = sc.decision;
     *decision_len = sc.decision_len;
+    *decided_at_ms = sc.decision_at_ms;
     if (sc.n_incidents) {
         rc = merge_incidents(&sc, a, f);
         if (rc)

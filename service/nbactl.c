@@ -47,6 +47,21 @@ static const char usage_text[] =
     "  nbactl reload [--host 127.0.0.1] [--port 7411] [--json]\n"
     "      Make nbad recompile its rule files; a file that does not compile is\n"
     "      reported here and the serving rules stay (exit 65).\n"
+    "  nbactl incident report --customer ID --incident ID --kind KIND --severity 1..5\n"
+    "                         [--at ISO8601] [--flight F] [--note TEXT]\n"
+    "                         [--host 127.0.0.1] [--port 7411] [--json]\n"
+    "  nbactl incident resolve --customer ID --incident ID [--host H] [--port P]\n"
+    "      Report an incident to a running nbad as the customer service system's\n"
+    "      feed does, or mark one resolved; answered once durable.\n"
+    "  nbactl outbox list --db DIR [--json]\n"
+    "  nbactl outbox export --db DIR OUTDIR\n"
+    "  nbactl outbox ack --db DIR ID...\n"
+    "      The letters nbad decided to send (apology letters, ...): list them,\n"
+    "      write each waiting one as OUTDIR/ID.txt, ID.html and ID.json (again\n"
+    "      on every export until acknowledged), and acknowledge the ones sent.\n"
+    "  nbactl history --db DIR [--customer ID] [--json]\n"
+    "      The contact history: every upgrade, letter or reward given, when,\n"
+    "      where, by which rule, for which incident.\n"
     "  nbactl status [--host 127.0.0.1] [--port 7411] [--json]\n"
     "      What nbad has done since it started: connections, requests, errors,\n"
     "      the time each decision takes inside nbad, and the database's size.\n";
@@ -86,6 +101,10 @@ int main(int argc, char **argv)
         {"ping", nbactl_ping},
         {"status", nbactl_status},
         {"reload", nbactl_reload},
+        /* the state nbad writes: letters to send, contact history */
+        {"outbox", nbactl_outbox},
+        {"history", nbactl_history},
+        {"incident", nbactl_incident},
         /* in-process: no daemon needed */
         {"rules", nbactl_rules},
         {"explain", nbactl_explain},

@@ -38,11 +38,14 @@ int nbactl_call(const char *host, int port, const Nba__V1__Request *req, bool js
 bool nbactl_parse_port(const char *text, int *port);
 
 /* The commands: argv[0] is the command's name. Each returns an exit code. */
-int nbactl_load(int argc, char **argv);   /* nbactl_load.c */
-int nbactl_decide(int argc, char **argv); /* nbactl_remote.c */
-int nbactl_ping(int argc, char **argv);   /* nbactl_remote.c */
-int nbactl_status(int argc, char **argv); /* nbactl_remote.c */
-int nbactl_reload(int argc, char **argv); /* nbactl_remote.c */
+int nbactl_load(int argc, char **argv);     /* nbactl_load.c */
+int nbactl_decide(int argc, char **argv);   /* nbactl_remote.c */
+int nbactl_ping(int argc, char **argv);     /* nbactl_remote.c */
+int nbactl_status(int argc, char **argv);   /* nbactl_remote.c */
+int nbactl_reload(int argc, char **argv);   /* nbactl_remote.c */
+int nbactl_outbox(int argc, char **argv);   /* nbactl_outbox.c */
+int nbactl_history(int argc, char **argv);  /* nbactl_outbox.c */
+int nbactl_incident(int argc, char **argv); /* nbactl_incident.c */
 
 /* In-process: the rule files' tools (check, test, simulate) and explain. */
 int nbactl_rules(int argc, char **argv);   /* nbactl_rules.c */

@@ -85,6 +85,12 @@ static json_t *response_json(const Nba__V1__Response *resp)
                             json_pack("{s:b, s:s, s:s}", "ok", resp->reload->ok, "ruleset",
                                       resp->reload->ruleset, "errors", resp->reload->errors));
         break;
+    case NBA__V1__RESPONSE__BODY_INCIDENT:
+        json_object_set_new(root, "incident",
+                            json_pack("{s:s, s:s, s:b}", "customer_id", resp->incident->customer_id,
+                                      "incident_id", resp->incident->incident_id, "created",
+                                      resp->incident->created));
+        break;
     case NBA__V1__RESPONSE__BODY_ERROR:
         json_object_set_new(
             root, "error",
@@ -163,6 +169,9 @@ int nbactl_call(const char *host, int port, const Nba__V1__Request *req, bool js
         else
             fprintf(stderr, "%s\nnbactl: the rules were not reloaded; still serving %s\n",
                     resp->reload->errors, resp->reload->ruleset);
+    } else if (resp->body_case == NBA__V1__RESPONSE__BODY_INCIDENT) {
+        printf("incident %s of %s %s (durable)\n", resp->incident->incident_id,
+               resp->incident->customer_id, resp->incident->created ? "recorded" : "updated");
     } else if (resp->body_case == NBA__V1__RESPONSE__BODY_ERROR) {
         fprintf(stderr, "nbactl: error %s: %s\n", resp->error->code, resp->error->message);
     }

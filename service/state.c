@@ -289,13 +289,16 @@ int state_get_customer(state_reader *r, const char *customer_id, const char *key
             break;
         }
         case KIND_DECISION:
-            if (key_len && rest_len == key_len && memcmp(rest, key, key_len) == 0) {
-                uint8_t *copy = arena_alloc(a, v.mv_size ? v.mv_size : 1);
+            if (key_len && rest_len == key_len && memcmp(rest, key, key_len) == 0 &&
+                v.mv_size >= 8) {
+                size_t len = v.mv_size - 8;
+                uint8_t *copy = arena_alloc(a, len ? len : 1);
                 if (!copy)
                     return -ENOMEM;
-                memcpy(copy, v.mv_data, v.mv_size);
+                memcpy(copy, (const uint8_t *)v.mv_data + 8, len);
                 out->decision = copy;
-                out->decision_len = v.mv_size;
+                out->decision_len = len;
+                out->decision_at_ms = (int64_t)get_be64(v.mv_data);
             }
             break;
         case KIND_RECOVERY: {
@@ -478,7 +481,7 @@ int state_txn_add_history(state_txn *t, const Nba__V1__HistoryEntry *e, bool rec
 }
 
 int state_txn_put_decision(state_txn *t, const char *customer_id, const char *key, size_t key_len,
-                           const uint8_t *decision, size_t len, nba_error *err)
+                           int64_t at_ms, const uint8_t *decision, size_t len, nba_error *err)
 {
     int rc = check_id("customer_id", customer_id, err);
     if (rc)
@@ -487,7 +490,18 @@ int state_txn_put_decision(state_txn *t, const char *customer_id, const char *ke
         return nba_error_set(err, -EINVAL, "an idempotency key of %zu bytes", key_len);
     uint8_t k[KEY_CAP];
     size_t klen = make_key(k, customer_id, KIND_DECISION, key, key_len);
-    MDB_val val = {len, (void *)decision};
+    if (8 + len > t->cap) {
+        size_t cap = 8 + len < 1024 ? 1024 : (8 + len) * 2;
+        uint8_t *buf = realloc(t->buf, cap);
+        if (!buf)
+            return nba_error_set(err, -ENOMEM, "out of memory");
+        t->buf = buf;
+        t->cap = cap;
+    }
+    put_be64(t->buf, (uint64_t)at_ms);
+    if (len)
+        memcpy(t->buf + 8, decision, len);
+    MDB_val val = {8 + len, t->buf};
     return put(t, t->st->customer, k, klen, &val, err);
 }
 

@@ -87,8 +87,8 @@ static void test_customer_round_trip(void **ctx)
     add_history(t, "C1", 1000, "upgrade", "I1", true);
     add_history(t, "C10", 500, "upgrade", "I9", true);
     const uint8_t packed[] = {1, 2, 3};
-    assert_int_equal(state_txn_put_decision(t, "C1", "KIOSK|checkin|AZ610", 18, packed, 3, &err),
-                     0);
+    assert_int_equal(
+        state_txn_put_decision(t, "C1", "KIOSK|checkin|AZ610", 18, 1234, packed, 3, &err), 0);
     assert_int_equal(state_txn_commit(t, &err), 0);
 
     state_reader *r;
@@ -109,6 +109,7 @@ static void test_customer_round_trip(void **ctx)
     assert_string_equal(sc.recoveries[0]->action, "upgrade");
     assert_int_equal(sc.decision_len, 3);
     assert_memory_equal(sc.decision, packed, 3);
+    assert_int_equal(sc.decision_at_ms, 1234);
 
     /* Another key finds no decision; an unknown customer finds nothing. */
     assert_int_equal(state_get_customer(r, "C1", "DESK|checkin|AZ610", 17, &f->a, &sc), 0);
