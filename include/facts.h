@@ -1,7 +1,7 @@
 /* facts.h - what is known when one decision is made: the contact event, the
- * customer record, the customer's incidents and their contact history. Assembled by the decider from
- * the request and the store; read by the rule engine. The rule engine never
- * looks anything up itself, so it can be tested with facts built by hand.
+ * customer record, the customer's incidents and their contact history. Assembled by the decider
+ * from the request and the store; read by the rule engine. The rule engine never looks anything up
+ * itself, so it can be tested with facts built by hand.
  *
  * Ownership: the facts only point; everything pointed to belongs to the
  * caller (in the daemon: the worker's arena) and must outlive the decision.

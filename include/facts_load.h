@@ -27,8 +27,8 @@ int facts_load(store_reader *r, const Nba__V1__ContactEvent *ev, arena *a, facts
  * same id, since they are newer), each incident's recovered_by/at from the
  * recovery marks, and the contact history. *decision gets the decision
  * stored under the idempotency key key[0..key_len) (NULL when none; key_len
- * 0 asks for none) and *decided_at_ms when it was decided. Everything new lives in arena `a`. Returns 0 or the
- * state's negative errno. */
+ * 0 asks for none) and *decided_at_ms when it was decided. Everything new lives in arena `a`.
+ * Returns 0 or the state's negative errno. */
 int facts_add_state(state_reader *s, const char *key, size_t key_len, arena *a, facts *f,
                     const uint8_t **decision, size_t *decision_len, int64_t *decided_at_ms);
 

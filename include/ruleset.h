@@ -12,6 +12,10 @@
  *   ruleset_arbitrate() priority order, exclusive groups, limits
  *   ruleset_render()    language choice, actions with params and messages
  * ruleset_explain() runs the same three steps and says why, rule by rule.
+ * The rule files' contact policy (what a decision records in the contact
+ * history, what that history holds back, the idempotency key) is applied
+ * by arbitrate and render; after render, policy.h gives the decision's
+ * effects for the caller to record, and letters.h the letters to send.
  *
  * Ownership and threads: a compiled ruleset is immutable. Any number of
  * threads may evaluate it at once; it is freed by ruleset_free() once no
@@ -149,15 +153,21 @@ size_t ruleset_match(const ruleset *rs, const facts *f, rule_hit *hits);
 
 /* Orders hits best first (higher priority first, then file order) and drops
  * those that arbitration excludes (a rule of an exclusive group already
- * represented by a better one, the channel's action limit). Works in place;
- * returns the number of hits kept. */
+ * represented by a better one, the channel's action limit; only actions
+ * the contact policy lets through, given f->history, count toward the
+ * limit). Works in place; returns the number of hits kept. Allocates
+ * nothing. */
 size_t ruleset_arbitrate(const ruleset *rs, const facts *f, rule_hit *hits, size_t n);
 
 /* Fills `out` (already initialised with nba__v1__decision__init) with the
  * language, actions, params, messages and reasons for the kept hits, in the
- * channel of f->event. Sets out->language, out->actions, out->n_actions and
+ * channel of f->event: the hits' actions available on that channel that
+ * the contact policy lets through (an action of a recorded type given
+ * before, per f->history, or past a cap, is left out), up to the channel's
+ * limit. Sets out->language, out->actions, out->n_actions and
  * out->ruleset; customer_id and known are the caller's. All memory comes
- * from arena `a`. Returns 0 or -ENOMEM. */
+ * from arena `a`. Returns 0 or -ENOMEM. Keep hits and f as they are to ask
+ * ruleset_effects() (policy.h) about the decision. */
 int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size_t n, arena *a,
                    Nba__V1__Decision *out);
 
@@ -167,7 +177,8 @@ int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size
  * file order, with each top-level condition's text, value and truth, and
  * the rule's outcome: "chosen", or why its actions were dropped (not held,
  * another rule won its exclusive group or table, the channel cannot perform
- * an action, the channel's action limit). Slower than a decision and never
+ * an action, the contact policy held it back and which policy, the
+ * channel's action limit). Slower than a decision and never
  * on its path. All memory comes from arena `a`. Returns 0 or -ENOMEM. */
 int ruleset_explain(const ruleset *rs, const facts *f, arena *a, Nba__V1__Explanation *out);
 

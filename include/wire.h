@@ -11,6 +11,7 @@
 #ifndef NBA_WIRE_H
 #define NBA_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "arena.h"
@@ -23,6 +24,14 @@
  * the reference for what is accepted. Returns the request, or NULL when
  * the body does not decode (or memory runs out). */
 Nba__V1__Request *wire_decode_request(const uint8_t *body, size_t len, arena *a);
+
+/* Whether a frame body is a request of the incident feed (report_incident
+ * or resolve_incident, the last body field wins as in protobuf), found by
+ * scanning its top-level fields without decoding them. Such requests only
+ * write, so a connection waiting for the writer may queue more of them
+ * behind the first without changing the order of its answers. false for
+ * anything else, a body that does not scan included. */
+bool wire_request_is_feed(const uint8_t *body, size_t len);
 
 /* How a Response will be encoded: filled by wire_response_size(), used by
  * wire_response_pack(), from the same arena. */

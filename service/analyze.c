@@ -522,7 +522,7 @@ static bool atom_implied(const domains *b, const expr *const *b_conds, size_t n_
         if (a->term->op == EX_ANY && a->bool_value) {
             for (size_t i = 0; i < n_b; i++) {
                 const expr *g = b_conds[i];
-                if (g->op != EX_ANY)
+                if (g->op != EX_ANY || g->over != a->term->over)
                     continue;
                 if (!a->term->filter)
                     return true;
@@ -936,7 +936,7 @@ static void walk_missing(missing_walk *w, const expr *e, bool negated, fact_scop
     case EX_MIN:
     case EX_LATEST:
         if (e->filter)
-            walk_missing(w, e->filter, false, FS_FILTER);
+            walk_missing(w, e->filter, false, e->over == FF_HISTORY ? FS_HISTORY : FS_FILTER);
         return;
     case EX_PATH:
         if (e->type == RT_BOOL && e->u.path.field == FF_CUSTOMER_ATTR_BOOL &&
@@ -962,12 +962,17 @@ static void walk_missing(missing_walk *w, const expr *e, bool negated, fact_scop
         if (already(w, v))
             return;
         value_name(w, v, name, sizeof name);
-        const char *when_missing = how == MISS_UNKNOWN ? "for a passenger nbad does not know"
-                                   : is_attribute(v)   ? "when the customer's cell is empty or "
-                                                         "not of the column's type"
-                                   : v->op != EX_PATH  ? "when no incident passes the filter"
-                                                       : "when the contact point does not send "
-                                                         "it";
+        bool of_history = v->op == EX_PATH ? v->u.path.field == FF_HISTORY_PARAM ||
+                                                 v->u.path.field == FF_HISTORY_CONTEXT
+                                           : v->over == FF_HISTORY;
+        const char *when_missing =
+            how == MISS_UNKNOWN              ? "for a passenger nbad does not know"
+            : is_attribute(v)                ? "when the customer's cell is empty or not of the "
+                                               "column's type"
+            : v->op != EX_PATH && of_history ? "when no history entry passes the filter"
+            : v->op != EX_PATH               ? "when no incident passes the filter"
+            : of_history                     ? "when the history entry lacks it"
+                                             : "when the contact point does not send it";
         char guard[220];
         if (how == MISS_UNKNOWN)
             snprintf(guard, sizeof guard, "customer.known");
@@ -1006,13 +1011,13 @@ static void check_missing(rules_compiler *c, size_t i, const rule_facts *rf)
         const expr *e = rf->conds[k];
         if (e->op == EX_PATH && e->u.path.field == FF_CUSTOMER_KNOWN)
             g.known = true;
-        else if (e->op == EX_ANY || e->op == EX_LATEST)
+        else if ((e->op == EX_ANY || e->op == EX_LATEST) && e->over != FF_HISTORY)
             g.known = true; /* no incident without a customer */
         else if (e->op == EX_HAS)
             g.has[g.n_has++] = e->u.kids[0];
         else if (e->op == EX_CMP && e->u.kids[0]->op == EX_COUNT &&
-                 (e->cmp == CMP_GT || e->cmp == CMP_GE) && e->u.kids[1]->op == EX_NUMBER &&
-                 e->u.kids[1]->u.num >= (e->cmp == CMP_GT ? 0 : 1))
+                 e->u.kids[0]->over != FF_HISTORY && (e->cmp == CMP_GT || e->cmp == CMP_GE) &&
+                 e->u.kids[1]->op == EX_NUMBER && e->u.kids[1]->u.num >= (e->cmp == CMP_GT ? 0 : 1))
             g.known = true;
     }
     missing_walk w = {.c = c, .rule = i, .g = &g};

@@ -117,14 +117,70 @@ static bool num_cmp(double a, double b, expr_cmp cmp)
     return false;
 }
 
-/* One pass of an aggregate over the incidents that pass its filter. */
+/* One pass of an aggregate over the incidents (or history entries) that
+ * pass its filter. */
 typedef struct agg {
-    size_t count;                    /* incidents that passed */
-    double num;                      /* sum, max or min of the value */
-    bool has;                        /* num holds a value */
-    const Nba__V1__Incident *pick;   /* latest: the most recent; max/min: the extreme one */
-    const Nba__V1__Incident *recent; /* the most recent that passed */
+    size_t count;                            /* items that passed */
+    double num;                              /* sum, max or min of the value */
+    bool has;                                /* num holds a value */
+    const Nba__V1__Incident *pick;           /* latest: the most recent; max/min: the extreme one */
+    const Nba__V1__Incident *recent;         /* the most recent that passed */
+    const Nba__V1__HistoryEntry *entry_pick; /* the same, over the history */
+    const Nba__V1__HistoryEntry *entry_recent;
 } agg;
+
+/* An aggregate over the contact history: as over incidents, but it picks
+ * no triggering incident, so any() stops at the first entry that passes.
+ * Among entries of the same time the later in the list (the history is
+ * oldest first) is the most recent. */
+static void aggregate_history(const expr *e, eval_ctx *c, agg *r)
+{
+    const facts *f = c->view.f;
+    memset(r, 0, sizeof *r);
+    const Nba__V1__HistoryEntry *keep = c->view.entry;
+    size_t n = f->history ? f->n_history : 0;
+    for (size_t i = 0; i < n; i++) {
+        const Nba__V1__HistoryEntry *h = f->history[i];
+        if (!h)
+            continue;
+        c->view.entry = h;
+        if (e->filter && !eval_bool(e->filter, c))
+            continue;
+        r->count++;
+        if (!r->entry_recent || h->at_ms >= r->entry_recent->at_ms)
+            r->entry_recent = h;
+        double x;
+        switch (e->op) {
+        case EX_SUM:
+            if (eval_num(e->value, c, &x)) {
+                r->num = r->has ? r->num + x : x;
+                r->has = true;
+            }
+            break;
+        case EX_MAX:
+        case EX_MIN:
+            if (eval_num(e->value, c, &x) &&
+                (!r->has || (e->op == EX_MAX ? x > r->num : x < r->num))) {
+                r->num = x;
+                r->has = true;
+                r->entry_pick = h;
+            }
+            break;
+        case EX_ANY:
+            goto done;
+        default:
+            break;
+        }
+    }
+done:
+    c->view.entry = keep;
+    if (e->op == EX_LATEST)
+        r->entry_pick = r->entry_recent;
+    if (e->op == EX_SUM && !r->has) {
+        r->num = 0;
+        r->has = true;
+    }
+}
 
 /* The first aggregate that finds an incident picks the rule's triggering
  * incident (max and min the extreme one, the others the most recent one),
@@ -132,6 +188,10 @@ typedef struct agg {
  * at the first match. */
 static void aggregate(const expr *e, eval_ctx *c, agg *r)
 {
+    if (e->over == FF_HISTORY) {
+        aggregate_history(e, c, r);
+        return;
+    }
     const facts *f = c->view.f;
     memset(r, 0, sizeof *r);
     bool want_trigger = c->trigger == NULL;
@@ -185,12 +245,20 @@ done:
         c->trigger = r->pick ? r->pick : r->recent;
 }
 
-/* latest(): the value of the most recent incident that passed. */
-static const Nba__V1__Incident *latest(const expr *e, eval_ctx *c)
+/* latest(): points the view at the most recent incident (or history
+ * entry) that passed, keeping the view it had in *saved; false when none
+ * passed, and the value is missing. */
+static bool latest(const expr *e, eval_ctx *c, fact_view *saved)
 {
     agg r;
     aggregate(e, c, &r);
-    return r.pick;
+    *saved = c->view;
+    if (e->over == FF_HISTORY) {
+        c->view.entry = r.entry_pick;
+        return r.entry_pick != NULL;
+    }
+    c->view.incident = r.pick;
+    return r.pick != NULL;
 }
 
 /* The evaluators below that a condition's nodes dispatch to stay out of
@@ -306,13 +374,9 @@ static bool NOINLINE path_holds(const expr *e, eval_ctx *c)
  * passed. */
 static bool latest_truth(const expr *e, eval_ctx *c, bool *out)
 {
-    const Nba__V1__Incident *pick = latest(e, c);
-    if (!pick)
-        return false;
-    const Nba__V1__Incident *keep = c->view.incident;
-    c->view.incident = pick;
-    bool ok = eval_truth(e->value, c, out);
-    c->view.incident = keep;
+    fact_view saved;
+    bool ok = latest(e, c, &saved) && eval_truth(e->value, c, out);
+    c->view = saved;
     return ok;
 }
 
@@ -408,13 +472,9 @@ static bool NOINLINE eval_num_call(const expr *e, eval_ctx *c, double *out)
         *out = r.num;
         return r.has;
     case EX_LATEST: {
-        const Nba__V1__Incident *pick = latest(e, c);
-        if (!pick)
-            return false;
-        const Nba__V1__Incident *keep = c->view.incident;
-        c->view.incident = pick;
-        bool ok = eval_num(e->value, c, out);
-        c->view.incident = keep;
+        fact_view saved;
+        bool ok = latest(e, c, &saved) && eval_num(e->value, c, out);
+        c->view = saved;
         return ok;
     }
     case EX_AGE:
@@ -455,13 +515,9 @@ static bool NOINLINE eval_str_call(const expr *e, eval_ctx *c, strv *out)
         out->fold = true;
         return true;
     case EX_LATEST: {
-        const Nba__V1__Incident *pick = latest(e, c);
-        if (!pick)
-            return false;
-        const Nba__V1__Incident *keep = c->view.incident;
-        c->view.incident = pick;
-        bool ok = eval_str(e->value, c, out);
-        c->view.incident = keep;
+        fact_view saved;
+        bool ok = latest(e, c, &saved) && eval_str(e->value, c, out);
+        c->view = saved;
         return ok;
     }
     default:
@@ -658,12 +714,14 @@ size_t ruleset_match(const ruleset *rs, const facts *f, rule_hit *hits)
 
 /* ---- conditions rules share ---- */
 
-/* Whether e runs an aggregate, which picks the rule's incident as it goes:
- * such a condition must run for each rule that tests it. */
+/* Whether e runs an aggregate over incidents, which picks the rule's
+ * incident as it goes: such a condition must run for each rule that tests
+ * it. One over the history picks nothing, and its filter holds no other
+ * aggregate, so it is shared like any other condition. */
 static bool looks_at_incidents(const expr *e)
 {
     if (expr_is_aggregate(e->op))
-        return true;
+        return e->over != FF_HISTORY;
     switch (e->op) {
     case EX_BOOL:
     case EX_NUMBER:

@@ -4,8 +4,9 @@
  * ruleset_render) so the decision explained is exactly the one a contact
  * event gets, then walks every rule in file order: each top-level condition
  * evaluated on its own, with the value it looked at, and the rule's fate in
- * arbitration. None of this is on a decision's path, so it may take its
- * time and allocate; everything goes into the caller's arena.
+ * arbitration, including the actions the contact policy held back and why.
+ * None of this is on a decision's path, so it may take its time and
+ * allocate; everything goes into the caller's arena.
  */
 #include "rules_internal.h"
 
@@ -121,7 +122,9 @@ static void condition_value(const expr *e, const facts *f, const ruleset *rs, ch
         return;
     }
     case EX_ANY:
-        if (*held && c.trigger && c.trigger->incident_id)
+        if (e->over == FF_HISTORY)
+            snprintf(buf, size, "%s", *held ? "true" : "no history entry matches");
+        else if (*held && c.trigger && c.trigger->incident_id)
             snprintf(buf, size, "true (%s)", c.trigger->incident_id);
         else if (*held)
             snprintf(buf, size, "true");
@@ -195,6 +198,64 @@ static const char *left_out(const ruleset *rs, const rule_action *a, unsigned ch
     return buf;
 }
 
+/* Why the contact policy holds an action back, in words for the agent. */
+static void held_back(policy_verdict v, const policy_why *why, char *buf, size_t size)
+{
+    const policy_record *r = why->record;
+    if (v == POLICY_CAP) {
+        const policy_cap *cap = why->cap;
+        char types[256], channels[128], per[64];
+        size_t k = 0;
+        types[0] = channels[0] = '\0';
+        for (size_t i = 0; i < cap->n_types; i++) {
+            int w = snprintf(types + k, sizeof types - k, "%s%s", i ? " or " : "", cap->types[i]);
+            if (w < 0 || (size_t)w >= sizeof types - k)
+                break;
+            k += (size_t)w;
+        }
+        k = 0;
+        for (unsigned ch = 1; ch < RULES_N_CHANNELS; ch++) {
+            if (!(cap->channels & (1u << ch)))
+                continue;
+            int w = snprintf(channels + k, sizeof channels - k, "%s%s", k ? " or " : " on ",
+                             rules_channel_name(ch));
+            if (w < 0 || (size_t)w >= sizeof channels - k)
+                break;
+            k += (size_t)w;
+        }
+        rules_format_duration(cap->per_ms, per, sizeof per);
+        cut_printf(buf, size,
+                   "held back by the contact policy: cap %zu, at most %zu %s%s in %s, is reached",
+                   why->cap_index + 1, cap->max, cap->n_types ? types : "recorded actions",
+                   channels, per);
+        return;
+    }
+    char rule_text[64];
+    if (r->once_per_incident)
+        snprintf(rule_text, sizeof rule_text, "once per incident");
+    else {
+        char per[48];
+        rules_format_duration(r->once_within_ms, per, sizeof per);
+        snprintf(rule_text, sizeof rule_text, "once in %s", per);
+    }
+    const Nba__V1__HistoryEntry *e = why->entry;
+    if (!e) {
+        cut_printf(buf, size,
+                   "held back by the contact policy: %s %s, and this decision already gives it",
+                   r->type, rule_text);
+        return;
+    }
+    char at[48];
+    rules_format_time((double)e->at_ms, at, sizeof at);
+    unsigned ch = (unsigned)e->channel < RULES_N_CHANNELS ? (unsigned)e->channel : 0;
+    cut_printf(buf, size,
+               "held back by the contact policy: %s %s, and it was given%s%s on %s%s%s%s%s",
+               r->type, rule_text, e->incident_id && *e->incident_id ? " for " : "",
+               e->incident_id && *e->incident_id ? e->incident_id : "", at, ch ? " at the " : "",
+               ch ? rules_channel_name(ch) : "", e->rule_id && *e->rule_id ? " by rule " : "",
+               e->rule_id && *e->rule_id ? e->rule_id : "");
+}
+
 static bool share_group(const rule *a, const rule *b, int *g)
 {
     for (size_t i = 0; i < a->n_groups; i++)
@@ -240,6 +301,10 @@ int ruleset_explain(const ruleset *rs, const facts *f, arena *a, Nba__V1__Explan
     if (!given || !dropped)
         return -ENOMEM;
     size_t total = 0;
+    policy_state *ps = arena_alloc(a, sizeof *ps);
+    if (!ps)
+        return -ENOMEM;
+    policy_begin(rs, f, ps);
     for (size_t i = 0; i < k; i++) {
         const rule *r = kept[i].rule;
         char list[1024];
@@ -247,12 +312,16 @@ int ruleset_explain(const ruleset *rs, const facts *f, arena *a, Nba__V1__Explan
         list[0] = '\0';
         for (size_t j = 0; j < r->n_actions; j++) {
             const rule_action *act = &r->actions[j];
-            char why[256];
+            char why[384];
+            policy_why pw;
+            policy_verdict verdict;
             if (!(act->channels & (1u << ch)))
                 left_out(rs, act, ch, why, sizeof why);
             else if (limit && total >= limit)
                 snprintf(why, sizeof why, "over the limit of %zu action%s on %s", limit,
                          limit == 1 ? "" : "s", channel_words(ch));
+            else if ((verdict = policy_admit(rs, f, ps, &kept[i], act, &pw)) != POLICY_GIVE)
+                held_back(verdict, &pw, why, sizeof why);
             else {
                 total++;
                 given[r->index]++;

@@ -466,10 +466,13 @@ static int need_text(parser *p, expr *e, const char *fn)
     return 0;
 }
 
-/* event.channel compared with a literal: the literal must be a channel. */
+/* event.channel (or a history entry's channel) compared with a literal:
+ * the literal must be a channel. */
 static int check_channel(parser *p, const expr *path, const strv *lit, size_t pos)
 {
-    if (path->op != EX_PATH || path->u.path.field != FF_EVENT_CHANNEL || lit->len == 0)
+    if (path->op != EX_PATH ||
+        (path->u.path.field != FF_EVENT_CHANNEL && path->u.path.field != FF_HISTORY_CHANNEL) ||
+        lit->len == 0)
         return 0;
     if (rules_channel_lookup(lit->s, lit->len, false) > 0)
         return 0;
@@ -575,39 +578,57 @@ out:
     return rc;
 }
 
-/* An expression over one incident (filter scope). */
-static int parse_in_filter(parser *p, expr **out)
+/* An expression over one incident or one history entry (filter scope). */
+static int parse_in_filter(parser *p, fact_field over, expr **out)
 {
-    p->scope = FS_FILTER;
+    p->scope = over == FF_HISTORY ? FS_HISTORY : FS_FILTER;
     int rc = parse_or(p, out);
     p->scope = FS_CONDITION;
     return rc;
 }
 
 /* count(incidents[, filter]), any(incidents[, filter]),
- * sum|max|min|latest(incidents, value[, filter]) */
+ * sum|max|min|latest(incidents, value[, filter]); the same over history. */
 static int parse_aggregate(parser *p, expr *e, const char *fn)
 {
     bool valued = e->op != EX_COUNT && e->op != EX_ANY;
-    if (p->scope == FS_FILTER)
-        return perr(p, e->pos, "%s() cannot be used inside another aggregate over incidents", fn);
-    if (p->tok.kind != T_NAME || !name_is(&p->tok, "incidents"))
-        return perr(p, p->tok.pos, "%s() looks at incidents: write %s(incidents, %s)", fn, fn,
-                    valued ? "<value>[, <filter>]" : "<filter>");
+    if (p->scope == FS_FILTER || p->scope == FS_HISTORY)
+        return perr(p, e->pos, "%s() cannot be used inside another aggregate over %s", fn,
+                    p->scope == FS_FILTER ? "incidents" : "the history");
+    bool history = p->tok.kind == T_NAME && name_is(&p->tok, "history");
+    if (p->tok.kind != T_NAME || (!history && !name_is(&p->tok, "incidents"))) {
+        rules_hint h;
+        char hint[96];
+        if (p->tok.kind == T_NAME) {
+            rules_hint_init(&h, p->tok.str.s, p->tok.str.len);
+            rules_hint_try(&h, "incidents");
+            rules_hint_try(&h, "history");
+        }
+        return perr(p, p->tok.pos,
+                    "%s() looks at incidents or the contact history: write %s(incidents, %s) or "
+                    "%s(history, %s)%s",
+                    fn, fn, valued ? "<value>[, <filter>]" : "<filter>", fn,
+                    valued ? "<value>[, <filter>]" : "<filter>",
+                    p->tok.kind == T_NAME ? rules_hint_text(&h, hint, sizeof hint) : "");
+    }
+    e->over = history ? FF_HISTORY : FF_INCIDENTS;
+    const char *coll = history ? "history" : "incidents";
     int rc = next(p);
     if (rc)
         return rc;
     if (valued) {
         if (p->tok.kind != T_COMMA)
             return perr(p, p->tok.pos,
-                        "%s() needs the value to look at: %s(incidents, severity) or "
-                        "%s(incidents, severity, open)",
-                        fn, fn, fn);
+                        history ? "%s() needs the value to look at: %s(%s, at) or "
+                                  "%s(%s, at, action == \"upgrade\")"
+                                : "%s() needs the value to look at: %s(%s, severity) or "
+                                  "%s(%s, severity, open)",
+                        fn, fn, coll, fn, coll);
         rc = next(p);
         if (rc)
             return rc;
         expr *value;
-        rc = parse_in_filter(p, &value);
+        rc = parse_in_filter(p, e->over, &value);
         if (rc)
             return rc;
         if (value->type == RT_DYNAMIC) {
@@ -634,10 +655,10 @@ static int parse_aggregate(parser *p, expr *e, const char *fn)
         if (rc)
             return rc;
         expr *filter;
-        rc = parse_in_filter(p, &filter);
+        rc = parse_in_filter(p, e->over, &filter);
         if (rc)
             return rc;
-        rc = need_bool(p, filter, "the incident filter");
+        rc = need_bool(p, filter, history ? "the history filter" : "the incident filter");
         if (rc)
             return rc;
         e->filter = filter;
@@ -682,8 +703,8 @@ static int check_arg(parser *p, expr_op op, expr *arg, const char *fn)
     case EX_DAYS_SINCE:
         if (arg->type != RT_TIME)
             return perr(p, arg->pos,
-                        "%s() takes a time (such as event.time, occurred_at or an attribute "
-                        "declared as time), found a %s",
+                        "%s() takes a time (such as event.time, occurred_at, latest(history, "
+                        "at) or an attribute declared as time), found a %s",
                         fn, rules_type_name(arg->type));
         return 0;
     default:
@@ -810,10 +831,11 @@ static int parse_operand(parser *p, expr **out)
             return rc;
         if (p->tok.kind == T_LPAREN)
             return parse_call(p, &t, out);
-        if (name_is(&t, "incidents"))
+        if (name_is(&t, "incidents") || name_is(&t, "history"))
             return perr(p, t.pos,
-                        "'incidents' is a list: use count(incidents, ...), any(incidents, ...) "
-                        "or another aggregate");
+                        "'%.*s' is a list: use count(%.*s, ...), any(%.*s, ...) or another "
+                        "aggregate",
+                        (int)t.str.len, t.str.s, (int)t.str.len, t.str.s, (int)t.str.len, t.str.s);
         e = node(p, EX_PATH, RT_BOOL, t.pos);
         if (!e)
             return -ENOMEM;
@@ -1118,7 +1140,7 @@ static int parse_whole(rules_compiler *c, const yaml_node_t *n, expr **out, pars
 int expr_compile(rules_compiler *c, const yaml_node_t *n, expr **out)
 {
     parser p;
-    expr *e;
+    expr *e = NULL; /* set on success; -O3 cannot tell */
     int rc = parse_whole(c, n, &e, &p);
     if (rc)
         return rc;
@@ -1132,7 +1154,7 @@ int expr_compile(rules_compiler *c, const yaml_node_t *n, expr **out)
 int expr_compile_value(rules_compiler *c, const yaml_node_t *n, expr **out)
 {
     parser p;
-    expr *e;
+    expr *e = NULL; /* set on success; -O3 cannot tell */
     int rc = parse_whole(c, n, &e, &p);
     if (rc)
         return rc;
@@ -1140,6 +1162,32 @@ int expr_compile_value(rules_compiler *c, const yaml_node_t *n, expr **out)
         return perr(&p, e->pos, "a table column needs one value, not a list of incidents");
     *out = e;
     return 0;
+}
+
+int expr_compile_duration(rules_compiler *c, const yaml_node_t *n, const char *what, double *ms)
+{
+    const char *text = (const char *)n->data.scalar.value;
+    parser p = {
+        .c = c, .node = n, .text = text, .len = n->data.scalar.length, .scope = FS_CONDITION};
+    int rc = next(&p);
+    if (rc)
+        return rc;
+    token t = p.tok;
+    if (t.kind == T_DURATION) {
+        rc = next(&p);
+        if (rc)
+            return rc;
+        if (p.tok.kind == T_EOF && t.num > 0) {
+            *ms = t.num;
+            return 0;
+        }
+        if (p.tok.kind == T_EOF)
+            return perr(&p, t.pos, "%s must be longer than nothing", what);
+        t = p.tok;
+    }
+    return perr(&p, t.kind == T_EOF ? 0 : t.pos,
+                "%s must be a duration such as 30d, 12h or 1h30m%s", what,
+                t.kind == T_NUMBER ? " (write the unit)" : "");
 }
 
 bool expr_equal(const expr *a, const expr *b)
@@ -1176,7 +1224,8 @@ bool expr_equal(const expr *a, const expr *b)
     case EX_MAX:
     case EX_MIN:
     case EX_LATEST:
-        return expr_equal(a->filter, b->filter) && expr_equal(a->value, b->value);
+        return a->over == b->over && expr_equal(a->filter, b->filter) &&
+               expr_equal(a->value, b->value);
     default:
         if (a->cmp != b->cmp || a->negate != b->negate)
             return false;

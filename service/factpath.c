@@ -103,6 +103,20 @@ static const named_field filter_fields[] = {
     {"resolved", FF_INCIDENT_RESOLVED, RT_BOOL},
     {"age", FF_INCIDENT_AGE, RT_DURATION},
     {"occurred_at", FF_INCIDENT_OCCURRED_AT, RT_TIME},
+    {"recovered", FF_INCIDENT_RECOVERED, RT_BOOL},
+    {"recovered_by", FF_INCIDENT_RECOVERED_BY, RT_STRING},
+};
+
+/* Bare names inside count(history, ...) and any(history, ...), besides
+ * params.<name> and context.<key>. */
+static const named_field history_fields[] = {
+    {"action", FF_HISTORY_ACTION, RT_STRING},
+    {"channel", FF_HISTORY_CHANNEL, RT_STRING},
+    {"touchpoint", FF_HISTORY_TOUCHPOINT, RT_STRING},
+    {"rule", FF_HISTORY_RULE, RT_STRING},
+    {"incident", FF_HISTORY_INCIDENT, RT_STRING},
+    {"age", FF_HISTORY_AGE, RT_DURATION},
+    {"at", FF_HISTORY_AT, RT_TIME},
 };
 
 /* incident.* in placeholders: the hit's triggering incident. */
@@ -113,6 +127,7 @@ static const named_field incident_fields[] = {
     {"flight", FF_INCIDENT_FLIGHT, RT_STRING},
     {"note", FF_INCIDENT_NOTE, RT_STRING},
     {"occurred_at", FF_INCIDENT_OCCURRED_AT, RT_STRING},
+    {"recovered_by", FF_INCIDENT_RECOVERED_BY, RT_STRING},
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -147,15 +162,20 @@ static void hint_all(rules_hint *h, fact_scope scope)
     if (scope == FS_FILTER)
         for (size_t i = 0; i < N_OF(filter_fields); i++)
             rules_hint_try(h, filter_fields[i].name);
+    if (scope == FS_HISTORY)
+        for (size_t i = 0; i < N_OF(history_fields); i++)
+            rules_hint_try(h, history_fields[i].name);
     if (scope == FS_TEMPLATE) {
         static const char *const tnames[] = {
-            "incident.id",   "incident.kind",        "incident.severity", "incident.flight",
-            "incident.note", "incident.occurred_at", "decision.language"};
+            "incident.id",   "incident.kind",        "incident.severity",     "incident.flight",
+            "incident.note", "incident.occurred_at", "incident.recovered_by", "decision.language"};
         for (size_t i = 0; i < N_OF(tnames); i++)
             rules_hint_try(h, tnames[i]);
     }
-    if (scope != FS_TEMPLATE)
+    if (scope != FS_TEMPLATE) {
         rules_hint_try(h, "incidents");
+        rules_hint_try(h, "history");
+    }
 }
 
 static int resolve_customer(rules_compiler *c, const char *name, size_t len, fact_path *out,
@@ -234,11 +254,11 @@ static int resolve_customer(rules_compiler *c, const char *name, size_t len, fac
 
 /* event.context.<key>: text, unless the rule file declares the key's type
  * under `context:`; with such a list, other keys are refused. */
-static int resolve_context(rules_compiler *c, const char *key, size_t len, fact_path *out,
-                           char *msg, size_t msg_size)
+static int resolve_context(rules_compiler *c, const char *key, size_t len, fact_field field,
+                           fact_path *out, char *msg, size_t msg_size)
 {
     const ruleset *rs = c->rs;
-    out->field = FF_EVENT_CONTEXT;
+    out->field = field;
     out->type = RT_STRING;
     if (!rs->n_context) {
         out->key = rules_strndup(c, key, len);
@@ -265,6 +285,63 @@ static int resolve_context(rules_compiler *c, const char *key, size_t len, fact_
     return -EINVAL;
 }
 
+/* A bare name of a history entry, or params.x / context.x. */
+static bool history_name(const char *name, size_t len)
+{
+    return find_field(history_fields, N_OF(history_fields), name, len) ||
+           (prefixed(name, len, "params.") && len > 7) ||
+           (prefixed(name, len, "context.") && len > 8);
+}
+
+/* A bare name inside an aggregate over the history: a field of the entry,
+ * params.<name> (the action's params), context.<key> (the contact's
+ * context, typed as event.context). Incident fields are not among them, so
+ * a name of an incident gets a pointed message. */
+static int resolve_history(rules_compiler *c, const char *name, size_t len, fact_path *out,
+                           char *msg, size_t msg_size)
+{
+    const named_field *nf = find_field(history_fields, N_OF(history_fields), name, len);
+    if (nf) {
+        out->field = nf->field;
+        out->type = nf->type;
+        return 0;
+    }
+    if (prefixed(name, len, "params.") && len > 7) {
+        out->field = FF_HISTORY_PARAM;
+        out->type = RT_STRING;
+        out->key = rules_strndup(c, name + 7, len - 7);
+        out->key_len = len - 7;
+        return out->key ? 0 : -ENOMEM;
+    }
+    if (prefixed(name, len, "context.") && len > 8)
+        return resolve_context(c, name + 8, len - 8, FF_HISTORY_CONTEXT, out, msg, msg_size);
+    if ((len == 6 && memcmp(name, "params", 6) == 0) ||
+        (len == 7 && memcmp(name, "context", 7) == 0)) {
+        snprintf(msg, msg_size, "%.*s needs a key, e.g. %s", (int)len, name,
+                 len == 6 ? "params.cabin" : "context.flight");
+        return -EINVAL;
+    }
+    if (find_field(filter_fields, N_OF(filter_fields), name, len)) {
+        snprintf(msg, msg_size,
+                 "'%.*s' is a field of an incident, and this filter looks at the contact "
+                 "history (fields: action, channel, touchpoint, rule, incident, age, at, "
+                 "params.<name>, context.<key>)",
+                 (int)len, name);
+        return -EINVAL;
+    }
+    rules_hint h;
+    char hint[96];
+    rules_hint_init(&h, name, len);
+    hint_all(&h, FS_HISTORY);
+    rules_hint_try(&h, "params");
+    rules_hint_try(&h, "context");
+    snprintf(msg, msg_size,
+             "unknown name '%.*s'%s (a history entry has action, channel, "
+             "touchpoint, rule, incident, age, at, params.<name> and context.<key>)",
+             (int)len, name, rules_hint_text(&h, hint, sizeof hint));
+    return -EINVAL;
+}
+
 int fact_path_resolve(rules_compiler *c, const char *name, size_t len, fact_scope scope,
                       fact_path *out, char *msg, size_t msg_size)
 {
@@ -277,7 +354,7 @@ int fact_path_resolve(rules_compiler *c, const char *name, size_t len, fact_scop
         const char *rest = name + 6;
         size_t rlen = len - 6;
         if (prefixed(rest, rlen, "context.") && rlen > 8)
-            return resolve_context(c, rest + 8, rlen - 8, out, msg, msg_size);
+            return resolve_context(c, rest + 8, rlen - 8, FF_EVENT_CONTEXT, out, msg, msg_size);
         if (rlen == 7 && memcmp(rest, "context", 7) == 0) {
             snprintf(msg, msg_size, "event.context needs a key, e.g. event.context.cabin");
             return -EINVAL;
@@ -337,6 +414,14 @@ int fact_path_resolve(rules_compiler *c, const char *name, size_t len, fact_scop
         out->type = RT_INCIDENTS;
         return 0;
     }
+    if (len == 7 && memcmp(name, "history", 7) == 0 && scope != FS_TEMPLATE) {
+        snprintf(msg, msg_size,
+                 "'history' is a list: use count(history, ...), any(history, ...) or another "
+                 "aggregate");
+        return -EINVAL;
+    }
+    if (scope == FS_HISTORY)
+        return resolve_history(c, name, len, out, msg, msg_size);
     nf = find_field(filter_fields, N_OF(filter_fields), name, len);
     if (nf) {
         if (scope == FS_FILTER) {
@@ -353,6 +438,13 @@ int fact_path_resolve(rules_compiler *c, const char *name, size_t len, fact_scop
             snprintf(msg, msg_size, "unknown name '%.*s'; did you mean 'incident.%.*s'?", (int)len,
                      name, (int)len, name);
         }
+        return -EINVAL;
+    }
+    if (scope != FS_TEMPLATE && history_name(name, len)) {
+        snprintf(msg, msg_size,
+                 "'%.*s' is a field of the contact history: use it inside count(history, ...) "
+                 "or any(history, ...)",
+                 (int)len, name);
         return -EINVAL;
     }
     rules_hint_init(&h, name, len);
@@ -388,7 +480,20 @@ fact_missing fact_path_missing(const fact_path *p, fact_scope scope)
     case FF_INCIDENT_RESOLVED:
     case FF_INCIDENT_AGE:
     case FF_INCIDENT_OCCURRED_AT:
+    case FF_INCIDENT_RECOVERED:
+    case FF_INCIDENT_RECOVERED_BY:
         return scope == FS_FILTER ? MISS_NEVER : MISS_DATA;
+    case FF_HISTORY_PARAM:
+    case FF_HISTORY_CONTEXT:
+        return MISS_DATA;
+    case FF_HISTORY_ACTION:
+    case FF_HISTORY_CHANNEL:
+    case FF_HISTORY_TOUCHPOINT:
+    case FF_HISTORY_RULE:
+    case FF_HISTORY_INCIDENT:
+    case FF_HISTORY_AGE:
+    case FF_HISTORY_AT:
+        return scope == FS_HISTORY ? MISS_NEVER : MISS_DATA;
     default:
         return MISS_NEVER;
     }
@@ -471,6 +576,23 @@ static const char *context_value(const Nba__V1__ContactEvent *e, const char *key
     for (size_t k = 0; k < e->n_context; k++)
         if (e->context[k] && e->context[k]->key && strcmp(e->context[k]->key, key) == 0)
             return e->context[k]->value ? e->context[k]->value : "";
+    return NULL;
+}
+
+/* A history entry's param or context value, NULL when it lacks the key. */
+static const char *entry_param(const Nba__V1__HistoryEntry *h, const char *key)
+{
+    for (size_t k = 0; k < h->n_params; k++)
+        if (h->params[k] && h->params[k]->key && strcmp(h->params[k]->key, key) == 0)
+            return h->params[k]->value ? h->params[k]->value : "";
+    return NULL;
+}
+
+static const char *entry_context(const Nba__V1__HistoryEntry *h, const char *key)
+{
+    for (size_t k = 0; k < h->n_context; k++)
+        if (h->context[k] && h->context[k]->key && strcmp(h->context[k]->key, key) == 0)
+            return h->context[k]->value ? h->context[k]->value : "";
     return NULL;
 }
 
@@ -589,6 +711,33 @@ bool fact_string_read(const fact_path *p, const fact_view *v, strv *out)
         return i && give(i->flight, out);
     case FF_INCIDENT_NOTE:
         return i && give(i->note, out);
+    case FF_INCIDENT_RECOVERED_BY:
+        return i && give(i->recovered_by, out);
+    case FF_HISTORY_ACTION:
+        return v->entry && give(v->entry->action, out);
+    case FF_HISTORY_CHANNEL: {
+        if (!v->entry)
+            return false;
+        unsigned ch = (unsigned)v->entry->channel < RULES_N_CHANNELS ? v->entry->channel : 0;
+        out->s = ch ? channel_names[ch] : "";
+        out->len = ch ? channel_name_len[ch] : 0;
+        out->fold = false;
+        return true;
+    }
+    case FF_HISTORY_TOUCHPOINT:
+        return v->entry && give(v->entry->touchpoint, out);
+    case FF_HISTORY_RULE:
+        return v->entry && give(v->entry->rule_id, out);
+    case FF_HISTORY_INCIDENT:
+        return v->entry && give(v->entry->incident_id, out);
+    case FF_HISTORY_PARAM: {
+        const char *t = v->entry ? entry_param(v->entry, p->key) : NULL;
+        return t && give(t, out);
+    }
+    case FF_HISTORY_CONTEXT: {
+        const char *t = v->entry ? entry_context(v->entry, p->key) : NULL;
+        return t && give(t, out);
+    }
     case FF_DECISION_LANGUAGE:
         return v->decision_language && give(v->decision_language, out);
     default:
@@ -628,6 +777,10 @@ bool fact_number_read(const fact_path *p, const fact_view *v, double *out)
         const Nba__V1__Attribute *a = c ? attribute(c, p->key) : NULL;
         return a && text_time(a->text, out);
     }
+    case FF_HISTORY_CONTEXT: {
+        const char *t = v->entry ? entry_context(v->entry, p->key) : NULL;
+        return p->type == RT_TIME ? text_time(t, out) : text_number(t, out);
+    }
     default:
         return false;
     }
@@ -644,6 +797,8 @@ bool fact_bool_read(const fact_path *p, const fact_view *v, bool *out)
         strv t;
         return context_text(p, v, &t) && text_bool(t.s, out);
     }
+    case FF_HISTORY_CONTEXT:
+        return v->entry && text_bool(entry_context(v->entry, p->key), out);
     default:
         return false;
     }

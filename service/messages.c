@@ -32,8 +32,7 @@ static void language_list(const ruleset *rs, char *buf, size_t size)
     }
 }
 
-/* The ruleset language a messages/labels key names, or an error. */
-static int language_key(rules_compiler *c, const yaml_node_t *key, size_t *out)
+int messages_language_key(rules_compiler *c, const yaml_node_t *key, size_t *out)
 {
     const char *s;
     size_t len;
@@ -98,7 +97,7 @@ static int compile_label_entry(rules_compiler *c, const yaml_node_t *vk, const y
     for (yaml_node_pair_t *lp = vv->data.mapping.pairs.start; lp < vv->data.mapping.pairs.top;
          lp++) {
         size_t lang;
-        rc = language_key(c, rules_node(c, lp->key), &lang);
+        rc = messages_language_key(c, rules_node(c, lp->key), &lang);
         const char *text;
         size_t tlen;
         if (!rc)
@@ -307,7 +306,7 @@ static int compile_message(rules_compiler *c, const yaml_node_t *key, const yaml
     for (yaml_node_pair_t *p = val->data.mapping.pairs.start; p < val->data.mapping.pairs.top;
          p++) {
         size_t lang;
-        rc = language_key(c, rules_node(c, p->key), &lang);
+        rc = messages_language_key(c, rules_node(c, p->key), &lang);
         if (!rc) {
             /* the language is there, even if its texts have mistakes */
             if (lang == rs->default_language)

@@ -29,8 +29,10 @@
 #include "clock.h"
 #include "error.h"
 #include "facts_load.h"
+#include "letters.h"
 #include "nbactl.h"
 #include "nbactl_rules.h"
+#include "policy.h"
 #include "ruleset.h"
 #include "store.h"
 
@@ -349,8 +351,9 @@ typedef struct customer_def {
 static bool build_incident(sfile *f, yaml_node_t *n, const char *customer, int64_t now, arena *a,
                            Nba__V1__Incident **out)
 {
-    static const char *const keys[] = {"id",     "kind", "severity", "age",  "occurred_at",
-                                       "flight", "note", "resolved", "open", NULL};
+    static const char *const keys[] = {"id",          "kind",         "severity", "age",
+                                       "occurred_at", "flight",       "note",     "resolved",
+                                       "open",        "recovered_by", NULL};
     if (!ykeys(f, n, "an incident", keys))
         return false;
     Nba__V1__Incident *inc = arena_alloc(a, sizeof *inc);
@@ -391,8 +394,159 @@ static bool build_incident(sfile *f, yaml_node_t *n, const char *customer, int64
         ok &= ybool(f, v, &b);
         inc->resolved = !b;
     }
+    inc->recovered_by = astr(a, (s = yscalar(yget(f, n, "recovered_by"))) ? s : "");
     *out = inc;
     return ok;
+}
+
+/* ---- contact history from a scenario ---- */
+
+/* The pairs of mapping n (params, context), as texts in the arena. */
+static bool ypairs(sfile *f, yaml_node_t *n, const char *what, arena *a, char ***keys, char ***vals,
+                   size_t *count)
+{
+    *count = 0;
+    if (n->type != YAML_MAPPING_NODE) {
+        serr(f, n, "'%s' maps names to values, e.g. { flight: AZ610 }", what);
+        return false;
+    }
+    *keys = arena_alloc(a, (ylen(n) + 1) * sizeof **keys);
+    *vals = arena_alloc(a, (ylen(n) + 1) * sizeof **vals);
+    if (!*keys || !*vals)
+        return false;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        const char *k = yscalar(ynode(f, p->key)), *v = yscalar(ynode(f, p->value));
+        (*keys)[*count] = astr(a, k ? k : "");
+        (*vals)[*count] = astr(a, v ? v : "");
+        if (!(*keys)[*count] || !(*vals)[*count])
+            return false;
+        (*count)++;
+    }
+    return true;
+}
+
+/* One recorded action, as the daemon writes it after a decision. */
+static bool build_entry(sfile *f, yaml_node_t *n, const char *customer, int64_t now, arena *a,
+                        Nba__V1__HistoryEntry **out)
+{
+    static const char *const keys[] = {"action", "age",      "at",     "channel", "touchpoint",
+                                       "rule",   "incident", "params", "context", NULL};
+    if (!ykeys(f, n, "a history entry", keys))
+        return false;
+    Nba__V1__HistoryEntry *h = arena_alloc(a, sizeof *h);
+    if (!h)
+        return false;
+    nba__v1__history_entry__init(h);
+    h->customer_id = (char *)customer;
+    const char *s;
+    yaml_node_t *v;
+    bool ok = true;
+    if (!(s = yscalar(yget(f, n, "action")))) {
+        serr(f, n, "a history entry needs 'action' (the action type recorded)");
+        ok = false;
+    }
+    h->action = astr(a, s ? s : "");
+    h->touchpoint = astr(a, (s = yscalar(yget(f, n, "touchpoint"))) ? s : "");
+    h->rule_id = astr(a, (s = yscalar(yget(f, n, "rule"))) ? s : "");
+    h->incident_id = astr(a, (s = yscalar(yget(f, n, "incident"))) ? s : "");
+    if ((v = yget(f, n, "channel")) && (!yscalar(v) || !nbactl_channel(yscalar(v), &h->channel))) {
+        serr(f, v, "unknown channel (desk, kiosk, ivr, web, mobile, call_center)");
+        ok = false;
+    }
+    int64_t t = now;
+    if ((v = yget(f, n, "at"))) {
+        ok &= ytime(f, v, &t);
+    } else if ((v = yget(f, n, "age"))) {
+        int64_t age = 0;
+        ok &= yduration(f, v, &age);
+        t = now - age;
+    } else {
+        serr(f, n, "a history entry needs 'age' (2h) or 'at'");
+        ok = false;
+    }
+    h->at_ms = t;
+    char **keys_of, **vals;
+    size_t count;
+    if ((v = yget(f, n, "params"))) {
+        if (!ypairs(f, v, "params", a, &keys_of, &vals, &count))
+            return false;
+        h->params = arena_alloc(a, (count + 1) * sizeof *h->params);
+        for (size_t i = 0; h->params && i < count; i++) {
+            Nba__V1__HistoryEntry__ParamsEntry *e = arena_alloc(a, sizeof *e);
+            if (!e)
+                return false;
+            nba__v1__history_entry__params_entry__init(e);
+            e->key = keys_of[i];
+            e->value = vals[i];
+            h->params[h->n_params++] = e;
+        }
+    }
+    if ((v = yget(f, n, "context"))) {
+        if (!ypairs(f, v, "context", a, &keys_of, &vals, &count))
+            return false;
+        h->context = arena_alloc(a, (count + 1) * sizeof *h->context);
+        for (size_t i = 0; h->context && i < count; i++) {
+            Nba__V1__HistoryEntry__ContextEntry *e = arena_alloc(a, sizeof *e);
+            if (!e)
+                return false;
+            nba__v1__history_entry__context_entry__init(e);
+            e->key = keys_of[i];
+            e->value = vals[i];
+            h->context[h->n_context++] = e;
+        }
+    }
+    *out = h;
+    return ok;
+}
+
+static bool build_history(sfile *f, yaml_node_t *list, const char *customer, int64_t now, arena *a,
+                          Nba__V1__HistoryEntry ***items, size_t *n)
+{
+    if (!list)
+        return true;
+    if (list->type != YAML_SEQUENCE_NODE) {
+        serr(f, list, "'history' must be a list of recorded actions");
+        return false;
+    }
+    size_t count = ylen(list);
+    Nba__V1__HistoryEntry **grown = arena_alloc(a, (*n + count + 1) * sizeof *grown);
+    if (!grown)
+        return false;
+    if (*n)
+        memcpy(grown, *items, *n * sizeof *grown);
+    *items = grown;
+    bool ok = true;
+    for (size_t i = 0; i < count; i++)
+        ok &= build_entry(f, yitem(f, list, i), customer, now, a, &(*items)[(*n)++]);
+    return ok;
+}
+
+/* The history as the daemon hands it over, oldest first (a stable sort:
+ * entries of the same time keep the order written), and the incidents its
+ * recovering actions answered marked as the daemon marks them. */
+static void settle_history(const ruleset *rs, facts *fx)
+{
+    Nba__V1__HistoryEntry **h = (Nba__V1__HistoryEntry **)fx->history;
+    for (size_t i = 1; i < fx->n_history; i++) {
+        Nba__V1__HistoryEntry *e = h[i];
+        size_t j = i;
+        while (j > 0 && h[j - 1]->at_ms > e->at_ms) {
+            h[j] = h[j - 1];
+            j--;
+        }
+        h[j] = e;
+    }
+    for (size_t i = 0; i < fx->n_history; i++) {
+        if (!*h[i]->incident_id || !ruleset_recovers(rs, h[i]->action))
+            continue;
+        for (size_t k = 0; k < fx->n_incidents; k++) {
+            Nba__V1__Incident *inc = fx->incidents[k];
+            if (strcmp(inc->incident_id, h[i]->incident_id) == 0 && !*inc->recovered_by) {
+                inc->recovered_by = h[i]->action;
+                inc->recovered_at_ms = h[i]->at_ms;
+            }
+        }
+    }
 }
 
 static bool build_incidents(sfile *f, yaml_node_t *list, const char *customer, int64_t now,
@@ -423,8 +577,8 @@ static bool build_customer(sfile *f, yaml_node_t *n, const char *id, int64_t now
                            facts *fx)
 {
     static const char *const keys[] = {
-        "id",         "name",      "tier", "lifetime_value", "predicted_ltv", "language",
-        "attributes", "incidents", NULL};
+        "id",       "name",       "tier",      "lifetime_value", "predicted_ltv",
+        "language", "attributes", "incidents", "history",        NULL};
     if (!ykeys(f, n, "a customer", keys))
         return false;
     Nba__V1__Customer *c = arena_alloc(a, sizeof *c);
@@ -478,6 +632,11 @@ static bool build_customer(sfile *f, yaml_node_t *n, const char *id, int64_t now
     ok &= build_incidents(f, yget(f, n, "incidents"), id, now, a, &items, &count);
     fx->incidents = items;
     fx->n_incidents = count;
+    Nba__V1__HistoryEntry **entries = NULL;
+    size_t n_entries = 0;
+    ok &= build_history(f, yget(f, n, "history"), id, now, a, &entries, &n_entries);
+    fx->history = entries;
+    fx->n_history = n_entries;
     return ok;
 }
 
@@ -687,10 +846,86 @@ static void why_lines(const Nba__V1__Explanation *e, sbuf *out)
     }
 }
 
-static const char *const scenario_keys[] = {"name",  "customer", "incidents",
+/* The effects of the decision (the recorded actions, as the daemon
+ * records them) and the letters they send, against `records` and
+ * `letters`. Decides again, the way the daemon does, to have the hits. */
+static void check_effects(const ruleset *rs, sfile *f, yaml_node_t *expect, const facts *fx,
+                          arena *a, sbuf *out)
+{
+    yaml_node_t *records = yget(f, expect, "records"), *letters = yget(f, expect, "letters");
+    if (!records && !letters)
+        return;
+    rule_hit *hits = arena_alloc(a, (ruleset_rule_count(rs) + 1) * sizeof *hits);
+    Nba__V1__Decision *d = arena_alloc(a, sizeof *d);
+    if (!hits || !d) {
+        sb_printf(out, "      out of memory\n");
+        return;
+    }
+    size_t n = ruleset_match(rs, fx, hits);
+    n = ruleset_arbitrate(rs, fx, hits, n);
+    nba__v1__decision__init(d);
+    ruleset_effect *eff = NULL;
+    size_t n_eff = 0;
+    int rc = ruleset_render(rs, fx, hits, n, a, d);
+    if (!rc) {
+        eff = arena_alloc(a, (d->n_actions + 1) * sizeof *eff);
+        rc = eff ? ruleset_effects(rs, fx, hits, n, d, eff, d->n_actions, &n_eff) : -ENOMEM;
+    }
+    if (rc) {
+        sb_printf(out, "      effects: %s\n", strerror(-rc));
+        return;
+    }
+    if (records) {
+        bool same = ylen(records) == n_eff;
+        for (size_t i = 0; same && i < n_eff; i++) {
+            const char *w = yscalar(yitem(f, records, i));
+            same = w && strcmp(w, eff[i].type) == 0;
+        }
+        if (!same) {
+            sb_printf(out, "      records: expected [");
+            for (size_t i = 0; i < ylen(records); i++) {
+                const char *w = yscalar(yitem(f, records, i));
+                sb_printf(out, "%s%s", i ? ", " : "", w ? w : "?");
+            }
+            sb_printf(out, "], got [");
+            for (size_t i = 0; i < n_eff; i++)
+                sb_printf(out, "%s%s", i ? ", " : "", eff[i].type);
+            sb_printf(out, "]\n");
+        }
+    }
+    if (!letters || letters->type != YAML_MAPPING_NODE)
+        return;
+    for (yaml_node_pair_t *p = letters->data.mapping.pairs.start;
+         p < letters->data.mapping.pairs.top; p++) {
+        const char *type = yscalar(ynode(f, p->key));
+        const ruleset_effect *e = NULL;
+        for (size_t i = 0; type && i < n_eff && !e; i++)
+            if (strcmp(eff[i].type, type) == 0)
+                e = &eff[i];
+        if (!e || !e->letter) {
+            sb_printf(out, "      letter of %s: expected %s, got none\n", type ? type : "?",
+                      e ? "a letter" : "a recorded action of that type");
+            continue;
+        }
+        const char *subject, *text, *html;
+        rc = ruleset_render_letter(rs, fx, e->incident, e->letter, d->language, a, &subject, &text,
+                                   &html);
+        if (rc) {
+            sb_printf(out, "      letter of %s: %s\n", type, strerror(-rc));
+            continue;
+        }
+        sbuf whole = {0};
+        sb_printf(&whole, "%s\n\n%s", subject, text);
+        expect_fragments(out, f, "letter", type, whole.s, ynode(f, p->value));
+        free(whole.s);
+    }
+}
+
+static const char *const scenario_keys[] = {"name",  "customer", "incidents", "history",
                                             "event", "expect",   NULL};
-static const char *const expect_keys[] = {"language", "actions",  "includes", "excludes", "rules",
-                                          "params",   "messages", "reasons",  NULL};
+static const char *const expect_keys[] = {"language", "actions", "includes", "excludes",
+                                          "rules",    "params",  "messages", "reasons",
+                                          "records",  "letters", NULL};
 
 /* Runs one scenario (once per channel it lists). */
 static void run_scenario(run_ctx *x, yaml_node_t *sc, const customer_def *customers,
@@ -752,12 +987,18 @@ static void run_scenario(run_ctx *x, yaml_node_t *sc, const customer_def *custom
             serr(f, yget(f, sc, "incidents"), "incidents need a customer nbad knows");
             ok = false;
         }
+        Nba__V1__HistoryEntry **entries = (Nba__V1__HistoryEntry **)fx.history;
+        size_t n_entries = fx.n_history;
+        ok &= build_history(f, yget(f, sc, "history"), cid, now, a, &entries, &n_entries);
+        fx.history = entries;
+        fx.n_history = n_entries;
         ok &= build_event(f, event, cid, &t, a, ev);
         if (!ok)
             return;
         ev->channel = ch;
         fx.event = ev;
         fx.now_ms = t;
+        settle_history(x->rs, &fx);
 
         Nba__V1__Explanation e = NBA__V1__EXPLANATION__INIT;
         if (ruleset_explain(x->rs, &fx, a, &e) != 0) {
@@ -771,6 +1012,7 @@ static void run_scenario(run_ctx *x, yaml_node_t *sc, const customer_def *custom
         }
         sbuf diff = {0};
         check_expect(f, expect, e.decision, &diff);
+        check_effects(x->rs, f, expect, &fx, a, &diff);
         char label[256];
         snprintf(label, sizeof label, "%s%s%s%s", name, chname ? " (" : "", chname ? chname : "",
                  chname ? ")" : "");

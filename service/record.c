@@ -292,6 +292,14 @@ int record_decode_incident(const uint8_t *buf, size_t len, arena *a, Nba__V1__In
         case 8:
             rc = read_string(&r, wire, &st, &m->note);
             break;
+        case 9: /* never stored by a load, but a known field all the same */
+            rc = read_string(&r, wire, &st, &m->recovered_by);
+            break;
+        case 10:
+            if (wire != WIRE_VARINT || !read_varint(&r, &v))
+                return -EBADMSG;
+            m->recovered_at_ms = (int64_t)v;
+            break;
         default:
             rc = skip(&r, wire) ? 0 : -EBADMSG;
         }

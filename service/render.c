@@ -7,6 +7,10 @@
  * the first action (best first) with a `language:` that renders to a spoken
  * language switches to it. Reasons are for staff and use agent_language.
  *
+ * The actions are those given_walk (arbitrate.c) gives: on the channel,
+ * through the contact policy, up to the channel's limit; ruleset_effects()
+ * walks them again to find each action's hit.
+ *
  * Every string of the decision is copied into the arena, so the decision
  * stays valid after the ruleset is replaced by a reload.
  */
@@ -15,7 +19,7 @@
 #include <errno.h>
 #include <string.h>
 
-static size_t base_language(const ruleset *rs, const facts *f)
+size_t rules_base_language(const ruleset *rs, const facts *f)
 {
     const char *tag = f->event->language;
     int i;
@@ -35,16 +39,16 @@ typedef struct given {
     int language;
 } given;
 
-/* The actions a decision gives: those of the kept hits available on the
- * channel, best first, at most the channel's limit. Sets *out (in the
+/* The actions a decision gives (given_walk: on the channel, through the
+ * contact policy, up to the channel's limit), best first. Sets *out (in the
  * arena; NULL when none) and *n. Returns 0 or -ENOMEM. */
-static int given_actions(const ruleset *rs, const rule_hit *hits, size_t n_hits, unsigned channel,
+static int given_actions(const ruleset *rs, const facts *f, const rule_hit *hits, size_t n_hits,
                          arena *a, given **out, size_t *n)
 {
     size_t cap = 0;
     for (size_t i = 0; i < n_hits; i++)
         cap += hits[i].rule->n_actions;
-    size_t limit = rs->channel_max[channel];
+    size_t limit = rs->channel_max[rules_event_channel(f->event)];
     if (limit && cap > limit)
         cap = limit;
     *out = NULL;
@@ -54,13 +58,13 @@ static int given_actions(const ruleset *rs, const rule_hit *hits, size_t n_hits,
     given *g = arena_alloc(a, cap * sizeof *g);
     if (!g)
         return -ENOMEM;
+    given_walk w;
+    given_begin(&w, rs, f, hits, n_hits);
     size_t k = 0;
-    for (size_t i = 0; i < n_hits && k < cap; i++) {
-        const rule *r = hits[i].rule;
-        for (size_t j = 0; j < r->n_actions && k < cap; j++)
-            if (r->actions[j].channels & (1u << channel))
-                g[k++] = (given){.hit = &hits[i], .action = &r->actions[j], .language = -1};
-    }
+    const rule_hit *hit;
+    const rule_action *action;
+    while (k < cap && given_next(&w, &hit, &action))
+        g[k++] = (given){.hit = hit, .action = action, .language = -1};
     *out = g;
     *n = k;
     return 0;
@@ -107,7 +111,7 @@ int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size
                    Nba__V1__Decision *out)
 {
     unsigned channel = rules_event_channel(f->event);
-    size_t base = base_language(rs, f);
+    size_t base = rules_base_language(rs, f);
     size_t lang = base;
     /* the texts of the event and the customer are measured once for all
      * the decision's messages */
@@ -121,7 +125,7 @@ int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size
     out->actions = NULL;
     given *g;
     size_t total;
-    int rc = given_actions(rs, hits, n, channel, a, &g, &total);
+    int rc = given_actions(rs, f, hits, n, a, &g, &total);
     if (rc)
         return rc;
 

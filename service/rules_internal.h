@@ -12,7 +12,13 @@
  *                   shadowed rules, comparisons with data that may be missing
  *   template.c      "{{placeholder}}" text -> segments, and rendering them
  *   language.c      BCP 47 tag -> one of the ruleset's languages
- *   arbitrate.c     priority order, exclusive groups, limits per channel
+ *   arbitrate.c     priority order, exclusive groups, limits per channel,
+ *                   and the actions a decision gives
+ *   policy.c        the `policy:` section: what is recorded in the contact
+ *                   history, suppression, caps, the idempotency key; the
+ *                   decision's effects
+ *   letters.c       the `letters:` section: letters sent after a contact,
+ *                   as plain text and HTML
  *   render.c        kept hits -> Decision
  *   explain.c       one decision with every rule's conditions and fate
  *
@@ -170,6 +176,18 @@ typedef enum fact_field {
     FF_INCIDENT_AGE,
     FF_INCIDENT_OCCURRED_AT, /* a time in conditions; YYYY-MM-DD in texts */
     FF_DECISION_LANGUAGE,
+    FF_INCIDENT_RECOVERED,    /* recovered_by is set */
+    FF_INCIDENT_RECOVERED_BY, /* the recorded action that recovered it, "" while none */
+    FF_HISTORY,               /* the contact history: only inside aggregates */
+    FF_HISTORY_ACTION,
+    FF_HISTORY_CHANNEL, /* the contract's channel name, "" when unspecified */
+    FF_HISTORY_TOUCHPOINT,
+    FF_HISTORY_RULE,
+    FF_HISTORY_INCIDENT, /* the id of the incident it answered, "" if none */
+    FF_HISTORY_PARAM,    /* key = the action's param name */
+    FF_HISTORY_CONTEXT,  /* key = context key of the contact; typed as event.context */
+    FF_HISTORY_AGE,
+    FF_HISTORY_AT,
 } fact_field;
 
 typedef struct fact_path {
@@ -181,9 +199,10 @@ typedef struct fact_path {
 
 /* Where a name is read. */
 typedef enum fact_scope {
-    FS_CONDITION, /* a `when:` outside an incident filter */
+    FS_CONDITION, /* a `when:` outside an aggregate's filter */
     FS_FILTER,    /* inside an aggregate over incidents: bare incident fields too */
     FS_TEMPLATE,  /* a {{placeholder}}: incident.* and decision.language too */
+    FS_HISTORY,   /* inside an aggregate over the history: bare history fields too */
 } fact_scope;
 
 /* A string value: `fold` means compare as ASCII lower case (lower()), so
@@ -224,7 +243,8 @@ static inline void fact_memo_init(fact_memo *m)
 /* What a decision reads paths from. */
 typedef struct fact_view {
     const facts *f;
-    const Nba__V1__Incident *incident; /* the one a filter looks at, or the hit's */
+    const Nba__V1__Incident *incident;  /* the one a filter looks at, or the hit's */
+    const Nba__V1__HistoryEntry *entry; /* the one a history filter looks at */
     const char *decision_language;
     fact_memo *memo; /* the decision's measurements, or NULL: measure on every read */
 } fact_view;
@@ -297,6 +317,16 @@ static inline bool fact_number(const fact_path *p, const fact_view *v, double *o
             return false;
         *out = (double)i->occurred_at_ms;
         return true;
+    case FF_HISTORY_AGE:
+        if (!v->entry)
+            return false;
+        *out = (double)(v->f->now_ms - v->entry->at_ms);
+        return true;
+    case FF_HISTORY_AT:
+        if (!v->entry)
+            return false;
+        *out = (double)v->entry->at_ms;
+        return true;
     default:
         return fact_number_read(p, v, out);
     }
@@ -318,6 +348,11 @@ static inline bool fact_bool(const fact_path *p, const fact_view *v, bool *out)
         if (!v->incident)
             return false;
         *out = v->incident->resolved;
+        return true;
+    case FF_INCIDENT_RECOVERED:
+        if (!v->incident)
+            return false;
+        *out = v->incident->recovered_by && v->incident->recovered_by[0];
         return true;
     default:
         return fact_bool_read(p, v, out);
@@ -399,8 +434,10 @@ struct expr {
         fact_path path;
         expr **kids; /* and/or/not, cmp and in (2), calls */
     } u;
-    /* aggregates: the filter (NULL: every incident) and the value summed,
-     * compared or read (NULL for count and any) */
+    /* aggregates: what they look at (FF_INCIDENTS or FF_HISTORY), the
+     * filter (NULL: every item) and the value summed, compared or read
+     * (NULL for count and any) */
+    fact_field over;
     const expr *filter;
     const expr *value;
     /* EX_LIST items, of type list_type */
@@ -411,6 +448,11 @@ struct expr {
 
 /* Compiles the `when:` scalar n into a bool expression. */
 int expr_compile(rules_compiler *c, const yaml_node_t *n, expr **out);
+
+/* A duration given on its own (policy windows): scalar n must hold one,
+ * longer than nothing, such as 30d or 1h30m. `what` names it in the error.
+ * Sets *ms. */
+int expr_compile_duration(rules_compiler *c, const yaml_node_t *n, const char *what, double *ms);
 
 /* Compiles a table column's input (scalar n) into a value expression of
  * any type but an incident list. */
@@ -430,7 +472,9 @@ int expr_compile_literal(rules_compiler *c, const yaml_node_t *n, size_t from, s
 typedef struct eval_ctx {
     const ruleset *rs;
     fact_view view;
-    const Nba__V1__Incident *trigger; /* set by the first aggregate that found one */
+    /* set by the first aggregate over incidents that found one; the
+     * history's aggregates pick none */
+    const Nba__V1__Incident *trigger;
 } eval_ctx;
 
 bool expr_eval_bool(const expr *e, eval_ctx *c);
@@ -483,9 +527,34 @@ typedef struct tmpl_env {
 } tmpl_env;
 
 int tmpl_compile(rules_compiler *c, const yaml_node_t *n, tmpl **out);
+/* As tmpl_compile, over the bytes [from, to) of scalar n's value (a
+ * paragraph of a letter); positions in messages stay those of the file. */
+int tmpl_compile_range(rules_compiler *c, const yaml_node_t *n, size_t from, size_t to, tmpl **out);
 
 /* Renders into the arena; NULL when out of memory. */
 char *tmpl_render(const tmpl *t, const tmpl_env *env, arena *a);
+
+/* How tmpl_render_escaped() writes text. */
+typedef enum tmpl_escape {
+    TMPL_PLAIN,     /* as it is */
+    TMPL_HTML,      /* & < > " ' as entities, line breaks as <br> */
+    TMPL_HTML_LINE, /* as TMPL_HTML, line breaks as spaces (a title) */
+} tmpl_escape;
+
+/* A text written in pieces: bytes go to out[len] while len < size, and
+ * len counts every byte, so a pass with out NULL measures and a second
+ * pass into a buffer of that size writes. Never NUL-terminated. */
+typedef struct tmpl_out {
+    char *out;
+    size_t size;
+    size_t len;
+} tmpl_out;
+
+/* Appends t rendered, its literal parts and its values alike, escaped as
+ * asked. */
+void tmpl_render_into(const tmpl *t, const tmpl_env *env, tmpl_escape esc, tmpl_out *o);
+/* Appends s[0..n), escaped as asked. */
+void tmpl_escape_into(const char *s, size_t n, tmpl_escape esc, tmpl_out *o);
 
 /* ---- messages and labels (messages.c) ---- */
 
@@ -519,12 +588,119 @@ typedef struct message {
 int messages_compile_labels(rules_compiler *c, const yaml_node_t *labels);
 int messages_compile(rules_compiler *c, const yaml_node_t *messages);
 const label_table *labels_find(const ruleset *rs, const char *name, size_t len);
+/* The ruleset language a messages/labels/letters key names, or an error
+ * naming the languages, with a hint. */
+int messages_language_key(rules_compiler *c, const yaml_node_t *key, size_t *out);
 const message *messages_find(const ruleset *rs, const char *key, size_t len);
 /* The translation of value in language, or NULL. */
 const char *labels_translate(const label_table *t, const char *value, size_t len, size_t language);
 /* Warnings once everything compiled: messages said in a language without
  * their own text, messages and label tables nothing uses. */
 void messages_check(rules_compiler *c);
+
+/* ---- letters (letters.c) ---- */
+
+/* A letter in one language: a one-line subject and its paragraphs. */
+typedef struct letter_text {
+    const tmpl *subject;
+    size_t n_paragraphs;
+    const tmpl **paragraphs;
+} letter_text;
+
+typedef struct letter {
+    const char *name; /* an action type, or the name an action's `letter:` gives */
+    /* per language, default_language filled in for the languages without
+     * their own; and the language each of those is written in */
+    const letter_text **text;
+    size_t *written_in;
+    unsigned own_languages;  /* bit l: language l gives its own letter (first 32) */
+    const yaml_node_t *node; /* while compiling: where it is defined */
+    size_t file;
+} letter;
+
+typedef struct rule_action rule_action;
+
+/* Each compiles one file's `letters:` into rs->letters (room for every
+ * file's), reporting every problem. */
+int letters_compile(rules_compiler *c, const yaml_node_t *letters);
+const letter *letters_find(const ruleset *rs, const char *name, size_t len);
+/* Once the rules compiled: each action's letter (its own `letter:`, else
+ * the one named as its type), and warnings for letters no action sends,
+ * letters that lack a language, and recorded follow-up actions without a
+ * letter. */
+void letters_check(rules_compiler *c);
+
+/* ---- contact policy (policy.c) ---- */
+
+/* Most caps a ruleset may have: a decision counts each in a fixed array. */
+#define RULES_MAX_CAPS 32
+/* Most recorded actions one decision remembers for `once_per`; more is
+ * never written, and past it only the history holds them back. */
+#define RULES_MAX_TAKEN 64
+/* Most parts of an idempotency key. */
+#define RULES_MAX_KEY_PARTS 16
+
+/* An action type with a lasting effect, recorded in the contact history. */
+typedef struct policy_record {
+    const char *type;
+    size_t type_len;
+    bool recovers;          /* answers its hit's incident, recovered from then on */
+    bool once_per_incident; /* at most once per incident */
+    double once_within_ms;  /* at most once in this window; 0: no window */
+    uint32_t caps;          /* bit k: cap k counts this type */
+    const yaml_node_t *node;
+} policy_record;
+
+/* At most `max` recorded actions in `per_ms`, of these types (none: any
+ * recorded type) on these channels (0: any). */
+typedef struct policy_cap {
+    size_t n_types;
+    const char **types;
+    unsigned channels;
+    size_t max;
+    double per_ms;
+    const yaml_node_t *node;
+} policy_cap;
+
+/* Compiles the main file's `policy:` section. Runs once the rules
+ * compiled: it warns about action types no rule gives. */
+int policy_compile(rules_compiler *c, const yaml_node_t *policy);
+/* The record of an action type, or NULL when it is not recorded. */
+const policy_record *policy_find(const ruleset *rs, const char *type, size_t len);
+
+/* What a decision's policy checks have seen so far: the recorded actions
+ * each cap counts (the history's, then those given), and the recorded
+ * actions given. On the deciding thread's stack. */
+typedef struct policy_state {
+    size_t used[RULES_MAX_CAPS];
+    size_t n_taken;
+    struct policy_taken {
+        const policy_record *record;
+        const Nba__V1__Incident *incident;
+    } taken[RULES_MAX_TAKEN];
+} policy_state;
+
+typedef enum policy_verdict {
+    POLICY_GIVE,
+    POLICY_ONCE, /* given before: `once_per` */
+    POLICY_CAP,  /* a cap is reached */
+} policy_verdict;
+
+/* Why an action is held back, for explain. */
+typedef struct policy_why {
+    const policy_record *record;
+    const Nba__V1__HistoryEntry *entry; /* POLICY_ONCE: the earlier one; NULL: in this decision */
+    const policy_cap *cap;              /* POLICY_CAP */
+    size_t cap_index;
+} policy_why;
+
+/* Counts the history for every cap. */
+void policy_begin(const ruleset *rs, const facts *f, policy_state *s);
+/* Whether action a of hit h may be given, after what s has seen; a given
+ * action is counted into s. Actions that are not recorded are always
+ * given. why (may be NULL) says what held it back. */
+policy_verdict policy_admit(const ruleset *rs, const facts *f, policy_state *s, const rule_hit *h,
+                            const rule_action *a, policy_why *why);
 
 /* ---- language tags (language.c) ---- */
 
@@ -545,7 +721,7 @@ typedef struct rule_param {
     const tmpl *value;
 } rule_param;
 
-typedef struct rule_action {
+struct rule_action {
     const char *type;
     size_t type_len;
     size_t n_params;
@@ -556,7 +732,10 @@ typedef struct rule_action {
     unsigned declared; /* channels: as written (RULES_ALL_CHANNELS without) */
     unsigned channels; /* declared, less the channels that cannot perform the type */
     bool follow_up;
-} rule_action;
+    const policy_record *record; /* recorded in the contact history, or NULL */
+    const letter *letter;        /* sent after the contact, or NULL */
+    const yaml_node_t *node;     /* while compiling: the action */
+};
 
 /* A top-level condition of a rule (a conjunct of its `when`, or a cell of
  * a table row), with its text, for explain. */
@@ -686,6 +865,18 @@ struct ruleset {
     message *messages;
     size_t n_labels;
     label_table *labels;
+    size_t n_letters;
+    letter *letters;
+
+    /* the contact policy (policy.c) */
+    size_t n_records;
+    policy_record *records;
+    size_t n_caps;
+    policy_cap *caps;
+    uint32_t caps_any_type; /* bit k: cap k counts every type (it names none) */
+    size_t n_key_parts;     /* 0: no idempotency key */
+    fact_path *key_parts;
+    double key_window_ms; /* 0: not given */
 };
 
 /* Where a rule came from, while compiling: for the analyses' warnings. */
@@ -775,6 +966,33 @@ size_t tables_count_rows(rules_compiler *c, const yaml_node_t *tables, size_t *n
 int tables_compile(rules_compiler *c, const yaml_node_t *tables);
 /* Gap and overlap warnings, once every rule compiled. */
 void tables_check(rules_compiler *c);
+
+/* ---- the actions a decision gives (arbitrate.c) ---- */
+
+/* Walks the actions of kept hits that a decision gives, best first: those
+ * available on the event's channel, that the contact policy lets through,
+ * up to the channel's limit. ruleset_render() gives exactly these, so
+ * ruleset_effects() finds the same ones at the same indexes. */
+typedef struct given_walk {
+    const ruleset *rs;
+    const facts *f;
+    const rule_hit *hits;
+    size_t n_hits, hit, action;
+    size_t count, limit;
+    unsigned channel;
+    policy_state policy;
+} given_walk;
+
+void given_begin(given_walk *w, const ruleset *rs, const facts *f, const rule_hit *hits, size_t n);
+/* The next action given and its hit; false once there is none. */
+bool given_next(given_walk *w, const rule_hit **hit, const rule_action **action);
+
+/* ---- rendering (render.c) ---- */
+
+/* The language a decision for f starts from: the contact point's choice if
+ * spoken, else the customer's first language if spoken, else
+ * default_language (an action's `language:` may switch it after). */
+size_t rules_base_language(const ruleset *rs, const facts *f);
 
 /* ---- analyses (analyze.c) ---- */
 

@@ -723,10 +723,42 @@ static int compile_params(rules_compiler *c, const yaml_node_t *n, rule_action *
     return failed;
 }
 
-enum { A_ACTION, A_PARAMS, A_SAY, A_REASON, A_FOLLOW_UP, A_CHANNELS, A_LANGUAGE, N_ACTION_KEYS };
-static const char *const action_keys[N_ACTION_KEYS] = {
-    "action", "params", "say", "reason", "follow_up", "channels", "language",
+enum {
+    A_ACTION,
+    A_PARAMS,
+    A_SAY,
+    A_REASON,
+    A_FOLLOW_UP,
+    A_CHANNELS,
+    A_LANGUAGE,
+    A_LETTER,
+    N_ACTION_KEYS
 };
+static const char *const action_keys[N_ACTION_KEYS] = {
+    "action", "params", "say", "reason", "follow_up", "channels", "language", "letter",
+};
+
+/* An action's `letter:`: a letter of the `letters:` sections. */
+static int letter_ref(rules_compiler *c, const yaml_node_t *n, const letter **out)
+{
+    const char *s;
+    size_t len;
+    int rc = rules_scalar(c, n, "a letter name", &s, &len);
+    if (rc)
+        return rc;
+    *out = letters_find(c->rs, s, len);
+    if (*out)
+        return 0;
+    rules_hint h;
+    char hint[96];
+    rules_hint_init(&h, s, len);
+    for (size_t i = 0; i < c->rs->n_letters; i++)
+        rules_hint_try(&h, c->rs->letters[i].name);
+    return rules_error_node(c->src, n,
+                            "unknown letter '%.*s' in 'letter'%s (letters are "
+                            "defined under 'letters:')",
+                            (int)len, s, rules_hint_text(&h, hint, sizeof hint));
+}
 
 static int compile_action(rules_compiler *c, const yaml_node_t *n, const message *rule_reason,
                           rule_action *a)
@@ -736,6 +768,7 @@ static int compile_action(rules_compiler *c, const yaml_node_t *n, const message
     a->declared = RULES_ALL_CHANNELS;
     a->reason = rule_reason;
     a->type = "";
+    a->node = n;
     int failed = 0;
     if (rules_failed(&failed, rules_mapping(c, n, "an action", action_keys, N_ACTION_KEYS,
                                             1u << A_ACTION, v)))
@@ -773,6 +806,11 @@ static int compile_action(rules_compiler *c, const yaml_node_t *n, const message
     if (v[A_CHANNELS] && rules_failed(&failed, compile_channels(c, v[A_CHANNELS], &a->declared)))
         return failed;
     a->channels = a->declared;
+    /* the letter it sends: the one it names, else the one named as its type */
+    if (v[A_LETTER] && rules_failed(&failed, letter_ref(c, v[A_LETTER], &a->letter)))
+        return failed;
+    if (!v[A_LETTER])
+        a->letter = letters_find(c->rs, a->type, strlen(a->type));
     return failed;
 }
 
@@ -974,6 +1012,8 @@ enum {
     K_MESSAGES,
     K_RULES,
     K_TABLES,
+    K_POLICY,
+    K_LETTERS,
     N_TOP_KEYS
 };
 static const char *const top_keys[N_TOP_KEYS] = {
@@ -981,11 +1021,12 @@ static const char *const top_keys[N_TOP_KEYS] = {
     "languages",  "default_language", "agent_language", "language_aliases",
     "attributes", "context",          "max_actions",    "channels",
     "groups",     "labels",           "messages",       "rules",
-    "tables",
+    "tables",     "policy",           "letters",
 };
 /* Keys a part file may hold; the others belong to the main file. */
 static const unsigned part_keys = 1u << K_DESCRIPTION | 1u << K_GROUPS | 1u << K_LABELS |
-                                  1u << K_MESSAGES | 1u << K_RULES | 1u << K_TABLES;
+                                  1u << K_MESSAGES | 1u << K_RULES | 1u << K_TABLES |
+                                  1u << K_LETTERS;
 
 typedef struct file_keys {
     yaml_node_t *v[N_TOP_KEYS];
@@ -1484,8 +1525,8 @@ static int compile_all(rules_compiler *c, compile_job *job)
         goto out;
     }
 
-    /* room for every file's labels, messages, rules and tables */
-    size_t n_labels = 0, n_messages = 0, n_rules = 0, n_tables = 0;
+    /* room for every file's labels, messages, letters, rules and tables */
+    size_t n_labels = 0, n_messages = 0, n_rules = 0, n_tables = 0, n_letters = 0;
     for (size_t i = 0; i < c->n_files; i++) {
         yaml_node_t **v = keys[i].v;
         rules_enter_file(c, i);
@@ -1493,6 +1534,8 @@ static int compile_all(rules_compiler *c, compile_job *job)
             n_labels += map_len(v[K_LABELS]);
         if (v[K_MESSAGES] && v[K_MESSAGES]->type == YAML_MAPPING_NODE)
             n_messages += map_len(v[K_MESSAGES]);
+        if (v[K_LETTERS] && v[K_LETTERS]->type == YAML_MAPPING_NODE)
+            n_letters += map_len(v[K_LETTERS]);
         if (v[K_RULES] && v[K_RULES]->type == YAML_SEQUENCE_NODE)
             n_rules += seq_len(v[K_RULES]);
         if (v[K_TABLES]) {
@@ -1505,8 +1548,9 @@ static int compile_all(rules_compiler *c, compile_job *job)
     rs->messages = rules_alloc(c, (n_messages ? n_messages : 1) * sizeof *rs->messages);
     rs->rules = rules_alloc(c, (n_rules ? n_rules : 1) * sizeof *rs->rules);
     rs->tables = rules_alloc(c, (n_tables ? n_tables : 1) * sizeof *rs->tables);
+    rs->letters = rules_alloc(c, (n_letters ? n_letters : 1) * sizeof *rs->letters);
     c->origins = calloc(n_rules ? n_rules : 1, sizeof *c->origins);
-    if (!rs->labels || !rs->messages || !rs->rules || !rs->tables || !c->origins) {
+    if (!rs->labels || !rs->messages || !rs->rules || !rs->tables || !rs->letters || !c->origins) {
         failed = -ENOMEM;
         goto out;
     }
@@ -1527,6 +1571,11 @@ static int compile_all(rules_compiler *c, compile_job *job)
     }
     for (size_t i = 0; i < c->n_files; i++) {
         rules_enter_file(c, i);
+        if (keys[i].v[K_LETTERS] && rules_failed(&failed, letters_compile(c, keys[i].v[K_LETTERS])))
+            goto out;
+    }
+    for (size_t i = 0; i < c->n_files; i++) {
+        rules_enter_file(c, i);
         if (keys[i].v[K_GROUPS] &&
             rules_failed(&failed, compile_group_decls(c, keys[i].v[K_GROUPS])))
             goto out;
@@ -1538,6 +1587,10 @@ static int compile_all(rules_compiler *c, compile_job *job)
         if (keys[i].v[K_TABLES] && rules_failed(&failed, tables_compile(c, keys[i].v[K_TABLES])))
             goto out;
     }
+    /* the policy reads the action types the rules give */
+    rules_enter_file(c, 0);
+    if (keys[0].v[K_POLICY] && rules_failed(&failed, policy_compile(c, keys[0].v[K_POLICY])))
+        goto out;
     apply_channel_caps(rs);
     rc = make_id(c);
     if (rules_failed(&failed, rc))
@@ -1549,6 +1602,7 @@ static int compile_all(rules_compiler *c, compile_job *job)
         rules_analyze(c);
     if (!failed) {
         messages_check(c);
+        letters_check(c);
         tables_check(c);
         measure_texts(rs);
         failed = rules_share_conditions(c);

@@ -43,18 +43,6 @@ static size_t map_len(const yaml_node_t *n)
     return (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
 }
 
-static yaml_node_t *map_get(rules_compiler *c, const yaml_node_t *n, const char *key)
-{
-    if (!n || n->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        const yaml_node_t *k = rules_node(c, p->key);
-        if (k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, key) == 0)
-            return rules_node(c, p->value);
-    }
-    return NULL;
-}
-
 size_t tables_count_rows(rules_compiler *c, const yaml_node_t *tables, size_t *n_tables)
 {
     *n_tables = 0;
@@ -64,9 +52,20 @@ size_t tables_count_rows(rules_compiler *c, const yaml_node_t *tables, size_t *n
     *n_tables = seq_len(tables);
     for (size_t i = 0; i < *n_tables; i++) {
         const yaml_node_t *t = rules_node(c, tables->data.sequence.items.start[i]);
-        const yaml_node_t *r = map_get(c, t, "rows");
-        if (r && r->type == YAML_SEQUENCE_NODE)
-            rows += seq_len(r);
+        if (t->type != YAML_MAPPING_NODE)
+            continue;
+        /* Every `rows` key counts, not just the first: a key given twice is
+         * an error, but compiling goes on with the table's last one, and a
+         * key with a NUL after "rows" reads as "rows" here. An upper bound
+         * is all the room needs. */
+        for (yaml_node_pair_t *p = t->data.mapping.pairs.start; p < t->data.mapping.pairs.top;
+             p++) {
+            const yaml_node_t *k = rules_node(c, p->key), *r = rules_node(c, p->value);
+            if (k->type == YAML_SCALAR_NODE &&
+                strcmp((const char *)k->data.scalar.value, "rows") == 0 &&
+                r->type == YAML_SEQUENCE_NODE)
+                rows += seq_len(r);
+        }
     }
     return rows;
 }

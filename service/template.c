@@ -85,12 +85,16 @@ static int placeholder(rules_compiler *c, const yaml_node_t *n, size_t open, siz
 
 int tmpl_compile(rules_compiler *c, const yaml_node_t *n, tmpl **out)
 {
+    return tmpl_compile_range(c, n, 0, n->data.scalar.length, out);
+}
+
+int tmpl_compile_range(rules_compiler *c, const yaml_node_t *n, size_t from, size_t len, tmpl **out)
+{
     const char *s = (const char *)n->data.scalar.value;
-    size_t len = n->data.scalar.length;
     tmpl_seg segs[RULES_MAX_SEGMENTS];
     size_t count = 0;
-    size_t lit = 0; /* start of the current literal part */
-    size_t i = 0;
+    size_t lit = from; /* start of the current literal part */
+    size_t i = from;
     int rc;
 
     while (i + 1 < len) {
@@ -188,4 +192,76 @@ char *tmpl_render(const tmpl *t, const tmpl_env *env, arena *a)
     }
     *p = '\0';
     return out;
+}
+
+/* ---- escaped rendering (letters) ---- */
+
+static void put(tmpl_out *o, const char *s, size_t n)
+{
+    if (o->out && o->len < o->size)
+        memcpy(o->out + o->len, s, o->len + n <= o->size ? n : o->size - o->len);
+    o->len += n;
+}
+
+void tmpl_escape_into(const char *s, size_t n, tmpl_escape esc, tmpl_out *o)
+{
+    if (esc == TMPL_PLAIN) {
+        put(o, s, n);
+        return;
+    }
+    size_t run = 0; /* start of the bytes that need no escape */
+    for (size_t i = 0; i < n; i++) {
+        const char *entity;
+        switch (s[i]) {
+        case '&':
+            entity = "&amp;";
+            break;
+        case '<':
+            entity = "&lt;";
+            break;
+        case '>':
+            entity = "&gt;";
+            break;
+        case '"':
+            entity = "&quot;";
+            break;
+        case '\'':
+            entity = "&#39;";
+            break;
+        case '\n':
+            entity = esc == TMPL_HTML ? "<br>\n" : " ";
+            break;
+        case '\r':
+            if (esc == TMPL_HTML)
+                continue;
+            entity = " ";
+            break;
+        default:
+            continue;
+        }
+        put(o, s + run, i - run);
+        put(o, entity, strlen(entity));
+        run = i + 1;
+    }
+    put(o, s + run, n - run);
+}
+
+void tmpl_render_into(const tmpl *t, const tmpl_env *env, tmpl_escape esc, tmpl_out *o)
+{
+    char num[NUM_BUF];
+    for (size_t i = 0; i < t->n; i++) {
+        const tmpl_seg *seg = &t->segs[i];
+        tmpl_escape_into(seg->lit.s, seg->lit.len, esc, o);
+        strv v;
+        if (!seg->has_path || !fact_text(&seg->path, &env->view, num, NUM_BUF, &v))
+            continue; /* missing renders as nothing */
+        if (seg->labels) {
+            const char *tr = labels_translate(seg->labels, v.s, v.len, env->language);
+            if (tr) {
+                v.s = tr;
+                v.len = strlen(tr);
+            }
+        }
+        tmpl_escape_into(v.s, v.len, esc, o);
+    }
 }

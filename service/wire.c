@@ -297,9 +297,9 @@ static int decode_request(const uint8_t *body, size_t len, arena *a, Nba__V1__Re
             nba__v1__reload_request__init(req->reload);
             req->body_case = NBA__V1__REQUEST__BODY_RELOAD;
             break;
-        case 5: /* explain */
-        case 7: /* report_incident */
-        case 8: /* resolve_incident */
+        case 5:              /* explain */
+        case 7:              /* report_incident */
+        case 8:              /* resolve_incident */
             return FALLBACK; /* rarer than contacts: protobuf-c decodes them */
         default:
             rc = skip(&r, wire) ? 0 : FALLBACK;
@@ -322,6 +322,22 @@ Nba__V1__Request *wire_decode_request(const uint8_t *body, size_t len, arena *a)
     /* What the fast path allocated before giving up stays in the arena
      * until its next reset: a few bytes, once per unusual request. */
     return nba__v1__request__unpack(arena_pb_allocator(a), len, body);
+}
+
+bool wire_request_is_feed(const uint8_t *body, size_t len)
+{
+    reader r = {body, body + len};
+    bool feed = false;
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
+        if (!read_key(&r, &field, &wire) || !skip(&r, wire))
+            return false;
+        if (field >= 2 && field <= 8)
+            feed = field == NBA__V1__REQUEST__BODY_REPORT_INCIDENT ||
+                   field == NBA__V1__REQUEST__BODY_RESOLVE_INCIDENT;
+    }
+    return feed;
 }
 
 /* ---- encoding ---- */

@@ -605,6 +605,184 @@ static void type_errors_at_compile_time(void **state)
     }
 }
 
+/* ---- the contact history ---- */
+
+typedef struct history_fixture {
+    Nba__V1__HistoryEntry entries[4];
+    Nba__V1__HistoryEntry *ptrs[4];
+    Nba__V1__HistoryEntry__ParamsEntry params[4];
+    Nba__V1__HistoryEntry__ParamsEntry *param_ptrs[4];
+    Nba__V1__HistoryEntry__ContextEntry context[4][2];
+    Nba__V1__HistoryEntry__ContextEntry *context_ptrs[4][2];
+    size_t n;
+} history_fixture;
+
+/* Appends a recorded action (the history is oldest first); a NULL param
+ * or flight leaves it out. */
+static void hx_entry(history_fixture *h, fixture *fx, const char *action, Nba__V1__Channel channel,
+                     int64_t age_ms, const char *rule, const char *incident, const char *param,
+                     const char *value, const char *flight)
+{
+    size_t i = h->n++;
+    Nba__V1__HistoryEntry *e = &h->entries[i];
+    nba__v1__history_entry__init(e);
+    e->customer_id = "C-1";
+    e->action = (char *)action;
+    e->channel = channel;
+    e->touchpoint = "checkin";
+    e->at_ms = FX_NOW_MS - age_ms;
+    e->rule_id = (char *)rule;
+    e->incident_id = (char *)incident;
+    if (param) {
+        nba__v1__history_entry__params_entry__init(&h->params[i]);
+        h->params[i].key = (char *)param;
+        h->params[i].value = (char *)value;
+        h->param_ptrs[i] = &h->params[i];
+        e->params = &h->param_ptrs[i];
+        e->n_params = 1;
+    }
+    e->context = h->context_ptrs[i];
+    if (flight) {
+        nba__v1__history_entry__context_entry__init(&h->context[i][0]);
+        h->context[i][0].key = "flight";
+        h->context[i][0].value = (char *)flight;
+        h->context_ptrs[i][e->n_context++] = &h->context[i][0];
+    }
+    nba__v1__history_entry__context_entry__init(&h->context[i][1]);
+    h->context[i][1].key = "party";
+    h->context[i][1].value = "2";
+    h->context_ptrs[i][e->n_context++] = &h->context[i][1];
+    h->ptrs[i] = e;
+    fx->f.history = h->ptrs;
+    fx->f.n_history = h->n;
+}
+
+/* The blueprint passenger after a kiosk contact half an hour ago (upgrade
+ * and letter for I-1, which the upgrade recovered) and goodwill miles at
+ * a desk a hundred days ago. */
+static void history_fixture_init(history_fixture *h, fixture *fx)
+{
+    memset(h, 0, sizeof *h);
+    full_fixture(fx);
+    hx_entry(h, fx, "goodwill_miles", NBA__V1__CHANNEL__DESK, 100 * FX_DAY_MS, "miles", "I-2",
+             "miles", "5000", NULL);
+    hx_entry(h, fx, "upgrade", NBA__V1__CHANNEL__KIOSK, 30 * 60000, "recovery", "I-1", "cabin", "F",
+             "AZ610");
+    hx_entry(h, fx, "apology_letter", NBA__V1__CHANNEL__KIOSK, 30 * 60000, "recovery", "I-1", NULL,
+             NULL, "AZ610");
+    fx->incidents[0].recovered_by = "upgrade";
+    fx->incidents[0].recovered_at_ms = FX_NOW_MS - 30 * 60000;
+}
+
+static const eval_case history_cases[] = {
+    {"count(history) == 3", 1},
+    {"count(history, action == \"upgrade\") == 1", 1},
+    {"any(history, action == \"upgrade\" and context.flight == event.context.flight)", 1},
+    {"any(history, action == \"upgrade\" and context.flight == \"AZ611\")", 0},
+    {"any(history, channel == \"kiosk\" and age < 1h)", 1},
+    {"any(history, channel == \"desk\" and age < 1h)", 0},
+    {"any(history, touchpoint == \"checkin\" and rule == \"recovery\")", 1},
+    {"count(history, incident == \"I-1\") == 2", 1},
+    {"any(history, params.cabin == \"F\")", 1},
+    /* a param or context key the entry lacks: every comparison is false */
+    {"any(history, params.cabin != \"F\")", 0},
+    {"any(history, not (params.cabin == \"F\"))", 1},
+    {"count(history, has(context.flight)) == 2", 1},
+    /* the most recent; of two at the same time, the later in the list */
+    {"latest(history, action) == \"apology_letter\"", 1},
+    {"latest(history, channel, action == \"goodwill_miles\") == \"desk\"", 1},
+    {"days_since(latest(history, at, action == \"goodwill_miles\")) == 100", 1},
+    {"age(latest(history, at)) == 30m", 1},
+    {"max(history, age) > 99d", 1},
+    {"min(history, at) < event.time", 1},
+    {"days_since(latest(history, at, action == \"none\")) >= 0", 0},
+    {"latest(history, action, action == \"none\") != \"x\"", 0},
+    /* incidents: recovered from the history by the daemon */
+    {"any(incidents, recovered)", 1},
+    {"any(incidents, recovered and recovered_by == \"upgrade\")", 1},
+    {"count(incidents, open and not recovered) == 1", 1},
+    {"latest(incidents, recovered_by, recovered) == \"upgrade\"", 1},
+};
+
+static void conditions_over_the_history(void **state)
+{
+    (void)state;
+    history_fixture h;
+    fixture fx;
+    history_fixture_init(&h, &fx);
+    for (size_t i = 0; i < sizeof history_cases / sizeof history_cases[0]; i++) {
+        int got = eval(history_cases[i].when, &fx, NULL);
+        if (got != history_cases[i].expect)
+            fail_msg("'%s': expected %d, got %d", history_cases[i].when, history_cases[i].expect,
+                     got);
+    }
+    /* a context key declared as a number is read as one in the history */
+    assert_int_equal(eval_with("context: { party: number, flight: text }\n",
+                               "any(history, context.party >= 2 and context.flight == \"AZ610\")",
+                               &fx),
+                     1);
+    /* a history aggregate picks no incident: the rule's incident is the
+     * incident aggregate's */
+    const Nba__V1__Incident *t = NULL;
+    assert_int_equal(eval("any(history, action == \"upgrade\") and any(incidents, open)", &fx, &t),
+                     1);
+    assert_non_null(t);
+    assert_string_equal(t->incident_id, "I-1");
+    assert_int_equal(eval("any(history, action == \"upgrade\")", &fx, &t), 1);
+    assert_null(t);
+
+    /* the history is the caller's, known customer or not */
+    fixture unknown;
+    fx_init(&unknown, NBA__V1__CHANNEL__DESK, "checkin");
+    unknown.f.history = h.ptrs;
+    unknown.f.n_history = h.n;
+    assert_int_equal(eval("count(history, action == \"upgrade\") == 1", &unknown, NULL), 1);
+    /* none at all */
+    fx.f.history = NULL;
+    fx.f.n_history = 0;
+    assert_int_equal(eval("count(history) == 0 and not any(history)", &fx, NULL), 1);
+    assert_int_equal(eval("sum(history, age) == 0d", &fx, NULL), 1);
+}
+
+/* Mistakes over the history are found when the file loads, with the
+ * nearest name. */
+static void history_errors_at_compile_time(void **state)
+{
+    (void)state;
+    static const type_error_case cases[] = {
+        {"", "count(history, severity > 1) > 0",
+         "'severity' is a field of an incident, and this filter looks at the contact history"},
+        {"", "any(history, acton == \"x\")", "unknown name 'acton'; did you mean 'action'?"},
+        {"", "any(incidents, action == \"x\")", "'action' is a field of the contact history"},
+        {"", "action == \"x\"", "'action' is a field of the contact history"},
+        {"", "count(histroy) > 0", "did you mean 'history'?"},
+        {"", "history", "'history' is a list: use count(history, ...)"},
+        {"", "any(history, channel == \"kisok\")",
+         "unknown channel 'kisok'; did you mean 'kiosk'?"},
+        {"", "latest(history, at) > 1d", "cannot compare a time with a duration"},
+        {"", "any(history, count(history) > 1)",
+         "count() cannot be used inside another aggregate over the history"},
+        {"", "any(history, any(incidents, open))", "cannot be used inside another aggregate"},
+        {"", "any(history, params)", "params needs a key, e.g. params.cabin"},
+        {"", "any(incidents, recovred)", "unknown name 'recovred'; did you mean 'recovered'?"},
+        {"", "sum(history, action) > 1", "sum() cannot look at a text"},
+        {"", "latest(history) == \"x\"", "needs the value to look at: latest(history, at)"},
+        {"context: { party: number }\n", "any(history, context.pary == 2)",
+         "unknown context key 'pary'; did you mean 'party'?"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *yaml = one_rule_yaml(cases[i].extra, cases[i].when);
+        assert_non_null(yaml);
+        ruleset *rs;
+        nba_error err;
+        int rc = ruleset_load_buffer("t.yaml", yaml, strlen(yaml), &rs, &err);
+        free(yaml);
+        if (rc != -EINVAL || !strstr(err.msg, cases[i].fragment))
+            fail_msg("'%s': expected an error with \"%s\", got %d: %s", cases[i].when,
+                     cases[i].fragment, rc, rc ? err.msg : "(compiled)");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +798,8 @@ int main(void)
         cmocka_unit_test(aggregates_pick_their_incident),
         cmocka_unit_test(typed_attributes_and_context),
         cmocka_unit_test(type_errors_at_compile_time),
+        cmocka_unit_test(conditions_over_the_history),
+        cmocka_unit_test(history_errors_at_compile_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,6 +60,8 @@ static void assert_incident_equal(const Nba__V1__Incident *want, const Nba__V1__
     assert_string_equal(got->flight, want->flight);
     assert_int_equal(got->resolved, want->resolved);
     assert_string_equal(got->note, want->note);
+    assert_string_equal(got->recovered_by, want->recovered_by);
+    assert_int_equal(got->recovered_at_ms, want->recovered_at_ms);
     assert_ptr_equal(got->base.descriptor, &nba__v1__incident__descriptor);
 }
 

@@ -1,5 +1,6 @@
 /* Unit tests of the rule engine: compile errors as ops staff see them,
  * arbitration, language choice, rendering per channel and language, labels,
+ * the contact policy (suppression, caps, effects, idempotency key), letters,
  * and the shipped rules/airline-checkin.yaml scenario. */
 #include <errno.h>
 #include <pthread.h>
@@ -13,6 +14,8 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "letters.h"
+#include "policy.h"
 #include "rules_fixture.h"
 #include "rules_live.h"
 
@@ -2008,7 +2011,7 @@ static void explain_the_blueprint_passenger(void **state)
         "event.touchpoint == \"checkin\"",
         "(customer.predicted_ltv >= 20000 or customer.tier == \"platinum\")",
         "event.context.cabin in [\"Y\", \"W\"]",
-        "any(incidents, open and severity >= 2 and age < 180d)",
+        "any(incidents, open and not recovered and severity >= 2 and age < 180d)",
     };
     static const char *const values[] = {"\"checkin\"", "45000; \"platinum\"", "\"Y\"",
                                          "true (INC-7)"};
@@ -2103,6 +2106,690 @@ static void explain_arbitration(void **state)
     arena_destroy(&a);
 }
 
+/* ---- the contact policy, effects, idempotency, letters ---- */
+
+/* A contact history built by hand, oldest first. */
+typedef struct history {
+    Nba__V1__HistoryEntry entries[8];
+    Nba__V1__HistoryEntry *ptrs[8];
+    size_t n;
+} history;
+
+static void hist_add(history *h, fixture *fx, const char *action, Nba__V1__Channel channel,
+                     int64_t age_ms, const char *incident)
+{
+    Nba__V1__HistoryEntry *e = &h->entries[h->n];
+    nba__v1__history_entry__init(e);
+    e->customer_id = "C-1";
+    e->action = (char *)action;
+    e->channel = channel;
+    e->touchpoint = "checkin";
+    e->rule_id = "earlier-rule";
+    e->incident_id = (char *)incident;
+    e->at_ms = FX_NOW_MS - age_ms;
+    h->ptrs[h->n++] = e;
+    fx->f.history = h->ptrs;
+    fx->f.n_history = h->n;
+}
+
+#define HOUR_MS (3600 * 1000LL)
+
+static const char policy_yaml[] =
+    "ruleset: t\n"
+    "version: 1\n"
+    "languages: [en, it, zh-Hant, zh-Hans]\n"
+    "default_language: en\n"
+    "max_actions: 10\n"
+    "channels: { mobile: { max_actions: 3 } }\n"
+    "policy:\n"
+    "  record:\n"
+    "    upgrade: { recovers: true, once_per: incident }\n"
+    "    letter: { recovers: true, once_per: incident }\n"
+    "    miles: { once_per: 30d }\n"
+    "    voucher:\n"
+    "  caps:\n"
+    "    - { action: voucher, max: 2, per: 7d }\n"
+    "    - { channel: ivr, max: 1, per: 1d, description: one lasting thing a day by phone }\n"
+    "  idempotency:\n"
+    "    key: [channel, touchpoint, context.flight]\n"
+    "    window: 6h\n"
+    "groups: { recovery: one recovery a contact }\n"
+    "rules:\n"
+    "  - id: recover\n"
+    "    priority: 100\n"
+    "    group: recovery\n"
+    "    when: any(incidents, open and not recovered)\n"
+    "    then:\n"
+    "      - { action: upgrade, params: { cabin: F } }\n"
+    "      - { action: letter, follow_up: true }\n"
+    "  - id: apologise\n"
+    "    priority: 50\n"
+    "    group: recovery\n"
+    "    when: any(incidents, open)\n"
+    "    then: [{ action: note }]\n"
+    "  - id: miles\n"
+    "    priority: 40\n"
+    "    when: any(incidents, open)\n"
+    "    then: [{ action: miles, follow_up: true, letter: miles_note }]\n"
+    "  - id: also-letter\n"
+    "    priority: 35\n"
+    "    when: any(incidents, open)\n"
+    "    then: [{ action: letter, follow_up: true }]\n"
+    "  - id: vouchers\n"
+    "    priority: 30\n"
+    "    when: customer.known\n"
+    "    then: [{ action: voucher }, { action: voucher }]\n"
+    "  - id: greet\n"
+    "    priority: 10\n"
+    "    when: customer.known\n"
+    "    then: [{ action: greet }]\n"
+    "labels:\n"
+    "  kinds:\n"
+    "    delay: { en: the delay, it: il ritardo }\n"
+    "letters:\n"
+    "  letter:\n"
+    "    en:\n"
+    "      subject: \"Sorry about {{incident.kind | kinds}} & more <again>\"\n"
+    "      body: |\n"
+    "        Dear {{customer.name}},\n"
+    "\n"
+    "        We are sorry about {{incident.kind | kinds}} on flight {{incident.flight}}.\n"
+    "        Fish & chips <free>, said \"{{incident.note}}\".\n"
+    "\n"
+    "\n"
+    "        Yours,\n"
+    "        Customer Relations\n"
+    "    it:\n"
+    "      subject: Ci scusiamo per {{incident.kind | kinds}}\n"
+    "      body: |\n"
+    "        Gentile {{customer.name}},\n"
+    "\n"
+    "        ci scusiamo per {{incident.kind | kinds}} ({{decision.language}}).\n"
+    "    zh-Hant:\n"
+    "      subject: 致歉\n"
+    "      body: \"{{customer.name}} 您好：\\n\\n我們深表歉意。\"\n"
+    "  miles_note:\n"
+    "    en: { subject: Miles, body: \"Dear {{customer.name}}, miles are on their way.\" }\n";
+
+static const char *const types_of_all[] = {"upgrade", "letter",  "miles",
+                                           "voucher", "voucher", "greet"};
+
+/* The action types of d, joined with spaces. */
+static const char *types_of(const Nba__V1__Decision *d, char *buf, size_t size)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < d->n_actions; i++) {
+        int w = snprintf(buf + k, size - k, "%s%s", i ? " " : "", d->actions[i]->type);
+        if (w < 0 || (size_t)w >= size - k)
+            break;
+        k += (size_t)w;
+    }
+    return buf;
+}
+
+static void policy_passenger(fixture *fx, Nba__V1__Channel channel)
+{
+    fx_init(fx, channel, "checkin");
+    fx_context(fx, "flight", "AZ610");
+    fx_customer(fx, "Ann Lee", "gold", 1000, 30000, "en");
+    Nba__V1__Incident *inc = fx_incident(fx, "I-1", "delay", 3, 2, false, "AZ611");
+    inc->recovered_by = "";
+}
+
+static const char *decide_types(const ruleset *rs, fixture *fx, arena *a, char *buf, size_t size)
+{
+    Nba__V1__Decision d;
+    assert_int_equal(fx_decide(rs, fx, a, &d), 0);
+    return types_of(&d, buf, size);
+}
+
+/* Suppression and caps are applied from the history, action by action; a
+ * rule whose actions are held back still wins its group. */
+static void policy_holds_back_and_caps(void **state)
+{
+    (void)state;
+    ruleset *rs = fx_load(policy_yaml);
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 16384), 0);
+    char got[256];
+    fixture fx;
+    history h;
+
+    /* no history: everything once; the second letter for the same incident
+     * in this decision is held back, both vouchers fit the cap */
+    policy_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got),
+                        "upgrade letter miles voucher voucher greet");
+
+    /* an upgrade given for I-1 before (the incident not marked): held
+     * back, and 'recover' still wins the group: no note */
+    policy_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    memset(&h, 0, sizeof h);
+    hist_add(&h, &fx, "upgrade", NBA__V1__CHANNEL__KIOSK, 1 * HOUR_MS, "I-1");
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got),
+                        "letter miles voucher voucher greet");
+    /* ... for another incident: given */
+    h.entries[0].incident_id = "I-0";
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got),
+                        "upgrade letter miles voucher voucher greet");
+
+    /* once in 30 days */
+    policy_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    memset(&h, 0, sizeof h);
+    hist_add(&h, &fx, "miles", NBA__V1__CHANNEL__DESK, 10 * FX_DAY_MS, "I-0");
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got),
+                        "upgrade letter voucher voucher greet");
+    h.entries[0].at_ms = FX_NOW_MS - 40 * FX_DAY_MS;
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got),
+                        "upgrade letter miles voucher voucher greet");
+
+    /* two vouchers a week: one in the history leaves room for one */
+    policy_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    memset(&h, 0, sizeof h);
+    hist_add(&h, &fx, "voucher", NBA__V1__CHANNEL__DESK, 2 * FX_DAY_MS, "");
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got),
+                        "upgrade letter miles voucher greet");
+    h.entries[0].at_ms = FX_NOW_MS - 8 * FX_DAY_MS; /* out of the window */
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got),
+                        "upgrade letter miles voucher voucher greet");
+
+    /* one recorded action a day by phone: counted within the decision too */
+    policy_passenger(&fx, NBA__V1__CHANNEL__IVR);
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got), "upgrade greet");
+    memset(&h, 0, sizeof h);
+    hist_add(&h, &fx, "voucher", NBA__V1__CHANNEL__IVR, 3 * HOUR_MS, "");
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got), "greet");
+    /* the phone's cap does not touch the kiosk (the voucher cap counts
+     * that voucher, though) */
+    fx.event.channel = NBA__V1__CHANNEL__KIOSK;
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got),
+                        "upgrade letter miles voucher greet");
+
+    /* only the actions given count toward the channel's limit */
+    policy_passenger(&fx, NBA__V1__CHANNEL__MOBILE);
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got), "upgrade letter miles");
+    memset(&h, 0, sizeof h);
+    hist_add(&h, &fx, "upgrade", NBA__V1__CHANNEL__KIOSK, 1 * HOUR_MS, "I-1");
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got), "letter miles voucher");
+
+    /* a recovered incident: 'recover' does not hold, the lesser rule acts */
+    policy_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    fx.incidents[0].recovered_by = "letter";
+    assert_string_equal(decide_types(rs, &fx, &a, got, sizeof got),
+                        "note miles letter voucher voucher greet");
+
+    /* explain says which policy held what back */
+    policy_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    memset(&h, 0, sizeof h);
+    hist_add(&h, &fx, "upgrade", NBA__V1__CHANNEL__KIOSK, 1 * HOUR_MS, "I-1");
+    hist_add(&h, &fx, "voucher", NBA__V1__CHANNEL__DESK, 30 * 60000, "");
+    arena_reset(&a);
+    Nba__V1__Explanation e = NBA__V1__EXPLANATION__INIT;
+    assert_int_equal(ruleset_explain(rs, fx_facts(&fx), &a, &e), 0);
+    assert_string_equal(types_of(e.decision, got, sizeof got), "letter miles voucher greet");
+    const Nba__V1__RuleTrace *t = trace_of(&e, "recover");
+    assert_string_equal(t->outcome,
+                        "chosen; left out: upgrade (held back by the contact policy: upgrade once "
+                        "per incident, and it was given for I-1 on 2026-09-21T13:13:20Z at the "
+                        "kiosk by rule earlier-rule)");
+    t = trace_of(&e, "also-letter");
+    assert_string_equal(t->outcome,
+                        "chosen, but gives nothing on kiosk: letter (held back by the contact "
+                        "policy: letter once per incident, and this decision already gives it)");
+    t = trace_of(&e, "vouchers");
+    assert_string_equal(t->outcome,
+                        "chosen; left out: voucher (held back by the contact policy: cap 1, at "
+                        "most 2 voucher in 7d, is reached)");
+    assert_string_equal(trace_of(&e, "apologise")->outcome,
+                        "dropped: exclusive group 'recovery' went to 'recover' (priority 100)");
+    policy_passenger(&fx, NBA__V1__CHANNEL__IVR);
+    memset(&h, 0, sizeof h);
+    hist_add(&h, &fx, "miles", NBA__V1__CHANNEL__IVR, 3 * HOUR_MS, "I-0");
+    assert_int_equal(ruleset_explain(rs, fx_facts(&fx), &a, &e), 0);
+    assert_non_null(strstr(trace_of(&e, "recover")->outcome,
+                           "upgrade (held back by the contact policy: cap 2, at most 1 recorded "
+                           "actions on ivr in 1d, is reached)"));
+
+    /* what the daemon asks of the policy */
+    assert_true(ruleset_records(rs, "upgrade"));
+    assert_true(ruleset_records(rs, "voucher"));
+    assert_false(ruleset_records(rs, "greet"));
+    assert_false(ruleset_records(rs, NULL));
+    assert_true(ruleset_recovers(rs, "letter"));
+    assert_false(ruleset_recovers(rs, "miles"));
+    assert_false(ruleset_recovers(rs, "greet"));
+    assert_int_equal(ruleset_idempotency_window_ms(rs), 6 * HOUR_MS);
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+/* The effects of a decision: each recorded action with its index, the
+ * incident it answers, whether it recovers, its letter; checked against
+ * the decision. */
+static void effects_of_a_decision(void **state)
+{
+    (void)state;
+    ruleset *rs = fx_load(policy_yaml);
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 16384), 0);
+    fixture fx;
+    policy_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    const facts *f = fx_facts(&fx);
+    rule_hit hits[16];
+    size_t n = ruleset_arbitrate(rs, f, hits, ruleset_match(rs, f, hits));
+    Nba__V1__Decision d;
+    nba__v1__decision__init(&d);
+    assert_int_equal(ruleset_render(rs, f, hits, n, &a, &d), 0);
+    assert_int_equal(d.n_actions, 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(d.actions[i]->type, types_of_all[i]);
+
+    ruleset_effect eff[8];
+    size_t ne = 99;
+    assert_int_equal(ruleset_effects(rs, f, hits, n, &d, eff, 8, &ne), 0);
+    assert_int_equal(ne, 5); /* not the greeting */
+    static const struct {
+        size_t action;
+        const char *type, *rule;
+        bool incident, recovers, follow_up;
+        const char *letter;
+    } want[] = {
+        {0, "upgrade", "recover", true, true, false, NULL},
+        {1, "letter", "recover", true, true, true, "letter"},
+        {2, "miles", "miles", true, false, true, "miles_note"},
+        {3, "voucher", "vouchers", false, false, false, NULL},
+        {4, "voucher", "vouchers", false, false, false, NULL},
+    };
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(eff[i].action, want[i].action);
+        assert_string_equal(eff[i].type, want[i].type);
+        assert_ptr_equal(eff[i].type, d.actions[eff[i].action]->type);
+        assert_string_equal(eff[i].rule_id, want[i].rule);
+        if (want[i].incident)
+            assert_ptr_equal(eff[i].incident, fx.incident_ptrs[0]);
+        else
+            assert_null(eff[i].incident);
+        assert_int_equal(eff[i].recovers, want[i].recovers);
+        assert_int_equal(eff[i].follow_up, want[i].follow_up);
+        if (want[i].letter)
+            assert_string_equal(eff[i].letter, want[i].letter);
+        else
+            assert_null(eff[i].letter);
+    }
+    /* room for too few: how many are needed */
+    assert_int_equal(ruleset_effects(rs, f, hits, n, &d, eff, 2, &ne), -ENOSPC);
+    assert_int_equal(ne, 5);
+    /* a decision that does not come from these hits */
+    Nba__V1__Decision other = d;
+    other.n_actions = 5;
+    assert_int_equal(ruleset_effects(rs, f, hits, n, &other, eff, 8, &ne), -EINVAL);
+    assert_int_equal(ne, 0);
+    Nba__V1__Action swapped = *d.actions[0];
+    swapped.type = "note";
+    Nba__V1__Action *acts[6];
+    memcpy(acts, d.actions, sizeof acts);
+    acts[0] = &swapped;
+    other = d;
+    other.actions = acts;
+    assert_int_equal(ruleset_effects(rs, f, hits, n, &other, eff, 8, &ne), -EINVAL);
+    swapped = *d.actions[0];
+    swapped.rule_id = "apologise";
+    assert_int_equal(ruleset_effects(rs, f, hits, n, &other, eff, 8, &ne), -EINVAL);
+    assert_int_equal(ruleset_effects(rs, f, hits, n - 1, &d, eff, 8, &ne), -EINVAL);
+    /* the same facts with a history: the hits no longer give that decision */
+    history h = {0};
+    hist_add(&h, &fx, "upgrade", NBA__V1__CHANNEL__KIOSK, 1 * HOUR_MS, "I-1");
+    assert_int_equal(ruleset_effects(rs, fx_facts(&fx), hits, n, &d, eff, 8, &ne), -EINVAL);
+
+    /* nothing recorded: no effect */
+    fixture unknown;
+    fx_init(&unknown, NBA__V1__CHANNEL__KIOSK, "checkin");
+    f = fx_facts(&unknown);
+    n = ruleset_arbitrate(rs, f, hits, ruleset_match(rs, f, hits));
+    nba__v1__decision__init(&d);
+    assert_int_equal(ruleset_render(rs, f, hits, n, &a, &d), 0);
+    assert_int_equal(ruleset_effects(rs, f, hits, n, &d, eff, 0, &ne), 0);
+    assert_int_equal(ne, 0);
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+/* The idempotency key: the customer and the parts the policy names,
+ * length-prefixed, so no two events share one by accident. */
+static void idempotency_key_is_unambiguous(void **state)
+{
+    (void)state;
+    ruleset *rs = fx_load(policy_yaml);
+    assert_non_null(rs);
+    fixture fx;
+    char key[128], other[128];
+    policy_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    size_t len = ruleset_idempotency_key(rs, fx_facts(&fx), key, sizeof key);
+    assert_string_equal(key, "3:C-1|5:kiosk|7:checkin|5:AZ610");
+    assert_int_equal(len, strlen(key));
+    /* the length without a buffer, and a cut key */
+    assert_int_equal(ruleset_idempotency_key(rs, fx_facts(&fx), NULL, 0), len);
+    char small[8];
+    assert_int_equal(ruleset_idempotency_key(rs, fx_facts(&fx), small, sizeof small), len);
+    assert_string_equal(small, "3:C-1|5");
+    /* a context key not sent, and one sent empty, differ */
+    fx_init(&fx, NBA__V1__CHANNEL__DESK, "checkin");
+    ruleset_idempotency_key(rs, fx_facts(&fx), key, sizeof key);
+    assert_string_equal(key, "3:C-1|4:desk|7:checkin|-");
+    fx_context(&fx, "flight", "");
+    ruleset_idempotency_key(rs, fx_facts(&fx), key, sizeof key);
+    assert_string_equal(key, "3:C-1|4:desk|7:checkin|0:");
+    /* no channel given */
+    fx_init(&fx, NBA__V1__CHANNEL__CHANNEL_UNSPECIFIED, "checkin");
+    ruleset_idempotency_key(rs, fx_facts(&fx), key, sizeof key);
+    assert_string_equal(key, "3:C-1|0:|7:checkin|-");
+    /* parts that would read the same joined plainly */
+    fx_init(&fx, NBA__V1__CHANNEL__DESK, "a|b");
+    fx_context(&fx, "flight", "c");
+    ruleset_idempotency_key(rs, fx_facts(&fx), key, sizeof key);
+    fx_init(&fx, NBA__V1__CHANNEL__DESK, "a");
+    fx_context(&fx, "flight", "b|c");
+    ruleset_idempotency_key(rs, fx_facts(&fx), other, sizeof other);
+    assert_string_not_equal(key, other);
+    fx_init(&fx, NBA__V1__CHANNEL__DESK, "5:x|-");
+    fx.event.customer_id = "";
+    ruleset_idempotency_key(rs, fx_facts(&fx), key, sizeof key);
+    assert_string_equal(key, "0:|4:desk|5:5:x|-|-");
+    ruleset_free(rs);
+
+    /* a ruleset without a key */
+    rs = fx_load(HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n");
+    assert_non_null(rs);
+    strcpy(key, "x");
+    assert_int_equal(ruleset_idempotency_key(rs, fx_facts(&fx), key, sizeof key), 0);
+    assert_string_equal(key, "");
+    assert_int_equal(ruleset_idempotency_window_ms(rs), 0);
+    assert_false(ruleset_records(rs, "a"));
+    ruleset_free(rs);
+}
+
+/* Letters: subject, paragraphs as text and as HTML with every character
+ * escaped, the same language fallback as messages. */
+static void letters_render_text_and_html(void **state)
+{
+    (void)state;
+    ruleset *rs = fx_load(policy_yaml);
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 16384), 0);
+    fixture fx;
+    policy_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    fx.customer.name = "Ann <b>\"O'Lee\"</b> & co";
+    fx.incidents[0].note = "two\n\nlines";
+    const facts *f = fx_facts(&fx);
+    const Nba__V1__Incident *inc = fx.incident_ptrs[0];
+    const char *subject, *text, *html;
+
+    assert_int_equal(ruleset_render_letter(rs, f, inc, "letter", "en", &a, &subject, &text, &html),
+                     0);
+    assert_string_equal(subject, "Sorry about the delay & more <again>");
+    assert_string_equal(text, "Dear Ann <b>\"O'Lee\"</b> & co,\n\n"
+                              "We are sorry about the delay on flight AZ611.\n"
+                              "Fish & chips <free>, said \"two\n\nlines\".\n\n"
+                              "Yours,\nCustomer Relations");
+    assert_string_equal(html,
+                        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                        "<title>Sorry about the delay &amp; more &lt;again&gt;</title>\n"
+                        "</head>\n<body>\n"
+                        "<p>Dear Ann &lt;b&gt;&quot;O&#39;Lee&quot;&lt;/b&gt; &amp; co,</p>\n"
+                        "<p>We are sorry about the delay on flight AZ611.<br>\n"
+                        "Fish &amp; chips &lt;free&gt;, said &quot;two<br>\n<br>\n"
+                        "lines&quot;.</p>\n"
+                        "<p>Yours,<br>\nCustomer Relations</p>\n"
+                        "</body>\n</html>\n");
+    assert_string_equal(ruleset_letter_language(rs, f, "letter", "en"), "en");
+
+    /* Italian: its own letter, labels in Italian; tags as decisions read them */
+    fx.customer.name = "Anna";
+    assert_int_equal(
+        ruleset_render_letter(rs, f, inc, "letter", "it-IT", &a, &subject, &text, &html), 0);
+    assert_string_equal(subject, "Ci scusiamo per il ritardo");
+    assert_string_equal(text, "Gentile Anna,\n\nci scusiamo per il ritardo (it).");
+    assert_non_null(strstr(html, "<html lang=\"it\">"));
+    /* no language given: the customer's (here: it) */
+    fx.customer.language = "it";
+    assert_int_equal(ruleset_render_letter(rs, f, inc, "letter", NULL, &a, &subject, &text, &html),
+                     0);
+    assert_string_equal(subject, "Ci scusiamo per il ritardo");
+    assert_string_equal(ruleset_letter_language(rs, f, "letter", NULL), "it");
+    /* a body written in one line with \n escapes */
+    assert_int_equal(
+        ruleset_render_letter(rs, f, inc, "letter", "zh-Hant", &a, &subject, &text, &html), 0);
+    assert_string_equal(text, "Anna 您好：\n\n我們深表歉意。");
+    /* no Simplified Chinese letter: the English one, labels in English too */
+    assert_int_equal(
+        ruleset_render_letter(rs, f, inc, "letter", "zh-Hans", &a, &subject, &text, &html), 0);
+    assert_string_equal(subject, "Sorry about the delay & more <again>");
+    assert_non_null(strstr(html, "<html lang=\"en\">"));
+    assert_string_equal(ruleset_letter_language(rs, f, "letter", "zh-Hans"), "en");
+    /* a value cannot break the subject's line */
+    fx.incidents[0].kind = "x\r\nBcc: someone";
+    assert_int_equal(ruleset_render_letter(rs, f, inc, "letter", "en", &a, &subject, &text, &html),
+                     0);
+    assert_string_equal(subject, "Sorry about x  Bcc: someone & more <again>");
+    assert_non_null(strstr(html, "<title>Sorry about x  Bcc: someone &amp; more"));
+    fx.incidents[0].kind = "delay";
+    /* no incident: its placeholders render as nothing */
+    assert_int_equal(ruleset_render_letter(rs, f, NULL, "letter", "en", &a, &subject, &text, &html),
+                     0);
+    assert_string_equal(subject, "Sorry about  & more <again>");
+    /* no such letter: the outputs are left alone */
+    subject = text = html = "unchanged";
+    assert_int_equal(ruleset_render_letter(rs, f, inc, "greet", "en", &a, &subject, &text, &html),
+                     -ENOENT);
+    assert_int_equal(ruleset_render_letter(rs, f, inc, NULL, "en", &a, &subject, &text, &html),
+                     -ENOENT);
+    assert_string_equal(subject, "unchanged");
+    assert_null(ruleset_letter_language(rs, f, "greet", "en"));
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
+/* `rules check` on policies and letters: errors with the nearest name,
+ * warnings for what is probably not meant. */
+static void policy_and_letter_checks(void **state)
+{
+    (void)state;
+    char buf[8192];
+    static const struct {
+        const char *yaml;
+        const char *want;
+    } cases[] = {
+        {HEAD "policy: { record: { upgrad: {} } }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: upgrade}]}\n",
+         "5:21: warning: policy records action type 'upgrad', but no rule gives it | did you "
+         "mean 'upgrade'?"},
+        {HEAD "policy: { record: { a: { once_per: incidnet } } }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "5:36: error: 'once_per' must be 'incident' or a duration such as 30d | did you mean "
+         "'incident'?"},
+        {HEAD "policy: { record: { a: { once_per: 30 } } }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "error: 'once_per' must be a duration such as 30d, 12h or 1h30m (write the unit)"},
+        {HEAD "policy: { record: [a], caps: [{ action: b, max: 1, per: 1d }] }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}, {action: b}]}\n",
+         "5:41: error: a cap counts recorded actions, and 'b' is not under 'record'"},
+        {HEAD "policy: { record: [a], caps: [{ channel: kisok, max: 1, per: 1d }] }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "error: unknown channel 'kisok' | did you mean 'kiosk'?"},
+        {HEAD "policy: { record: [a], caps: [{ max: 0, per: 1d }] }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "error: 'max' must be at least 1"},
+        {HEAD "policy: { record: [a], caps: [{ max: 1, pre: 1d }] }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "error: unknown key 'pre' in a cap | did you mean 'per'?"},
+        {HEAD "policy: { idempotency: { key: [chanel, context.flight] } }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "5:32: error: unknown event field 'chanel' | did you mean 'channel'?"},
+        {HEAD "policy: { idempotency: { key: [time] } }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "error: a retried event is sent again later, so its time differs"},
+        {HEAD "context: [flight]\npolicy: { idempotency: { key: [context.fligth] } }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "error: unknown context key 'fligth' | did you mean 'flight'?"},
+        {HEAD "policy: { idempotency: { key: [touchpoint], window: soon } }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "error: 'window' must be a duration such as 30d, 12h or 1h30m"},
+        {HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\npolicy: { record: [a] }\n",
+         ""},
+        /* letters */
+        {HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a, letter: leter}]}\n"
+              "letters:\n  letter: { en: { subject: S, body: B } }\n",
+         "6:54: error: unknown letter 'leter' in 'letter' | did you mean 'letter'?"},
+        {HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n"
+              "letters:\n  a: { en: { subject: \"S\\nT\", body: B } }\n",
+         "8:25: error: a subject is one line"},
+        {HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n"
+              "letters:\n  a: { en: { subject: S, body: \"\" } }\n",
+         "error: a letter's body needs text"},
+        {HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n"
+              "letters:\n  a: { it: { subject: S, body: B } }\n",
+         "8:3: error: letter 'a' has no text in the default language 'en'"},
+        {HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n"
+              "letters:\n  a: { en: { subject: S, body: \"{{customer.nmae}}\" } }\n",
+         "error: unknown customer field 'nmae' | did you mean 'name'?"},
+        {HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n"
+              "letters:\n  a: { en: { subjet: S, body: B } }\n",
+         "error: unknown key 'subjet' in a letter | did you mean 'subject'?"},
+        {HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n"
+              "letters:\n  b: { en: { subject: S, body: B } }\n",
+         "8:3: warning: letter 'b' is never sent: no action is of type 'b' or names it with "
+         "'letter:'"},
+        {HEAD "policy: { record: [a] }\nrules:\n  - {id: r, when: 'true', then: [{action: a}]}\n"
+              "letters:\n  a: { en: { subject: S, body: B }, it: { subject: S, body: B } }\n",
+         "warning: letter 'a' has no text in zh-Hant, zh-Hans: passengers served in those "
+         "languages get the 'en' letter"},
+        {HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a, letter: b}]}\n"
+              "letters:\n  b: { en: { subject: S, body: B } }\n",
+         "8:3: warning: letter 'b' is never sent: letters go out for the actions the policy "
+         "records, and 'a' is not one | list 'a' under 'policy: record:'"},
+        {HEAD "policy: { record: [a] }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a, follow_up: true}]}\n",
+         "7:34: warning: action 'a' of rule 'r' is recorded and done after the contact, but "
+         "sends no letter | add a letter 'a' under 'letters:', or name one with 'letter:'"},
+        {HEAD "policy: { record: [a] }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         ""},
+    };
+    int failures = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        problems(cases[i].yaml, buf, sizeof buf);
+        if (cases[i].want && !strstr(buf, cases[i].want))
+            print_error("case %zu: expected\n  %s\nin\n%s", i, cases[i].want, buf), failures++;
+        if (cases[i].want && !cases[i].want[0] && buf[0])
+            print_error("case %zu: expected no problem, got\n%s", i, buf), failures++;
+    }
+    assert_int_equal(failures, 0);
+    /* a policy belongs in the main file; letters may be in a part */
+    ruleset_text parts[2] = {
+        {"main.yaml", HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n", 0},
+        {"part.yaml", "policy: { record: [a] }\nletters:\n  a: { en: { subject: S, body: B } }\n",
+         0},
+    };
+    parts[0].len = strlen(parts[0].text);
+    parts[1].len = strlen(parts[1].text);
+    ruleset *rs = NULL;
+    int rc;
+    ruleset_diags *d = compile_texts(parts, 2, &rs, &rc);
+    assert_int_equal(rc, -EINVAL);
+    char line[600];
+    bool found = false;
+    for (size_t i = 0; i < ruleset_diags_count(d); i++) {
+        diag_line(d, i, line, sizeof line);
+        found |=
+            strstr(line, "part.yaml:1:1: error: 'policy' belongs in the main rule file") != NULL;
+    }
+    assert_true(found);
+    ruleset_diags_free(d);
+    parts[1].text = "letters:\n  a: { en: { subject: S, body: B } }\n";
+    parts[1].len = strlen(parts[1].text);
+    d = compile_texts(parts, 2, &rs, &rc);
+    assert_int_equal(rc, 0);
+    assert_non_null(rs);
+    ruleset_diags_free(d);
+    ruleset_free(rs);
+}
+
+/* The shipped rules close the loop: the kiosk records, the desk confirms. */
+static void shipped_rules_recovery_loop(void **state)
+{
+    (void)state;
+    ruleset *rs = shipped();
+    assert_non_null(rs);
+    arena a;
+    assert_int_equal(arena_init(&a, 16384), 0);
+    fixture fx;
+    blueprint_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    const facts *f = fx_facts(&fx);
+    rule_hit hits[64];
+    size_t n = ruleset_arbitrate(rs, f, hits, ruleset_match(rs, f, hits));
+    Nba__V1__Decision d;
+    nba__v1__decision__init(&d);
+    assert_int_equal(ruleset_render(rs, f, hits, n, &a, &d), 0);
+    char got[256];
+    assert_string_equal(types_of(&d, got, sizeof got),
+                        "upgrade apology_letter set_language goodwill_miles greet");
+    ruleset_effect eff[8];
+    size_t ne;
+    assert_int_equal(ruleset_effects(rs, f, hits, n, &d, eff, 8, &ne), 0);
+    assert_int_equal(ne, 3);
+    assert_string_equal(eff[0].type, "upgrade");
+    assert_true(eff[0].recovers);
+    assert_null(eff[0].letter);
+    assert_string_equal(eff[1].letter, "apology_letter_upgrade");
+    assert_string_equal(eff[2].letter, "goodwill_miles");
+    const char *subject, *text, *html;
+    assert_int_equal(ruleset_render_letter(rs, f, eff[1].incident, eff[1].letter, d.language, &a,
+                                           &subject, &text, &html),
+                     0);
+    assert_string_equal(subject,
+                        "Le nostre scuse per il suo volo AZ610, e il suo upgrade in prima classe");
+    assert_non_null(strstr(text, "Gentile Maria Rossi,\n\nci scusiamo sinceramente per il sistema "
+                                 "di intrattenimento di bordo guasto durante il suo volo AZ610"));
+    assert_non_null(strstr(html, "<p>Cordiali saluti,<br>\nRelazioni con la clientela</p>"));
+    char key[128];
+    ruleset_idempotency_key(rs, f, key, sizeof key);
+    assert_string_equal(key, "3:C-1|5:kiosk|7:checkin|5:AZ611");
+
+    /* the daemon records them; then the passenger goes to the desk */
+    history h = {0};
+    for (size_t i = 0; i < ne; i++) {
+        hist_add(&h, &fx, eff[i].type, NBA__V1__CHANNEL__KIOSK, 20 * 60000,
+                 eff[i].incident->incident_id);
+        Nba__V1__HistoryEntry *e = &h.entries[i];
+        static Nba__V1__HistoryEntry__ParamsEntry cabin;
+        static Nba__V1__HistoryEntry__ParamsEntry *cabin_ptr = &cabin;
+        static Nba__V1__HistoryEntry__ContextEntry flight;
+        static Nba__V1__HistoryEntry__ContextEntry *flight_ptr = &flight;
+        nba__v1__history_entry__params_entry__init(&cabin);
+        cabin.key = "cabin";
+        cabin.value = "F";
+        nba__v1__history_entry__context_entry__init(&flight);
+        flight.key = "flight";
+        flight.value = "AZ611";
+        e->params = &cabin_ptr;
+        e->n_params = 1;
+        e->context = &flight_ptr;
+        e->n_context = 1;
+        if (eff[i].recovers)
+            fx.incidents[0].recovered_by = (char *)eff[i].type;
+    }
+    fx.event.channel = NBA__V1__CHANNEL__DESK;
+    assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+    assert_string_equal(types_of(&d, got, sizeof got), "upgrade_confirmed set_language greet");
+    assert_non_null(strstr(fx_action(&d, "upgrade_confirmed")->message, "AZ611"));
+    arena_destroy(&a);
+    ruleset_free(rs);
+}
+
 /* ---- threads, allocations, speed ---- */
 
 typedef struct worker {
@@ -2169,7 +2856,8 @@ static double now_ns(void)
 }
 
 /* Steady state: a decision allocates nothing outside the arena, and fits
- * the arena's first block. Prints the time per decision. */
+ * the arena's first block; nor do its effects and idempotency key, with a
+ * contact history for the policy to read. Prints the time per decision. */
 static void decisions_do_not_allocate(void **state)
 {
     (void)state;
@@ -2179,6 +2867,12 @@ static void decisions_do_not_allocate(void **state)
     assert_int_equal(arena_init(&a, 16384), 0);
     fixture fx;
     blueprint_passenger(&fx, NBA__V1__CHANNEL__KIOSK);
+    /* earlier contacts the policy weighs: miles for other incidents, a
+     * voucher */
+    history h = {0};
+    hist_add(&h, &fx, "goodwill_miles", NBA__V1__CHANNEL__DESK, 200 * FX_DAY_MS, "INC-1");
+    hist_add(&h, &fx, "meal_voucher", NBA__V1__CHANNEL__KIOSK, 3 * FX_DAY_MS, "INC-5");
+    hist_add(&h, &fx, "upgrade", NBA__V1__CHANNEL__KIOSK, 3 * FX_DAY_MS, "INC-5");
     Nba__V1__Decision d;
     assert_int_equal(fx_decide(rs, &fx, &a, &d), 0); /* warm */
     arena_reset(&a);
@@ -2186,9 +2880,19 @@ static void decisions_do_not_allocate(void **state)
     int rounds = 20000;
     size_t before = alloc_calls;
     double t0 = now_ns();
+    const facts *f = fx_facts(&fx);
+    rule_hit hits[64];
+    ruleset_effect eff[8];
+    char key[128];
     for (int i = 0; i < rounds; i++) {
-        assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
+        size_t n = ruleset_arbitrate(rs, f, hits, ruleset_match(rs, f, hits));
+        nba__v1__decision__init(&d);
+        assert_int_equal(ruleset_render(rs, f, hits, n, &a, &d), 0);
         assert_int_equal(d.n_actions, 5); /* upgrade, letter, language, miles, greeting */
+        size_t ne;
+        assert_int_equal(ruleset_effects(rs, f, hits, n, &d, eff, 8, &ne), 0);
+        assert_int_equal(ne, 3);
+        assert_true(ruleset_idempotency_key(rs, f, key, sizeof key) < sizeof key);
         assert_true(a.used_total < a.block_size);
         arena_reset(&a);
     }
@@ -2196,16 +2900,15 @@ static void decisions_do_not_allocate(void **state)
     assert_int_equal(alloc_calls - before, 0);
 
     /* match alone, the part that runs for every rule */
-    const facts *f = fx_facts(&fx);
-    rule_hit hits[8];
     t0 = now_ns();
     size_t total = 0;
     for (int i = 0; i < rounds; i++)
         total += ruleset_match(rs, f, hits);
     double per_match = (now_ns() - t0) / rounds;
     assert_int_equal(total, (size_t)rounds * 5);
-    print_message("match+arbitrate+render: %.0f ns/decision; match: %.0f ns (%s build)\n", per,
-                  per_match,
+    print_message("match+arbitrate+render+effects+key: %.0f ns/decision; match: %.0f ns (%s "
+                  "build)\n",
+                  per, per_match,
 #if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
                   "unoptimised or sanitised"
 #else
@@ -2249,6 +2952,12 @@ int main(void)
         cmocka_unit_test(analyses_warn),
         cmocka_unit_test(explain_the_blueprint_passenger),
         cmocka_unit_test(explain_arbitration),
+        cmocka_unit_test(policy_holds_back_and_caps),
+        cmocka_unit_test(effects_of_a_decision),
+        cmocka_unit_test(idempotency_key_is_unambiguous),
+        cmocka_unit_test(letters_render_text_and_html),
+        cmocka_unit_test(policy_and_letter_checks),
+        cmocka_unit_test(shipped_rules_recovery_loop),
         cmocka_unit_test(shared_between_threads),
         cmocka_unit_test(decisions_do_not_allocate),
     };

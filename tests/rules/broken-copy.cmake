@@ -23,8 +23,8 @@ endif()
 # A rule no scenario chooses fails the run too.
 file(WRITE ${WORK}/airline-checkin.yaml "${text}")
 file(READ ${WORK}/airline-checkin.yaml text)
-string(REPLACE "rules:\n  # The passenger in the blueprint"
-               "rules:\n  - id: untested\n    when: event.touchpoint == \"nowhere\"\n    then: [{ action: nothing }]\n\n  # The passenger in the blueprint"
+string(REPLACE "\nrules:\n"
+               "\nrules:\n  - id: untested\n    when: event.touchpoint == \"nowhere\"\n    then: [{ action: nothing }]\n\n"
                extra "${text}")
 if(extra STREQUAL text)
   message(FATAL_ERROR "the place for an extra rule is not in the shipped rules any more")
