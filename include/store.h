@@ -26,15 +26,15 @@
  * Writers: one store_txn at a time per environment (LMDB serialises writers).
  * Everything put in a store_txn becomes visible at once on commit, or not at
  * all on abort, which is how a failed load leaves the database as it was.
- * A transaction that starts with store_txn_clear() (a load that replaces
- * everything) builds the new records in a staging tree of its own, and its
- * commit copies them into records in key order, which leaves every page
- * full whatever order the puts came in (customers first, then incidents
- * that each go between two of them, would otherwise leave the tree about
- * 60% full and the file half as large again). The staging tree is held in
- * memory up to LMDB's dirty-page limit (512 MiB) and beyond that in an
- * unlinked temporary file in the directory; it goes when the transaction
- * ends, however it ends.
+ * A bulk load puts its records in key order with STORE_PUT_APPEND
+ * (store_txn_put_packed): each goes at the end of the tree with no search,
+ * and every page is left full before the next is started. Puts in any other
+ * order work too, but an incident put between two customers already stored
+ * lands in a full page, which LMDB splits in the middle: a tree built that
+ * way is about 60% full, half as large again.
+ *
+ * Directory: `dir` may also be a database root (include/dbroot.h); the
+ * generation its `current` link names when it is opened is what is opened.
  *
  * Errors: LMDB codes are translated to negative errno values here and only
  * here (MDB_NOTFOUND -> -ENOENT, MDB_MAP_FULL -> -ENOSPC, MDB_READERS_FULL ->
@@ -43,6 +43,7 @@
 #ifndef NBA_STORE_H
 #define NBA_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "arena.h"
@@ -60,9 +61,17 @@ typedef struct store_txn store_txn;
 enum store_flags {
     STORE_READONLY = 1 << 0, /* open for reading only (the daemon) */
     STORE_CREATE = 1 << 1,   /* create the directory and environment if missing */
+    /* Commits do not wait for the disk: for an environment being built that
+     * no one reads yet, made durable at the end with store_sync(). A crash
+     * may lose or damage what was committed since the last sync. */
+    STORE_NOSYNC = 1 << 2,
+    /* dir is the environment itself, even when it is also a database root
+     * (a flat environment left beside the generations that replaced it). */
+    STORE_EXACT = 1 << 3,
 };
 
-/* Opens the environment in directory `dir`. map_size is the largest the
+/* Opens the environment in directory `dir` (or in the generation serving
+ * now when dir is a database root: see the top of this file). map_size is the largest the
  * database may grow to, in bytes (0 = the default, 64 GiB; the file only
  * takes the space it uses). max_readers bounds concurrent reader threads
  * (0 = 126). A new environment gets the current format. Errors: -ENOENT (no
@@ -114,8 +123,8 @@ int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
 int store_txn_begin(store *st, store_txn **out, nba_error *err);
 
 /* Deletes every customer and incident inside the transaction (meta
- * entries stay); the puts that follow go to the staging tree (see the top
- * of this file). */
+ * entries stay). The pages they took are free for reuse once the
+ * transaction commits. */
 int store_txn_clear(store_txn *t, nba_error *err);
 
 /* Stores (inserts or replaces) a customer. -EINVAL with a message when the
@@ -127,6 +136,27 @@ int store_txn_put_customer(store_txn *t, const Nba__V1__Customer *c, nba_error *
  * as store_txn_put_customer. The customer need not exist; callers that
  * require it check with store_txn_has_customer(). */
 int store_txn_put_incident(store_txn *t, const Nba__V1__Incident *inc, nba_error *err);
+
+enum store_put_flags {
+    /* The key sorts after every key in the database: the record is added at
+     * the end of the tree, and pages are filled before new ones start. */
+    STORE_PUT_APPEND = 1 << 0,
+};
+
+/* Stores a record already packed: key is a customer_id (the value an
+ * nba.v1.Customer) or customer_id 0x00 incident_id (an nba.v1.Incident), as
+ * in the layout at the top of this file; the counts follow the key's kind.
+ * Without flags it inserts or replaces. Returns 0; -EINVAL when the key is
+ * not of that shape, or with STORE_PUT_APPEND when it does not sort after
+ * the last key; -ENOSPC when the map is full (store_map_full() then says so);
+ * another negative errno; all with a message. */
+int store_txn_put_packed(store_txn *t, const void *key, size_t key_len, const void *val,
+                         size_t val_len, unsigned flags, nba_error *err);
+
+/* Deletes the record under key (of the shape store_txn_put_packed takes).
+ * Returns 0, -ENOENT when there is none, or a negative errno with a
+ * message. */
+int store_txn_delete_packed(store_txn *t, const void *key, size_t key_len, nba_error *err);
 
 /* 1 if the customer exists as seen by this transaction (including its own
  * uncommitted puts), 0 if not, negative errno on failure. */
@@ -142,6 +172,46 @@ int store_txn_commit(store_txn *t, nba_error *err);
 
 /* Rolls back and frees the transaction. */
 void store_txn_abort(store_txn *t);
+
+/* ---- the environment ---- */
+
+/* Writes everything committed to disk and waits for it: what makes the
+ * commits of an environment opened STORE_NOSYNC durable. Returns 0 or a
+ * negative errno with a message. */
+int store_sync(store *st, nba_error *err);
+
+/* The map size: the largest the data file may grow to, in bytes. */
+size_t store_map_size(store *st);
+
+/* Bytes of the data file in use by committed data (its high-water mark). */
+size_t store_used_size(store *st);
+
+/* Whether the last write transaction failed because the map was full (its
+ * put or commit returned -ENOSPC for that reason, not for a full disk). */
+bool store_map_full(const store *st);
+
+/* Grows the map to `size` bytes (nothing when it is that large already).
+ * Only while this process has no transaction open on the store. Returns 0
+ * or a negative errno with a message. */
+int store_grow_map(store *st, size_t size, nba_error *err);
+
+/* Reads meta entry `key` ("loaded_at", ...) in a snapshot of its own into
+ * buf, NUL-terminated. Returns 0, -ENOENT when there is none, -EOVERFLOW
+ * when it does not fit, or another negative errno. */
+int store_get_meta(store *st, const char *key, char *buf, size_t size);
+
+/* The directory of the environment opened (a generation's when store_open
+ * was given a database root). Valid until store_close(). */
+const char *store_dir(const store *st);
+
+/* Whether a process has the environment in directory `dir` open: every
+ * process that opens one holds a shared lock on its lock file while it has
+ * it open (readers like nbad and writers like nbactl load alike). Returns 1
+ * (and the pid of one such process in *pid when pid is not NULL), 0 when
+ * none has (or there is no lock file), or a negative errno. The calling
+ * process's own use is not seen, and it must not have that environment open
+ * itself: closing the file this opens would drop its locks. */
+int store_env_in_use(const char *dir, long *pid);
 
 /* ---- residency ----
  *
@@ -188,5 +258,12 @@ typedef struct store_stats {
     size_t incidents;
 } store_stats;
 int store_get_stats(store *st, store_stats *out);
+
+/* Frees the reader slots of processes that died with a read transaction
+ * open (a crash, a kill -9): LMDB keeps every page such a reader could see,
+ * so the file grows, and its slot is lost until someone checks. Call at
+ * start. *cleared (may be NULL) is set to the number of slots freed.
+ * Returns 0 or a negative errno. */
+int store_check_readers(store *st, int *cleared);
 
 #endif

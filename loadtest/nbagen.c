@@ -1,12 +1,14 @@
 /* nbagen - writes realistic warehouse extracts for nbactl load.
  *
  *   nbagen --out DIR [--customers 1000] [--incidents-per-customer 2]
- *          [--seed 1] [--now 2026-11-22T10:00:00Z] [--id-prefix C]
+ *          [--seed 1] [--now 2026-11-22T10:00:00Z] [--id-prefix C] [--shuffle]
  *
  * Writes DIR/customers.csv and DIR/incidents.csv in the shape of the data
  * contract (contract.md section 2), customers sorted by id and each
  * customer's incidents right after the previous customer's, so the loader
- * can append. The same seed and --now give the same bytes.
+ * can append (--shuffle writes the customers, and their incidents with
+ * them, in a scrambled order instead, as an extract that is not sorted
+ * would come). The same seed and --now give the same bytes.
  *
  * What the data looks like:
  *   - lifetime_value is lognormal (median about 1 300, a long tail past
@@ -67,6 +69,7 @@ typedef struct options {
     int64_t now_s;
     char id_prefix[16];
     int id_width;
+    bool shuffle;
 } options;
 
 /* ---- dates ---- */
@@ -326,6 +329,35 @@ static unsigned incident_count(rng *r, double per_customer, double value_z)
     return n > MAX_INCIDENTS ? MAX_INCIDENTS : n;
 }
 
+/* The customer written i-th (1-based): i itself, or with --shuffle the
+ * i-th of a permutation of 1..n, (i - 1) * m mod n + 1 for an m prime to n
+ * (so no two i share one) near n times the golden ratio's fraction, which
+ * spreads neighbours in the file far apart in id. */
+static uint64_t gcd(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static uint64_t customer_number(const options *opt, uint64_t i)
+{
+    static uint64_t m;
+    uint64_t n = opt->customers;
+    if (!opt->shuffle || n < 3)
+        return i;
+    if (!m) {
+        m = (uint64_t)((double)n * 0.6180339887498949);
+        while (gcd(m, n) != 1)
+            m++;
+    }
+    unsigned __int128 x = (unsigned __int128)(i - 1) * m;
+    return (uint64_t)(x % n) + 1;
+}
+
 /* ---- main ---- */
 
 static const char usage_text[] =
@@ -335,7 +367,9 @@ static const char usage_text[] =
     "  --incidents-per-customer F    average incidents per customer, 2\n"
     "  --seed N                      1; the same seed and --now give the same files\n"
     "  --now ISO8601                 incident ages count back from here; default: now\n"
-    "  --id-prefix P                 C (ids C0000001, C0000002, ...)\n";
+    "  --id-prefix P                 C (ids C0000001, C0000002, ...)\n"
+    "  --shuffle                     customers (each with its incidents) in a scrambled\n"
+    "                                order, not by id: an extract the loader must sort\n";
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -357,6 +391,7 @@ static int parse_options(int argc, char **argv, options *opt)
         {"out", required_argument, NULL, 'o'},
         {"now", required_argument, NULL, 'n'},
         {"id-prefix", required_argument, NULL, 'p'},
+        {"shuffle", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -403,6 +438,9 @@ static int parse_options(int argc, char **argv, options *opt)
                 snprintf(opt->id_prefix, sizeof opt->id_prefix, "%s", optarg) >=
                     (int)sizeof opt->id_prefix)
                 return usage("--id-prefix takes up to 15 plain characters, not %s", optarg);
+            break;
+        case 'S':
+            opt->shuffle = true;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -481,12 +519,12 @@ int main(int argc, char **argv)
                  "birth_date,email_opt_in\n");
     csv_str(&iw, "incident_id,customer_id,kind,severity,occurred_at,flight,resolved,note\n");
     for (uint64_t i = 1; i <= opt.customers; i++) {
-        customer c = {.number = i};
+        customer c = {.number = customer_number(&opt, i)};
         write_customer(&cw, &opt, &r, &c, now_days);
         unsigned n = incident_count(&r, opt.incidents_per_customer, c.value_z);
         if (n) {
             char id[CUSTOMER_ID_MAX];
-            size_t id_len = customer_id_format(id, opt.id_prefix, opt.id_width, i);
+            size_t id_len = customer_id_format(id, opt.id_prefix, opt.id_width, c.number);
             for (unsigned k = 0; k < n; k++)
                 write_incident(&iw, &opt, &r, id, id_len, ++incidents);
         }

@@ -45,6 +45,8 @@ struct csv_reader {
     char *buf; /* CSV_READ_SIZE bytes */
     size_t buf_len;
     size_t buf_pos;
+    uint64_t consumed; /* bytes read from the file before those in buf */
+    uint64_t size;     /* of the file when it is a regular file, else 0 */
     bool eof;
     int failed;         /* error code once the text was found invalid: sticky */
     size_t line;        /* line of the next unread byte */
@@ -81,6 +83,7 @@ static int read_more(csv_reader *r, nba_error *err)
  * file, buf_len stays 0. */
 static int refill(csv_reader *r, nba_error *err)
 {
+    r->consumed += r->buf_len;
     r->buf_pos = 0;
     r->buf_len = 0;
     if (r->eof)
@@ -115,6 +118,8 @@ int csv_open(const char *path, csv_reader **out, nba_error *err)
         rc = nba_error_set(err, -EISDIR, "%s: is a directory, not a CSV file", path);
         goto out;
     }
+    if (S_ISREG(sb.st_mode))
+        r->size = (uint64_t)sb.st_size;
     /* The file is read front to back once: let the kernel read ahead. */
     (void)posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
@@ -157,6 +162,21 @@ size_t csv_line(const csv_reader *r)
 const char *csv_path(const csv_reader *r)
 {
     return r->path;
+}
+
+uint64_t csv_bytes_read(const csv_reader *r)
+{
+    return r->consumed + r->buf_pos;
+}
+
+uint64_t csv_size(const csv_reader *r)
+{
+    return r->size;
+}
+
+bool csv_failed(const csv_reader *r)
+{
+    return r->failed != 0;
 }
 
 /* Records an error in the text; every later csv_next() fails too, since the
@@ -258,7 +278,8 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 
 /* Checks every field of the completed record; on failure names the line the
  * bad byte is on, which is later than the record's first line when a quoted
- * field before it holds line breaks. */
+ * field before it holds line breaks. The record was read to its end, so the
+ * next one can still be read: the error is not sticky. */
 static int check_utf8(csv_reader *r, nba_error *err)
 {
     for (size_t f = 0; f < r->nfields; f++) {
@@ -269,7 +290,6 @@ static int check_utf8(csv_reader *r, nba_error *err)
         size_t line = r->record_line;
         for (const char *p = r->rec; p < (const char *)s + at; p++)
             line += *p == '\n';
-        r->failed = -EINVAL;
         if (s[at] == 0)
             return nba_error_set(err, -EINVAL, "%s:%zu: NUL byte in field %zu", r->path, line,
                                  f + 1);

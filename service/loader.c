@@ -1,755 +1,698 @@
 /* loader.c - see include/loader.h.
  *
- * Both files are streamed record by record through the CSV reader into one
- * store transaction. Every row is checked as it is read, in file order, so
- * the error reported is the first bad row. Good rows are copied into a batch
- * arena; when the batch is full (BATCH_ROWS rows or BATCH_BYTES bytes) it is
- * sorted by store key and put. Warehouse extracts come in no useful order,
- * and LMDB inserts in key order touch each B-tree page once per batch
- * instead of once per row: on random input that is over 1.5 times as fast.
- * Memory stays bounded by the batch, and the arena's block is reused from
- * batch to batch, so the steady state makes no malloc per row or field.
+ * A load merges two streams of records in key order, customers and
+ * incidents, and puts each record as it comes: appended at the end of the
+ * tree for a replacing load, inserted or replaced for an upsert. A stream
+ * is either the file itself, read row by row (streaming), or the file's
+ * rows sorted (sorter.h) before the merge starts.
  *
- * Duplicates and unknown customers: a set of 64-bit hashes of the ids seen
- * (8 to 16 bytes per row, not the ids themselves) catches a repeated
- * customer_id or incident_id at once, in file order; incident ids are stored
- * under their customer, where the store could not see a repeat anyway. On a
- * hit the first occurrence is found by reading the file again, which only
- * ever happens on the way to an error (or, for two ids that hash alike, on
- * the way to finding there was no duplicate). An incident whose customer's
- * hash is missing is certainly unknown; one whose hash is there is confirmed
- * in the store when its batch is put.
+ * Streaming is tried first for every regular file: extracts are usually
+ * written in key order, and then nothing is held but the current row of
+ * each file. Each stream checks that its keys only grow; a key smaller than
+ * the one before means the file is not in order, and the pass starts again
+ * with that file sorted first (a pipe, which cannot be read twice, is
+ * sorted from the start). In the merged order every check across rows is a
+ * comparison with a neighbour:
+ *   - a duplicate key is the key just before it in the same stream;
+ *   - an incident's customer is the last customer put (keys are
+ *     customer_id, then customer_id 0x00 incident_id: nothing sorts
+ *     between a customer and its incidents), or, for an upsert, one the
+ *     database holds.
+ * While the customers file is still being streamed, an incident whose
+ * customer has not been seen may only be early (the customers file could
+ * turn out to be out of order further on), so it is held back as
+ * "deferred" until the customers file ends in order.
+ *
+ * incident_id must also be unique across customers, which key order does
+ * not bring together. While incident ids arrive in increasing order (as
+ * generated ids do) that needs nothing but the last one; from the first one
+ * that does not, they are sorted on their own (the ones before read again
+ * from the file) and duplicates found when the file has been read; in a
+ * streaming pass the later row of each pair is then deleted again when
+ * rows may be skipped.
+ *
+ * A bad row fails the load, or, with max_errors, is skipped and reported:
+ * the set of rows skipped (file and line) makes sure a row is reported and
+ * counted once however many passes see it.
  */
 #include "loader.h"
 
 #include <errno.h>
-#include <locale.h>
-#include <math.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
-#include "arena.h"
-#include "clock.h"
-#include "csv.h"
+#include "loader_rows.h"
+#include "sorter.h"
 
-/* Longest value quoted back in an error message, in bytes. */
-#define LOADER_QUOTE_MAX 80
+#define PROGRESS_EVERY 65536
+/* A fresh replacing load commits after this many bytes of records: enough
+ * to make commits rare, few enough that LMDB never spills dirty pages. */
+#define CHUNK_BYTES ((size_t)64 << 20)
+/* Memory for sorting incident ids when they do not arrive in order. */
+#define ID_SORT_MEMORY ((size_t)64 << 20)
+/* An upsert grows the map and tries again at most this many times. */
+#define MAX_GROWTHS 8
+/* Internal: a streamed file is out of order; start the pass again. */
+#define LOAD_RESTART 1
 
-/* A batch is put when it holds this many rows or this many bytes. */
-#define BATCH_ROWS  65536
-#define BATCH_BYTES ((size_t)16 << 20)
+enum { SRC_CUSTOMERS, SRC_INCIDENTS, NSRC };
 
-enum customer_column {
-    CC_ID,
-    CC_NAME,
-    CC_TIER,
-    CC_LIFETIME_VALUE,
-    CC_PREDICTED_LTV,
-    CC_LANGUAGE,
-    CC_COUNT
-};
+/* A record waiting to be put. */
+typedef struct rec {
+    const uint8_t *key;
+    size_t key_len;
+    size_t customer_len;
+    const uint8_t *val;
+    size_t val_len;
+    size_t line, id_line, customer_line;
+} rec;
 
-static const char *const customer_columns[CC_COUNT] = {
-    "customer_id", "name", "tier", "lifetime_value", "predicted_ltv", "language",
-};
+typedef struct source {
+    row_kind kind;
+    const char *what; /* "customer_id" or "incident_id", for messages */
+    row_reader *rows;
+    bool used;         /* rows have been read since the file was opened */
+    bool sorted;       /* merged from `sort`, which holds the whole file */
+    bool out_of_order; /* found out of order while streaming */
+    bool unordered;    /* the file was found not to be in key order */
+    sorter *sort;
+    bool have; /* head holds the next record */
+    bool done;
+    rec head;
+    /* The key before head, for order and duplicates. */
+    uint8_t prev[2 * STORE_MAX_ID + 1];
+    size_t prev_len;
+    size_t prev_line;
+    bool have_prev;
+    uint64_t read, emitted, loaded, rejected;
+} source;
 
-enum incident_column {
-    IC_ID,
-    IC_CUSTOMER_ID,
-    IC_KIND,
-    IC_SEVERITY,
-    IC_OCCURRED_AT,
-    IC_FLIGHT,
-    IC_RESOLVED,
-    IC_NOTE,
-    IC_COUNT
-};
-
-static const char *const incident_columns[IC_COUNT] = {
-    "incident_id", "customer_id", "kind", "severity", "occurred_at", "flight", "resolved", "note",
-};
-
-/* An extra column of customers.csv. */
-typedef struct attr_column {
-    const char *name;
-    size_t col;
-} attr_column;
-
-/* What the header row of one file says. */
-typedef struct header {
-    size_t ncols;
-    char **names;         /* every column's name, one allocation with the texts */
-    size_t req[IC_COUNT]; /* column of each required name (IC_COUNT >= CC_COUNT) */
-    attr_column *attrs;   /* the other columns, sorted by name */
-    size_t nattrs;
-} header;
-
-/* A set of 64-bit hashes: open addressing, linear probing, 0 = empty slot. */
-typedef struct hash_set {
+/* A set of (file, line) of rows skipped: open addressing, 0 = empty. */
+typedef struct line_set {
     uint64_t *slots;
-    size_t cap; /* a power of two */
-    size_t count;
-} hash_set;
+    size_t cap, count;
+} line_set;
 
-/* A row read, checked and waiting in the batch to be put. */
-typedef struct pending {
-    uint64_t prefix; /* the first 8 bytes of customer_id, big-endian: sorts like it */
-    const char *customer_id;
-    const char *incident_id; /* NULL for a customer */
-    size_t line;
-    const ProtobufCMessage *msg; /* in the batch arena */
-} pending;
+/* An incident whose customer had not been seen when it came. */
+typedef struct deferred {
+    size_t line, customer_line;
+    size_t customer_len;
+    char customer_id[STORE_MAX_ID];
+} deferred;
+
+/* incident_id across customers. */
+typedef struct idcheck {
+    sorter *sort; /* NULL while the ids come in increasing order */
+    uint8_t last[STORE_MAX_ID];
+    size_t last_len;
+    bool have_last;
+} idcheck;
 
 typedef struct load {
+    store *st;
+    const loader_options *opt;
+    nba_error *err;
     store_txn *txn;
-    locale_t c_locale; /* numbers are read with '.' whatever the process locale */
-    csv_reader *csv;
-    bool rereadable; /* csv's file can be read again to find a first occurrence */
-    header h;
-    hash_set customer_ids;
-    hash_set incident_ids;
-    arena batch;
-    pending *pending; /* BATCH_ROWS entries */
-    size_t npending;
+    source src[NSRC];
+    size_t nsrc;
+    line_set rejected;
+    uint64_t nrejected;
+    bool customer_rows_rejected;
+    deferred *deferred;
+    size_t ndeferred, deferred_cap;
+    uint8_t last_customer[STORE_MAX_ID];
+    size_t last_customer_len;
+    bool have_last_customer;
+    idcheck ids;
+    size_t since_commit;
+    unsigned attempt;
+    loader_phase phase;
+    uint64_t ticks;
+    uint64_t written;
+    size_t runs;
 } load;
 
-/* ---- small text checks ---- */
-
-/* A finite decimal number: [+-] digits [. digits] [e [+-] digits], with at
- * least one digit before the exponent. The shape is checked here because
- * strtod also takes hex, "inf", "nan" and leading spaces.
- *
- * Most values (money, counts) have at most 15 significant digits and no
- * exponent: then the digits as an integer and the power of ten are both
- * exact doubles, and one IEEE division rounds exactly as strtod would, at a
- * fraction of its cost. Everything else goes to strtod_l. */
-static bool parse_decimal(const char *s, size_t len, locale_t loc, double *out)
+static int keycmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
-    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    size_t i = 0, digits = 0, frac_digits = 0;
-    uint64_t mantissa = 0;
-    bool negative = false, exponent = false;
-    if (i < len && (s[i] == '+' || s[i] == '-'))
-        negative = s[i++] == '-';
-    while (i < len && s[i] >= '0' && s[i] <= '9') {
-        if (digits < 19)
-            mantissa = mantissa * 10 + (uint64_t)(s[i] - '0');
-        i++, digits++;
-    }
-    if (i < len && s[i] == '.') {
-        i++;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            if (digits < 19)
-                mantissa = mantissa * 10 + (uint64_t)(s[i] - '0');
-            i++, digits++, frac_digits++;
-        }
-    }
-    if (digits == 0)
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+/* ---- rows skipped ---- */
+
+static uint64_t line_key(const load *L, const source *s, size_t line)
+{
+    return ((uint64_t)(s - L->src) + 1) << 56 | (uint64_t)line;
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static bool line_set_has(const line_set *s, uint64_t key)
+{
+    if (!s->count)
         return false;
-    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-        exponent = true;
-        i++;
-        if (i < len && (s[i] == '+' || s[i] == '-'))
-            i++;
-        size_t exp_digits = 0;
-        while (i < len && s[i] >= '0' && s[i] <= '9')
-            i++, exp_digits++;
-        if (exp_digits == 0)
-            return false;
-    }
-    if (i != len)
-        return false;
-    if (!exponent && digits <= 15 && frac_digits < sizeof pow10 / sizeof pow10[0]) {
-        double v = (double)mantissa / pow10[frac_digits];
-        *out = negative ? -v : v;
-        return true;
-    }
-    char *end;
-    double v = strtod_l(s, &end, loc);
-    if (end != s + len || !isfinite(v))
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool is_alpha(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_alnum(char c)
-{
-    return is_alpha(c) || (c >= '0' && c <= '9');
-}
-
-/* The shape of a BCP 47 tag as the rules use it: a primary language subtag
- * of 2-3 letters, then any number of "-" subtags of 1-8 letters or digits
- * (en, it, zh-Hant, pt-BR, sr-Latn-RS). Empty means unknown and is fine. */
-static bool language_ok(const char *s, size_t len)
-{
-    if (len == 0)
-        return true;
-    size_t i = 0;
-    while (i < len && is_alpha(s[i]))
-        i++;
-    if (i < 2 || i > 3)
-        return false;
-    while (i < len) {
-        if (s[i] != '-')
-            return false;
-        size_t start = ++i;
-        while (i < len && is_alnum(s[i]))
-            i++;
-        if (i - start < 1 || i - start > 8)
-            return false;
-    }
-    return true;
-}
-
-/* Copies text into buf for an error message: at most LOADER_QUOTE_MAX bytes,
- * cut on a character boundary, with line breaks and other control bytes
- * shown as escapes so the message stays on one line. */
-static const char *quote_value(char *buf, size_t size, const char *text, size_t len)
-{
-    size_t o = 0, i = 0;
-    while (i < len && o + 8 < size) {
-        unsigned char c = (unsigned char)text[i];
-        if (i >= LOADER_QUOTE_MAX && (c & 0xC0) != 0x80) {
-            o += (size_t)snprintf(buf + o, size - o, "...");
-            break;
-        }
-        if (c == '\n') {
-            buf[o++] = '\\';
-            buf[o++] = 'n';
-        } else if (c == '\r') {
-            buf[o++] = '\\';
-            buf[o++] = 'r';
-        } else if (c < 0x20 || c == 0x7F) {
-            o += (size_t)snprintf(buf + o, size - o, "\\x%02X", c);
-        } else {
-            buf[o++] = (char)c;
-        }
-        i++;
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-/* ---- error messages ---- */
-
-/* The line a field is on: the record's first line plus the line breaks in
- * the quoted fields before it. */
-static size_t field_line(const csv_reader *csv, const csv_record *rec, size_t col)
-{
-    size_t line = csv_line(csv);
-    for (size_t f = 0; f < col && f < rec->count; f++)
-        for (size_t i = 0; i < rec->lengths[f]; i++)
-            line += rec->fields[f][i] == '\n';
-    return line;
-}
-
-/* "path:line: what (column 'x': value 'y')" for a bad field. */
-static int field_error(const load *L, const csv_record *rec, size_t col, nba_error *err,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int field_error(const load *L, const csv_record *rec, size_t col, nba_error *err,
-                       const char *fmt, ...)
-{
-    char what[512], value[LOADER_QUOTE_MAX * 4 + 16];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    return nba_error_set(err, -EINVAL, "%s:%zu: %s (column '%s': value '%s')", csv_path(L->csv),
-                         field_line(L->csv, rec, col), what, L->h.names[col],
-                         quote_value(value, sizeof value, rec->fields[col], rec->lengths[col]));
-}
-
-/* ---- the header row ---- */
-
-static void header_free(header *h)
-{
-    free(h->names);
-    free(h->attrs);
-    memset(h, 0, sizeof *h);
-}
-
-static int cmp_attr(const void *a, const void *b)
-{
-    return strcmp(((const attr_column *)a)->name, ((const attr_column *)b)->name);
-}
-
-/* Reads the header row: every required column must be there exactly once,
- * in any order. With attrs, the other columns are listed as attributes; in
- * their absence they are ignored (a newer extract may carry more). */
-static int read_header(csv_reader *csv, const char *const *required, size_t nrequired, bool attrs,
-                       header *h, nba_error *err)
-{
-    csv_record rec;
-    const char *path = csv_path(csv);
-    int rc = csv_next(csv, &rec, err);
-    if (rc < 0)
-        return rc;
-    if (rc == 0)
-        return nba_error_set(err, -EINVAL, "%s:1: the file is empty; expected a header row", path);
-    size_t line = csv_line(csv);
-
-    /* One allocation: the pointer array, then the texts. */
-    size_t bytes = rec.count * sizeof(char *);
-    for (size_t i = 0; i < rec.count; i++)
-        bytes += rec.lengths[i] + 1;
-    h->names = malloc(bytes);
-    h->attrs = calloc(rec.count, sizeof *h->attrs);
-    if (!h->names || !h->attrs)
-        return nba_error_set(err, -ENOMEM, "%s: out of memory", path);
-    h->ncols = rec.count;
-    char *text = (char *)(h->names + rec.count);
-    for (size_t i = 0; i < rec.count; i++) {
-        memcpy(text, rec.fields[i], rec.lengths[i] + 1);
-        h->names[i] = text;
-        text += rec.lengths[i] + 1;
-    }
-
-    for (size_t i = 0; i < h->ncols; i++) {
-        if (h->names[i][0] == '\0')
-            return nba_error_set(err, -EINVAL, "%s:%zu: column %zu of the header has no name", path,
-                                 line, i + 1);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(h->names[i], h->names[j]) == 0)
-                return nba_error_set(err, -EINVAL,
-                                     "%s:%zu: column '%s' appears twice in the header (columns "
-                                     "%zu and %zu)",
-                                     path, line, h->names[i], j + 1, i + 1);
-    }
-    for (size_t r = 0; r < nrequired; r++) {
-        size_t i = 0;
-        while (i < h->ncols && strcmp(h->names[i], required[r]) != 0)
-            i++;
-        if (i == h->ncols) {
-            char found[1024];
-            size_t o = 0;
-            found[0] = '\0';
-            for (size_t k = 0; k < h->ncols && o < sizeof found - 1; k++)
-                o += (size_t)snprintf(found + o, sizeof found - o, "%s%s", k ? ", " : "",
-                                      h->names[k]);
-            return nba_error_set(err, -EINVAL,
-                                 "%s:%zu: the header has no column '%s' (columns found: %s)", path,
-                                 line, required[r], found);
-        }
-        h->req[r] = i;
-    }
-    if (attrs) {
-        for (size_t i = 0; i < h->ncols; i++) {
-            bool is_required = false;
-            for (size_t r = 0; r < nrequired; r++)
-                is_required |= h->req[r] == i;
-            if (!is_required)
-                h->attrs[h->nattrs++] = (attr_column){h->names[i], i};
-        }
-        qsort(h->attrs, h->nattrs, sizeof *h->attrs, cmp_attr);
-    }
-    return 0;
-}
-
-static int check_field_count(const load *L, const csv_record *rec, nba_error *err)
-{
-    if (rec->count == L->h.ncols)
-        return 0;
-    return nba_error_set(err, -EINVAL, "%s:%zu: %zu fields, but the header has %zu columns",
-                         csv_path(L->csv), csv_line(L->csv), rec->count, L->h.ncols);
-}
-
-/* An id must be there and fit in a store key. */
-static int check_id(const load *L, const csv_record *rec, size_t col, nba_error *err)
-{
-    if (rec->lengths[col] == 0)
-        return field_error(L, rec, col, err, "empty %s", L->h.names[col]);
-    if (rec->lengths[col] > STORE_MAX_ID)
-        return field_error(L, rec, col, err, "%s longer than %d bytes", L->h.names[col],
-                           STORE_MAX_ID);
-    return 0;
-}
-
-/* Finds the first record before line `before` whose column col holds id,
- * by reading the file again; *line is 0 when there is none. */
-static int find_first(const char *path, size_t col, const char *id, size_t before, size_t *line,
-                      nba_error *err)
-{
-    csv_reader *csv;
-    csv_record rec;
-    *line = 0;
-    int rc = csv_open(path, &csv, err);
-    if (rc)
-        return rc;
-    rc = csv_next(csv, &rec, err); /* the header */
-    while (rc > 0) {
-        rc = csv_next(csv, &rec, err);
-        if (rc <= 0 || csv_line(csv) >= before)
-            break;
-        if (col < rec.count && strcmp(rec.fields[col], id) == 0) {
-            *line = csv_line(csv);
-            break;
-        }
-    }
-    csv_close(csv);
-    return rc < 0 ? rc : 0;
-}
-
-/* ---- the id sets ---- */
-
-static uint64_t hash_id(const char *s, size_t len)
-{
-    /* FNV-1a, then a 64-bit finaliser (from splitmix64) so that ids that
-     * differ only in their last bytes spread over the whole table. */
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 0x100000001b3u;
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9u;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebu;
-    h ^= h >> 31;
-    return h ? h : 1;
-}
-
-static int hash_set_grow(hash_set *s)
-{
-    size_t cap = s->cap ? s->cap * 2 : 1u << 16;
-    uint64_t *slots = calloc(cap, sizeof *slots);
-    if (!slots)
-        return -ENOMEM;
-    for (size_t i = 0; i < s->cap; i++) {
-        uint64_t h = s->slots[i];
-        if (!h)
-            continue;
-        size_t k = h & (cap - 1);
-        while (slots[k])
-            k = (k + 1) & (cap - 1);
-        slots[k] = h;
-    }
-    free(s->slots);
-    s->slots = slots;
-    s->cap = cap;
-    return 0;
-}
-
-/* Adds h. Returns 1 when it was new, 0 when it was there, or -ENOMEM. */
-static int hash_set_add(hash_set *s, uint64_t h)
-{
-    if ((s->count + 1) * 4 > s->cap * 3) {
-        int rc = hash_set_grow(s);
-        if (rc)
-            return rc;
-    }
-    size_t k = h & (s->cap - 1);
-    while (s->slots[k]) {
-        if (s->slots[k] == h)
-            return 0;
-        k = (k + 1) & (s->cap - 1);
-    }
-    s->slots[k] = h;
-    s->count++;
-    return 1;
-}
-
-static bool hash_set_has(const hash_set *s, uint64_t h)
-{
-    if (!s->cap)
-        return false;
-    for (size_t k = h & (s->cap - 1); s->slots[k]; k = (k + 1) & (s->cap - 1))
-        if (s->slots[k] == h)
+    for (size_t k = mix(key) & (s->cap - 1); s->slots[k]; k = (k + 1) & (s->cap - 1))
+        if (s->slots[k] == key)
             return true;
     return false;
 }
 
-/* Adds the id in column col to set; fails when it was seen before in this
- * file. */
-static int check_unique(load *L, hash_set *set, const csv_record *rec, size_t col, nba_error *err)
+static int line_set_add(line_set *s, uint64_t key)
 {
-    int rc = hash_set_add(set, hash_id(rec->fields[col], rec->lengths[col]));
-    if (rc < 0)
-        return nba_error_set(err, rc, "%s:%zu: out of memory", csv_path(L->csv), csv_line(L->csv));
-    if (rc == 1)
-        return 0;
-    /* A pipe cannot be read twice: there, the hash alone has to do, and two
-     * ids hashing alike (about one chance in 10^12 per row of a ten-million
-     * row file) would be taken for a duplicate. */
-    if (!L->rereadable)
-        return field_error(L, rec, col, err, "duplicate %s", L->h.names[col]);
-    size_t first = 0;
-    rc = find_first(csv_path(L->csv), col, rec->fields[col], csv_line(L->csv), &first, err);
-    if (rc)
-        return rc;
-    if (first)
-        return field_error(L, rec, col, err, "duplicate %s, first on line %zu", L->h.names[col],
-                           first);
+    if ((s->count + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        uint64_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return -ENOMEM;
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->slots[i])
+                continue;
+            size_t k = mix(s->slots[i]) & (cap - 1);
+            while (slots[k])
+                k = (k + 1) & (cap - 1);
+            slots[k] = s->slots[i];
+        }
+        free(s->slots);
+        s->slots = slots;
+        s->cap = cap;
+    }
+    size_t k = mix(key) & (s->cap - 1);
+    while (s->slots[k])
+        k = (k + 1) & (s->cap - 1);
+    s->slots[k] = key;
+    s->count++;
     return 0;
 }
 
-/* ---- the batch ---- */
-
-/* Key order of the store: customer_id, then incident_id. Byte order, as
- * strcmp compares, is LMDB's order too; the prefix settles most comparisons
- * without touching the strings. */
-static int cmp_pending(const void *a, const void *b)
+/* A bad row, whose message is in L->err: fails the load (returns `code`),
+ * or, within max_errors, is reported and skipped (returns 0). Only bad
+ * content (-EINVAL) can be skipped. */
+static int reject(load *L, source *s, size_t line, int code)
 {
-    const pending *x = a, *y = b;
-    if (x->prefix != y->prefix)
-        return x->prefix < y->prefix ? -1 : 1;
-    int c = strcmp(x->customer_id, y->customer_id);
-    if (c || !x->incident_id)
-        return c;
-    return strcmp(x->incident_id, y->incident_id);
-}
-
-static uint64_t key_prefix(const char *s)
-{
-    uint64_t p = 0;
-    int i = 0;
-    for (; i < 8 && s[i]; i++)
-        p = p << 8 | (unsigned char)s[i];
-    return i ? p << (8 * (8 - i)) : 0;
-}
-
-static int unknown_customer(const load *L, size_t line, const char *customer_id, nba_error *err)
-{
-    char value[LOADER_QUOTE_MAX * 4 + 16];
-    return nba_error_set(err, -EINVAL,
-                         "%s:%zu: incident of a customer that is not in the customers file "
-                         "(column 'customer_id': value '%s')",
-                         csv_path(L->csv), line,
-                         quote_value(value, sizeof value, customer_id, strlen(customer_id)));
-}
-
-/* Puts the batch in key order and empties it. */
-static int flush(load *L, nba_error *err)
-{
-    int rc = 0;
-    /* An extract sorted by customer needs no sorting. */
-    size_t sorted = 1;
-    while (sorted < L->npending && cmp_pending(&L->pending[sorted - 1], &L->pending[sorted]) <= 0)
-        sorted++;
-    if (sorted < L->npending)
-        qsort(L->pending, L->npending, sizeof *L->pending, cmp_pending);
-    for (size_t i = 0; i < L->npending && !rc; i++) {
-        const pending *p = &L->pending[i];
-        if (p->incident_id) {
-            /* The customer's hash was in the set; make sure it was not
-             * another id's that hashes alike. */
-            rc = store_txn_has_customer(L->txn, p->customer_id);
-            if (rc == 0) {
-                rc = unknown_customer(L, p->line, p->customer_id, err);
-                break;
-            }
-            if (rc < 0) {
-                rc = nba_error_set(err, rc, "%s:%zu: cannot look up customer_id '%s': %s",
-                                   csv_path(L->csv), p->line, p->customer_id, strerror(-rc));
-                break;
-            }
-            rc = store_txn_put_incident(L->txn, (const Nba__V1__Incident *)p->msg, err);
-        } else {
-            rc = store_txn_put_customer(L->txn, (const Nba__V1__Customer *)p->msg, err);
-        }
-        if (rc)
-            nba_error_prefix(err, "%s:%zu", csv_path(L->csv), p->line);
+    size_t max = L->opt->max_errors;
+    if (code != -EINVAL || max == 0)
+        return code;
+    uint64_t key = line_key(L, s, line);
+    if (line_set_has(&L->rejected, key))
+        return 0; /* reported by an earlier pass */
+    if (L->nrejected >= max) {
+        char msg[NBA_ERROR_MAX];
+        snprintf(msg, sizeof msg, "%s", L->err->msg);
+        return nba_error_set(L->err, -EINVAL, "%s (more than the %zu bad rows allowed)", msg, max);
     }
-    L->npending = 0;
-    arena_reset(&L->batch);
+    if (line_set_add(&L->rejected, key))
+        return nba_error_set(L->err, -ENOMEM, "out of memory");
+    L->nrejected++;
+    s->rejected++;
+    if (s->kind == ROW_CUSTOMER)
+        L->customer_rows_rejected = true;
+    if (L->opt->rejected)
+        L->opt->rejected(L->opt->ctx, L->err->msg);
+    return 0;
+}
+
+/* ---- progress ---- */
+
+static double fraction(const load *L)
+{
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < L->nsrc; i++) {
+        const source *s = &L->src[i];
+        uint64_t size = rows_size(s->rows);
+        if (!size)
+            return -1;
+        if (s->sorted) {
+            /* Read once into the sort, then written out of it. */
+            uint64_t count = sorter_count(s->sort);
+            total += 2 * size;
+            done += size +
+                    (count ? (uint64_t)((double)size * (double)s->emitted / (double)count) : size);
+        } else if (L->phase == LOADER_SORTING && s->sort) {
+            total += 2 * size; /* being read into its sort */
+            done += rows_bytes_read(s->rows);
+        } else if (s->out_of_order) {
+            total += 2 * size;
+        } else {
+            total += size;
+            done += L->phase == LOADER_SORTING ? 0 : rows_bytes_read(s->rows);
+        }
+    }
+    return total ? (double)done / (double)total : -1;
+}
+
+static int report(load *L)
+{
+    L->ticks = 0;
+    if (!L->opt->progress)
+        return 0;
+    uint64_t rows = 0;
+    for (size_t i = 0; i < L->nsrc; i++)
+        rows += L->src[i].read;
+    loader_progress p = {L->phase, L->attempt, L->phase == LOADER_WRITING ? L->written : rows,
+                         L->nrejected, fraction(L)};
+    if (L->opt->progress(L->opt->ctx, &p))
+        return nba_error_set(L->err, -ECANCELED, "the load was interrupted");
+    return 0;
+}
+
+static int tick(load *L)
+{
+    if (++L->ticks < PROGRESS_EVERY)
+        return 0;
+    return report(L);
+}
+
+/* ---- incident ids across customers ---- */
+
+static int idcheck_add_one(load *L, const uint8_t *key, size_t key_len, size_t customer_len,
+                           size_t line, size_t id_line)
+{
+    const uint8_t *id = key + customer_len + 1;
+    size_t id_len = key_len - customer_len - 1;
+    return sorter_add(L->ids.sort, id, id_len, key, customer_len, line, id_line - line, L->err);
+}
+
+/* Starts sorting ids: those of the rows before `line` are read again from
+ * the file (a pipe starts sorting at its first row, and never gets here). */
+static int idcheck_start(load *L, size_t line)
+{
+    source *s = &L->src[SRC_INCIDENTS];
+    int rc = sorter_new(store_dir(L->st), ID_SORT_MEMORY, &L->ids.sort, L->err);
+    if (rc || line == 0)
+        return rc;
+    row_reader *again;
+    rc = rows_open(rows_path(s->rows), ROW_INCIDENT, &again, L->err);
+    if (rc)
+        return rc;
+    row r;
+    while ((rc = rows_next(again, &r, L->err)) != 0) {
+        if (rows_line(again) >= line)
+            break;
+        if (rc < 0) {
+            if (!rows_can_go_on(again))
+                break;
+            continue; /* a bad row, skipped the first time */
+        }
+        if (line_set_has(&L->rejected, line_key(L, s, r.line)))
+            continue;
+        rc = idcheck_add_one(L, r.key, r.key_len, r.customer_len, r.line, r.id_line);
+        if (rc)
+            break;
+    }
+    rows_close(again);
+    return rc < 0 ? rc : 0;
+}
+
+/* Notes the incident_id of a row read. */
+static int idcheck_add(load *L, const uint8_t *key, size_t key_len, size_t customer_len,
+                       size_t line, size_t id_line)
+{
+    idcheck *c = &L->ids;
+    const uint8_t *id = key + customer_len + 1;
+    size_t id_len = key_len - customer_len - 1;
+    if (!c->sort) {
+        if (!c->have_last || keycmp(id, id_len, c->last, c->last_len) > 0) {
+            memcpy(c->last, id, id_len);
+            c->last_len = id_len;
+            c->have_last = true;
+            return 0;
+        }
+        int rc = idcheck_start(L, line);
+        if (rc)
+            return rc;
+    }
+    return idcheck_add_one(L, key, key_len, customer_len, line, id_line);
+}
+
+/* Finds the incident ids given twice. The later row of each pair is
+ * rejected; when it was put already (`written`), it is deleted again. */
+static int idcheck_finish(load *L, bool written)
+{
+    source *s = &L->src[SRC_INCIDENTS];
+    if (!L->ids.sort)
+        return 0;
+    int rc = sorter_finish(L->ids.sort, L->err);
+    if (rc)
+        return rc;
+    uint8_t prev[STORE_MAX_ID];
+    size_t prev_len = 0, first_line = 0;
+    bool have_prev = false;
+    sorter_record r;
+    while ((rc = sorter_next(L->ids.sort, &r, L->err)) > 0) {
+        size_t line = (size_t)r.tag[0], id_line = line + (size_t)r.tag[1];
+        if (line_set_has(&L->rejected, line_key(L, s, line)))
+            continue;
+        if (!have_prev || keycmp(r.key, r.key_len, prev, prev_len) != 0) {
+            memcpy(prev, r.key, r.key_len);
+            prev_len = r.key_len;
+            first_line = id_line;
+            have_prev = true;
+            continue;
+        }
+        char value[ROWS_QUOTE_SIZE];
+        nba_error_set(L->err, -EINVAL,
+                      "%s:%zu: duplicate incident_id, first on line %zu (column 'incident_id': "
+                      "value '%s')",
+                      rows_path(s->rows), id_line, first_line,
+                      rows_quote(value, sizeof value, (const char *)r.key, r.key_len));
+        rc = reject(L, s, line, -EINVAL);
+        if (rc)
+            return rc;
+        if (written) {
+            uint8_t key[2 * STORE_MAX_ID + 1];
+            memcpy(key, r.val, r.val_len);
+            key[r.val_len] = 0;
+            memcpy(key + r.val_len + 1, r.key, r.key_len);
+            rc = store_txn_delete_packed(L->txn, key, r.val_len + 1 + r.key_len, L->err);
+            if (rc && rc != -ENOENT)
+                return rc;
+            if (!rc)
+                s->loaded--;
+        }
+    }
     return rc;
 }
 
-/* Copies every field of rec into the batch arena in one allocation; *out
- * gets the copies, in column order. */
-static int copy_fields(load *L, const csv_record *rec, const char ***out, nba_error *err)
+static void idcheck_reset(load *L)
 {
-    size_t bytes = rec->count * sizeof(char *);
-    for (size_t i = 0; i < rec->count; i++)
-        bytes += rec->lengths[i] + 1;
-    const char **fields = arena_alloc(&L->batch, bytes);
-    if (!fields)
-        return nba_error_set(err, -ENOMEM, "%s:%zu: out of memory", csv_path(L->csv),
-                             csv_line(L->csv));
-    char *text = (char *)(fields + rec->count);
-    for (size_t i = 0; i < rec->count; i++) {
-        memcpy(text, rec->fields[i], rec->lengths[i] + 1);
-        fields[i] = text;
-        text += rec->lengths[i] + 1;
-    }
-    *out = fields;
-    return 0;
+    sorter_free(L->ids.sort);
+    memset(&L->ids, 0, sizeof L->ids);
 }
 
-/* Adds a row to the batch, and puts the batch once it is full. */
-static int enqueue(load *L, const char *customer_id, const char *incident_id,
-                   const ProtobufCMessage *msg, nba_error *err)
+/* ---- reading a file into its sort ---- */
+
+static int sort_source(load *L, source *s)
 {
-    L->pending[L->npending++] =
-        (pending){key_prefix(customer_id), customer_id, incident_id, csv_line(L->csv), msg};
-    if (L->npending == BATCH_ROWS || L->batch.used_total >= BATCH_BYTES)
-        return flush(L, err);
-    return 0;
-}
-
-/* ---- customers ---- */
-
-static int load_customer(load *L, const csv_record *rec, nba_error *err)
-{
-    const size_t *req = L->h.req;
-    int rc = check_field_count(L, rec, err);
-    if (!rc)
-        rc = check_id(L, rec, req[CC_ID], err);
-    if (rc)
-        return rc;
-
-    const size_t money[] = {req[CC_LIFETIME_VALUE], req[CC_PREDICTED_LTV]};
-    double values[2];
-    for (size_t k = 0; k < 2; k++) {
-        size_t col = money[k];
-        if (rec->lengths[col] == 0)
-            return field_error(L, rec, col, err, "empty %s; write 0 when there is no value",
-                               L->h.names[col]);
-        if (!parse_decimal(rec->fields[col], rec->lengths[col], L->c_locale, &values[k]))
-            return field_error(L, rec, col, err, "%s is not a decimal number (e.g. 1234.50)",
-                               L->h.names[col]);
-    }
-    size_t lang = req[CC_LANGUAGE];
-    if (!language_ok(rec->fields[lang], rec->lengths[lang]))
-        return field_error(L, rec, lang, err,
-                           "language is not a BCP 47 language tag (e.g. en, it, zh-Hant, pt-BR)");
-    rc = check_unique(L, &L->customer_ids, rec, req[CC_ID], err);
-    if (rc)
-        return rc;
-
-    const char **f;
-    size_t n = L->h.nattrs;
-    Nba__V1__Customer *c = arena_alloc(&L->batch, sizeof *c);
-    Nba__V1__Attribute *attrs = arena_alloc(&L->batch, n * sizeof *attrs + 1);
-    Nba__V1__Attribute **ptrs = arena_alloc(&L->batch, n * sizeof *ptrs + 1);
-    if (!c || !attrs || !ptrs)
-        return nba_error_set(err, -ENOMEM, "%s:%zu: out of memory", csv_path(L->csv),
-                             csv_line(L->csv));
-    rc = copy_fields(L, rec, &f, err);
-    if (rc)
-        return rc;
-    nba__v1__customer__init(c);
-    c->customer_id = (char *)f[req[CC_ID]];
-    c->name = (char *)f[req[CC_NAME]];
-    c->tier = (char *)f[req[CC_TIER]];
-    c->lifetime_value = values[0];
-    c->predicted_ltv = values[1];
-    c->language = (char *)f[lang];
-    for (size_t k = 0; k < n; k++) {
-        size_t col = L->h.attrs[k].col;
-        nba__v1__attribute__init(&attrs[k]);
-        /* The header outlives the batch: it is flushed before the file
-         * is closed. */
-        attrs[k].name = (char *)L->h.attrs[k].name;
-        attrs[k].text = (char *)f[col];
-        attrs[k].has_number =
-            parse_decimal(rec->fields[col], rec->lengths[col], L->c_locale, &attrs[k].number);
-        ptrs[k] = &attrs[k];
-    }
-    c->n_attributes = n;
-    c->attributes = ptrs;
-    return enqueue(L, c->customer_id, NULL, &c->base, err);
-}
-
-/* ---- incidents ---- */
-
-static int load_incident(load *L, const csv_record *rec, nba_error *err)
-{
-    const size_t *req = L->h.req;
-    int rc = check_field_count(L, rec, err);
-    if (!rc)
-        rc = check_id(L, rec, req[IC_ID], err);
-    if (!rc)
-        rc = check_id(L, rec, req[IC_CUSTOMER_ID], err);
-    if (rc)
-        return rc;
-
-    size_t col = req[IC_KIND];
-    if (rec->lengths[col] == 0)
-        return field_error(L, rec, col, err, "empty kind");
-
-    col = req[IC_SEVERITY];
-    const char *sev = rec->fields[col];
-    if (rec->lengths[col] != 1 || sev[0] < '1' || sev[0] > '5')
-        return field_error(L, rec, col, err, "severity is not a whole number from 1 to 5");
-
-    col = req[IC_OCCURRED_AT];
-    int64_t occurred_at_ms;
-    if (clock_parse_iso8601(rec->fields[col], rec->lengths[col], &occurred_at_ms))
-        return field_error(L, rec, col, err,
-                           "occurred_at is not an ISO 8601 UTC time (e.g. 2026-11-01T08:30:00Z)");
-
-    col = req[IC_RESOLVED];
-    const char *resolved = rec->fields[col];
-    if (rec->lengths[col] != 1 || (resolved[0] != '0' && resolved[0] != '1'))
-        return field_error(L, rec, col, err, "resolved is not 0 (open) or 1 (resolved)");
-
-    col = req[IC_CUSTOMER_ID];
-    if (!hash_set_has(&L->customer_ids, hash_id(rec->fields[col], rec->lengths[col])))
-        return unknown_customer(L, field_line(L->csv, rec, col), rec->fields[col], err);
-    rc = check_unique(L, &L->incident_ids, rec, req[IC_ID], err);
-    if (rc)
-        return rc;
-
-    const char **f;
-    Nba__V1__Incident *inc = arena_alloc(&L->batch, sizeof *inc);
-    if (!inc)
-        return nba_error_set(err, -ENOMEM, "%s:%zu: out of memory", csv_path(L->csv),
-                             csv_line(L->csv));
-    rc = copy_fields(L, rec, &f, err);
-    if (rc)
-        return rc;
-    nba__v1__incident__init(inc);
-    inc->incident_id = (char *)f[req[IC_ID]];
-    inc->customer_id = (char *)f[req[IC_CUSTOMER_ID]];
-    inc->kind = (char *)f[req[IC_KIND]];
-    inc->severity = sev[0] - '0';
-    inc->occurred_at_ms = occurred_at_ms;
-    inc->flight = (char *)f[req[IC_FLIGHT]];
-    inc->resolved = resolved[0] == '1';
-    inc->note = (char *)f[req[IC_NOTE]];
-    return enqueue(L, inc->customer_id, inc->incident_id, &inc->base, err);
-}
-
-/* ---- one file, then both ---- */
-
-typedef int (*row_fn)(load *L, const csv_record *rec, nba_error *err);
-
-/* Reads the header, then every row, then puts what is left in the batch,
- * while the header (attribute names) and the reader (the path for
- * messages) are still there. */
-static int load_file(load *L, const char *const *required, size_t nrequired, bool attrs, row_fn fn,
-                     size_t *count, nba_error *err)
-{
-    csv_record rec;
-    struct stat sb;
-    L->rereadable = stat(csv_path(L->csv), &sb) == 0 && S_ISREG(sb.st_mode);
-    int rc = read_header(L->csv, required, nrequired, attrs, &L->h, err);
-    if (rc)
-        return rc;
-    while ((rc = csv_next(L->csv, &rec, err)) > 0) {
-        rc = fn(L, &rec, err);
+    int rc;
+    if (s->used) {
+        rc = rows_reopen(s->rows, L->err);
         if (rc)
             return rc;
-        (*count)++;
+    }
+    s->used = true;
+    sorter_free(s->sort);
+    s->sort = NULL;
+    s->read = 0;
+    if (s->kind == ROW_INCIDENT) {
+        idcheck_reset(L);
+        /* A pipe cannot be read again to find the ids before the first one
+         * out of order: sort them all from the start. */
+        if (!rows_rereadable(s->rows)) {
+            rc = idcheck_start(L, 0);
+            if (rc)
+                return rc;
+        }
+    }
+    rc = sorter_new(store_dir(L->st), L->opt->sort_memory, &s->sort, L->err);
+    if (!rc)
+        rc = rows_read_ahead(s->rows, L->err);
+    if (rc)
+        return rc;
+    L->phase = LOADER_SORTING;
+    rc = report(L);
+    row r;
+    while (rc == 0 && (rc = rows_next(s->rows, &r, L->err)) != 0) {
+        if (rc < 0) {
+            rc = rows_can_go_on(s->rows) ? reject(L, s, rows_line(s->rows), rc) : rc;
+            if (rc)
+                return rc;
+            continue;
+        }
+        s->read++;
+        uint64_t deltas = (uint64_t)(r.id_line - r.line) << 32 | (r.customer_line - r.line);
+        rc = sorter_add(s->sort, r.key, r.key_len, r.val, r.val_len, r.line, deltas, L->err);
+        if (!rc && s->kind == ROW_INCIDENT)
+            rc = idcheck_add(L, r.key, r.key_len, r.customer_len, r.line, r.id_line);
+        if (!rc)
+            rc = tick(L);
     }
     if (rc)
         return rc;
-    return flush(L, err);
+    rc = sorter_finish(s->sort, L->err);
+    if (rc)
+        return rc;
+    s->sorted = true;
+    /* Sorted whatever its order (an upsert, a pipe): was it needed? */
+    s->unordered = s->out_of_order || rows_out_of_order(s->rows);
+    s->out_of_order = false;
+    L->runs += sorter_runs(s->sort);
+    /* With the whole file read, its duplicate ids are known before anything
+     * is written: those rows are skipped in the merge. */
+    if (s->kind == ROW_INCIDENT) {
+        rc = idcheck_finish(L, false);
+        idcheck_reset(L);
+    }
+    return rc;
 }
 
-static int put_loaded_at(load *L, nba_error *err)
+/* ---- the streams ---- */
+
+static int customers_ended(load *L);
+
+/* Checks a record against the one before in its stream: a duplicate is
+ * rejected (returns 0 with *skip set, or fails), a smaller key means the
+ * stream is out of order (LOAD_RESTART). */
+static int check_order(load *L, source *s, const rec *r, bool *skip)
+{
+    *skip = false;
+    int c = s->have_prev ? keycmp(r->key, r->key_len, s->prev, s->prev_len) : 1;
+    if (c < 0) {
+        s->out_of_order = true;
+        return LOAD_RESTART;
+    }
+    if (c == 0) {
+        char value[ROWS_QUOTE_SIZE];
+        size_t id_at = s->kind == ROW_CUSTOMER ? 0 : r->customer_len + 1;
+        nba_error_set(
+            L->err, -EINVAL, "%s:%zu: duplicate %s, first on line %zu (column '%s': value '%s')",
+            rows_path(s->rows), r->id_line, s->what, s->prev_line, s->what,
+            rows_quote(value, sizeof value, (const char *)r->key + id_at, r->key_len - id_at));
+        *skip = true;
+        return reject(L, s, r->line, -EINVAL);
+    }
+    memcpy(s->prev, r->key, r->key_len);
+    s->prev_len = r->key_len;
+    s->prev_line = r->id_line;
+    s->have_prev = true;
+    return 0;
+}
+
+/* Moves a stream to its next record (s->have), or to its end (s->done). */
+static int advance(load *L, source *s)
+{
+    int rc;
+    bool skip;
+    s->have = false;
+    for (;;) {
+        if (!s->sorted) {
+            row r;
+            rc = rows_next(s->rows, &r, L->err);
+            if (rc < 0) {
+                rc = rows_can_go_on(s->rows) ? reject(L, s, rows_line(s->rows), rc) : rc;
+                if (rc)
+                    return rc;
+                continue;
+            }
+            if (rc == 0)
+                break;
+            s->read++;
+            s->head = (rec){.key = r.key,
+                            .key_len = r.key_len,
+                            .customer_len = r.customer_len,
+                            .val = r.val,
+                            .val_len = r.val_len,
+                            .line = r.line,
+                            .id_line = r.id_line,
+                            .customer_line = r.customer_line};
+        } else {
+            sorter_record r;
+            rc = sorter_next(s->sort, &r, L->err);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                break;
+            s->emitted++;
+            size_t line = (size_t)r.tag[0];
+            size_t customer_len = r.key_len;
+            if (s->kind == ROW_INCIDENT)
+                customer_len = (size_t)((const uint8_t *)memchr(r.key, 0, r.key_len) - r.key);
+            /* The sort carries the row's line and, packed in tag[1], how
+             * many lines further its ids are (sort_source). */
+            s->head = (rec){.key = r.key,
+                            .key_len = r.key_len,
+                            .customer_len = customer_len,
+                            .val = r.val,
+                            .val_len = r.val_len,
+                            .line = line,
+                            .id_line = line + (size_t)(r.tag[1] >> 32),
+                            .customer_line = line + (size_t)(r.tag[1] & 0xFFFFFFFF)};
+            /* A row found bad before the merge (an incident_id given twice). */
+            if (L->rejected.count && line_set_has(&L->rejected, line_key(L, s, line)))
+                continue;
+        }
+        rc = tick(L);
+        if (!rc)
+            rc = check_order(L, s, &s->head, &skip);
+        if (rc)
+            return rc;
+        if (skip)
+            continue;
+        if (!s->sorted && s->kind == ROW_INCIDENT) {
+            rc = idcheck_add(L, s->head.key, s->head.key_len, s->head.customer_len, s->head.line,
+                             s->head.id_line);
+            if (rc)
+                return rc;
+        }
+        s->have = true;
+        return 0;
+    }
+    s->done = true;
+    return s->kind == ROW_CUSTOMER ? customers_ended(L) : 0;
+}
+
+/* ---- unknown customers ---- */
+
+static int unknown_customer(load *L, size_t line, size_t customer_line, const char *customer_id,
+                            size_t len)
+{
+    source *s = &L->src[SRC_INCIDENTS];
+    char value[ROWS_QUOTE_SIZE];
+    nba_error_set(
+        L->err, -EINVAL,
+        "%s:%zu: incident of a customer that is not in the %s%s (column 'customer_id': value '%s')",
+        rows_path(s->rows), customer_line,
+        L->opt->mode == LOADER_UPSERT ? "customers file or the database" : "customers file",
+        L->customer_rows_rejected ? ", or whose row was rejected" : "",
+        rows_quote(value, sizeof value, customer_id, len));
+    return reject(L, s, line, -EINVAL);
+}
+
+/* The customers file ended in order: the incidents held back are of
+ * customers that do not exist. */
+static int customers_ended(load *L)
+{
+    int rc = 0;
+    for (size_t i = 0; i < L->ndeferred && !rc; i++) {
+        deferred *d = &L->deferred[i];
+        rc = unknown_customer(L, d->line, d->customer_line, d->customer_id, d->customer_len);
+    }
+    L->ndeferred = 0;
+    return rc;
+}
+
+/* An incident whose customer was not the last one put. */
+static int incident_without_customer(load *L, const rec *r)
+{
+    source *c = &L->src[SRC_CUSTOMERS];
+    if (c->sorted || c->done)
+        return unknown_customer(L, r->line, r->customer_line, (const char *)r->key,
+                                r->customer_len);
+    /* Reported in an earlier pass: skip it again. */
+    if (line_set_has(&L->rejected, line_key(L, &L->src[SRC_INCIDENTS], r->line)))
+        return 0;
+    if (L->ndeferred == L->deferred_cap) {
+        size_t cap = L->deferred_cap ? L->deferred_cap * 2 : 16;
+        deferred *d = realloc(L->deferred, cap * sizeof *d);
+        if (!d)
+            return nba_error_set(L->err, -ENOMEM, "out of memory");
+        L->deferred = d;
+        L->deferred_cap = cap;
+    }
+    deferred *d = &L->deferred[L->ndeferred++];
+    d->line = r->line;
+    d->customer_line = r->customer_line;
+    d->customer_len = r->customer_len;
+    memcpy(d->customer_id, r->key, r->customer_len);
+    if (L->opt->max_errors > L->nrejected + L->ndeferred - 1)
+        return 0;
+    /* One more than allowed: whether the load fails depends on whether the
+     * customers file stays in order. Read it to its end to find out. */
+    while (!c->done) {
+        int rc = advance(L, c);
+        if (rc)
+            return rc;
+    }
+    return nba_error_set(L->err, -EIO, "%s: internal error: held-back rows not reported",
+                         rows_path(c->rows));
+}
+
+/* ---- writing ---- */
+
+/* Keeps room in the map for the next chunk of a fresh load. */
+static int ensure_room(load *L)
+{
+    size_t map = store_map_size(L->st), used = store_used_size(L->st);
+    if (map > used && map - used >= 4 * CHUNK_BYTES)
+        return 0;
+    size_t want = map * 2 > used + 8 * CHUNK_BYTES ? map * 2 : used + 8 * CHUNK_BYTES;
+    return store_grow_map(L->st, want, L->err);
+}
+
+static int emit(load *L, source *s)
+{
+    const rec *r = &s->head;
+    int rc;
+    if (s->kind == ROW_CUSTOMER) {
+        memcpy(L->last_customer, r->key, r->key_len);
+        L->last_customer_len = r->key_len;
+        L->have_last_customer = true;
+    } else if (!L->have_last_customer || r->customer_len != L->last_customer_len ||
+               memcmp(r->key, L->last_customer, r->customer_len) != 0) {
+        char id[STORE_MAX_ID + 1];
+        memcpy(id, r->key, r->customer_len);
+        id[r->customer_len] = '\0';
+        rc = L->opt->mode == LOADER_UPSERT ? store_txn_has_customer(L->txn, id) : 0;
+        if (rc < 0)
+            return nba_error_set(L->err, rc, "%s:%zu: cannot look up customer_id '%s': %s",
+                                 rows_path(s->rows), r->line, id, strerror(-rc));
+        if (rc == 0)
+            return incident_without_customer(L, r);
+    }
+    unsigned flags = L->opt->mode == LOADER_REPLACE ? STORE_PUT_APPEND : 0;
+    rc = store_txn_put_packed(L->txn, r->key, r->key_len, r->val, r->val_len, flags, L->err);
+    if (rc) {
+        nba_error_prefix(L->err, "%s:%zu", rows_path(s->rows), r->line);
+        return rc;
+    }
+    s->loaded++;
+    L->written++;
+    if (L->opt->fresh && L->opt->mode == LOADER_REPLACE) {
+        L->since_commit += r->key_len + r->val_len;
+        if (L->since_commit >= (L->opt->commit_bytes ? L->opt->commit_bytes : CHUNK_BYTES)) {
+            L->since_commit = 0;
+            rc = store_txn_commit(L->txn, L->err);
+            L->txn = NULL;
+            if (!rc)
+                rc = ensure_room(L);
+            if (!rc)
+                rc = store_txn_begin(L->st, &L->txn, L->err);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static source *pick(load *L)
+{
+    source *c = &L->src[SRC_CUSTOMERS], *i = L->nsrc > 1 ? &L->src[SRC_INCIDENTS] : NULL;
+    if (c->have &&
+        (!i || !i->have || keycmp(c->head.key, c->head.key_len, i->head.key, i->head.key_len) < 0))
+        return c;
+    return i && i->have ? i : NULL;
+}
+
+static int put_timestamp(load *L)
 {
     char when[32];
     struct timespec ts;
@@ -757,80 +700,185 @@ static int put_loaded_at(load *L, nba_error *err)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return store_txn_put_meta(L->txn, "loaded_at", when, err);
+    return store_txn_put_meta(L->txn, L->opt->mode == LOADER_UPSERT ? "updated_at" : "loaded_at",
+                              when, L->err);
+}
+
+/* One pass: every record of both streams into one transaction (or, fresh,
+ * a series of them), committed at the end. */
+static int write_pass(load *L)
+{
+    int rc = 0;
+    bool streaming = false;
+    for (size_t i = 0; i < L->nsrc && !rc; i++) {
+        source *s = &L->src[i];
+        s->have = s->done = s->have_prev = false;
+        s->emitted = s->loaded = 0;
+        if (s->sorted) {
+            rc = sorter_rewind(s->sort, L->err);
+            continue;
+        }
+        streaming = true;
+        s->read = 0;
+        if (s->used)
+            rc = rows_reopen(s->rows, L->err);
+        s->used = true;
+        /* Each file is read and its rows checked and packed in a thread of
+         * its own, beside this one putting them into the store. */
+        if (!rc)
+            rc = rows_read_ahead(s->rows, L->err);
+    }
+    if (rc)
+        return rc;
+    L->ndeferred = 0;
+    L->have_last_customer = false;
+    L->since_commit = 0;
+    L->written = 0;
+    idcheck_reset(L);
+    L->phase = streaming && !L->src[SRC_CUSTOMERS].sorted &&
+                       (L->nsrc == 1 || !L->src[SRC_INCIDENTS].sorted)
+                   ? LOADER_STREAMING
+                   : LOADER_WRITING;
+    rc = report(L);
+    if (!rc)
+        rc = store_txn_begin(L->st, &L->txn, L->err);
+    if (!rc && L->opt->mode == LOADER_REPLACE)
+        rc = store_txn_clear(L->txn, L->err);
+    for (size_t i = 0; i < L->nsrc && !rc; i++)
+        rc = advance(L, &L->src[i]);
+    source *s;
+    while (!rc && (s = pick(L)) != NULL) {
+        /* A file the reading thread found out of order will have to be
+         * sorted: start again now rather than when the merge gets there. */
+        if ((L->written & 0xFFF) == 0)
+            for (size_t i = 0; i < L->nsrc; i++)
+                if (!L->src[i].sorted && rows_out_of_order(L->src[i].rows)) {
+                    L->src[i].out_of_order = true;
+                    rc = LOAD_RESTART;
+                }
+        if (!rc)
+            rc = emit(L, s);
+        if (!rc)
+            rc = advance(L, s);
+    }
+    if (rc)
+        return rc;
+    if (L->nsrc > 1 && !L->src[SRC_INCIDENTS].sorted) {
+        rc = idcheck_finish(L, true);
+        if (rc)
+            return rc;
+    }
+    rc = put_timestamp(L);
+    if (!rc)
+        rc = store_txn_commit(L->txn, L->err);
+    L->txn = NULL; /* commit frees it, failed or not */
+    return rc;
+}
+
+/* ---- the load ---- */
+
+static void fill_stats(const load *L, loader_stats *stats)
+{
+    memset(stats, 0, sizeof *stats);
+    stats->customers = L->src[SRC_CUSTOMERS].loaded;
+    stats->rejected_customers = L->src[SRC_CUSTOMERS].rejected;
+    stats->sorted_customers = L->src[SRC_CUSTOMERS].unordered;
+    if (L->nsrc > 1) {
+        stats->incidents = L->src[SRC_INCIDENTS].loaded;
+        stats->rejected_incidents = L->src[SRC_INCIDENTS].rejected;
+        stats->sorted_incidents = L->src[SRC_INCIDENTS].unordered;
+    }
+    stats->sort_runs = L->runs;
+    stats->attempts = L->attempt + 1;
+}
+
+static int run(load *L)
+{
+    const loader_options *o = L->opt;
+    /* Both files open before anything is written, so that a wrong path or
+     * header fails at once. */
+    int rc = rows_open(o->customers, ROW_CUSTOMER, &L->src[SRC_CUSTOMERS].rows, L->err);
+    if (!rc && o->incidents)
+        rc = rows_open(o->incidents, ROW_INCIDENT, &L->src[SRC_INCIDENTS].rows, L->err);
+    if (rc)
+        return rc;
+    L->nsrc = o->incidents ? 2 : 1;
+    L->src[SRC_CUSTOMERS].kind = ROW_CUSTOMER;
+    L->src[SRC_CUSTOMERS].what = "customer_id";
+    L->src[SRC_INCIDENTS].kind = ROW_INCIDENT;
+    L->src[SRC_INCIDENTS].what = "incident_id";
+
+    /* An upsert is sorted first whatever the order: a delta is small, and
+     * the sorted records can be written again if the map has to grow. */
+    for (size_t i = 0; i < L->nsrc && !rc; i++) {
+        source *s = &L->src[i];
+        if (o->mode == LOADER_UPSERT || !rows_rereadable(s->rows))
+            rc = sort_source(L, s);
+    }
+    if (rc)
+        return rc;
+    unsigned growths = 0;
+    for (;;) {
+        rc = write_pass(L);
+        if (rc == 0)
+            return 0;
+        store_txn_abort(L->txn);
+        L->txn = NULL;
+        if (rc == LOAD_RESTART) {
+            L->attempt++;
+            for (size_t i = 0; i < L->nsrc; i++) {
+                if (!L->src[i].out_of_order)
+                    continue;
+                rc = sort_source(L, &L->src[i]);
+                if (rc)
+                    return rc;
+            }
+            continue;
+        }
+        /* The map was too small: an upsert, or a fresh load (whose chunks
+         * grow it ahead, so only a record far larger than the input led one
+         * to expect gets here), starts again in a map twice the size. */
+        if (rc == -ENOSPC && store_map_full(L->st) && growths < MAX_GROWTHS &&
+            (o->mode == LOADER_UPSERT || o->fresh)) {
+            growths++;
+            L->attempt++;
+            rc = store_grow_map(L->st, store_map_size(L->st) * 2, L->err);
+            if (rc)
+                return rc;
+            continue;
+        }
+        return rc;
+    }
+}
+
+int loader_run(store *st, const loader_options *opt, loader_stats *stats, nba_error *err)
+{
+    nba_error e = {{0}};
+    load L = {.st = st, .opt = opt, .err = &e};
+    int rc = opt->customers ? run(&L) : nba_error_set(&e, -EINVAL, "no customers file given");
+    if (L.txn)
+        store_txn_abort(L.txn);
+    if (stats)
+        fill_stats(&L, stats);
+    for (size_t i = 0; i < NSRC; i++) {
+        rows_close(L.src[i].rows);
+        sorter_free(L.src[i].sort);
+    }
+    idcheck_reset(&L);
+    free(L.rejected.slots);
+    free(L.deferred);
+    if (rc && err)
+        *err = e;
+    return rc;
 }
 
 int loader_load(store *st, const char *customers_csv, const char *incidents_csv,
                 loader_stats *stats, nba_error *err)
 {
-    load L = {0};
-    loader_stats counts = {0};
-    csv_reader *incidents = NULL;
-    bool have_arena = false;
-    int rc;
-
-    L.c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    L.pending = malloc(BATCH_ROWS * sizeof *L.pending);
-    rc = arena_init(&L.batch, BATCH_BYTES + ((size_t)2 << 20));
-    have_arena = rc == 0;
-    if (!L.c_locale || !L.pending || rc) {
-        rc = nba_error_set(err, -ENOMEM, "out of memory");
-        goto out;
-    }
-    /* Both files open before the transaction starts, so that a wrong path
-     * fails at once. */
-    rc = csv_open(customers_csv, &L.csv, err);
-    if (rc)
-        goto out;
-    if (incidents_csv) {
-        rc = csv_open(incidents_csv, &incidents, err);
-        if (rc)
-            goto out;
-    }
-
-    rc = store_txn_begin(st, &L.txn, err);
-    if (rc)
-        goto out;
-    rc = store_txn_clear(L.txn, err);
-    if (rc)
-        goto out;
-
-    rc = load_file(&L, customer_columns, CC_COUNT, true, load_customer, &counts.customers, err);
-    if (rc)
-        goto out;
-    if (incidents) {
-        csv_close(L.csv);
-        header_free(&L.h);
-        L.csv = incidents;
-        incidents = NULL;
-        rc =
-            load_file(&L, incident_columns, IC_COUNT, false, load_incident, &counts.incidents, err);
-        if (rc)
-            goto out;
-    }
-
-    rc = put_loaded_at(&L, err);
-    if (rc)
-        goto out;
-    rc = store_txn_commit(L.txn, err);
-    L.txn = NULL; /* commit frees it, failed or not */
-    if (rc)
-        goto out;
-    if (stats)
-        *stats = counts;
-
-out:
-    if (L.txn)
-        store_txn_abort(L.txn);
-    csv_close(L.csv);
-    csv_close(incidents);
-    header_free(&L.h);
-    if (have_arena)
-        arena_destroy(&L.batch);
-    free(L.pending);
-    free(L.customer_ids.slots);
-    free(L.incident_ids.slots);
-    if (L.c_locale)
-        freelocale(L.c_locale);
+    loader_options o = {.customers = customers_csv, .incidents = incidents_csv};
+    loader_stats s;
+    int rc = loader_run(st, &o, &s, err);
+    if (stats && rc == 0)
+        *stats = s;
     return rc;
 }

@@ -1,6 +1,8 @@
 /* nbactl - the command-line tool of nbad, for ops staff and data teams.
  *
  *   nbactl load --db DIR --customers FILE [--incidents FILE] [--map-size BYTES]
+ *               [--upsert] [--no-switch] [--max-errors N]
+ *   nbactl db list|switch|prune --db ROOT [GEN] [--keep N] [--json]
  *   nbactl decide --customer ID [--channel NAME] [--touchpoint NAME]
  *                 [--context k=v,k=v] [--language TAG] [--location ID]
  *                 [--at ISO8601] [--host H] [--port P] [--json]
@@ -24,6 +26,21 @@ static const char usage_text[] =
     "      Load the warehouse's CSV extracts into the database nbad serves from,\n"
     "      replacing its content. A bad row is reported as file:line and the\n"
     "      database is left exactly as it was.\n"
+    "      DIR is a database root: the load builds a new generation beside the one\n"
+    "      serving and switches DIR/current to it when it is complete.\n"
+    "      --upsert           the files are a delta: insert or replace their rows in\n"
+    "                         the current generation, in one transaction\n"
+    "      --no-switch        build the new generation but leave current as it is\n"
+    "      --max-errors N     skip and report up to N bad rows (default 0: the first\n"
+    "                         bad row fails the load)\n"
+    "  nbactl db list --db ROOT [--json]\n"
+    "      The generations of a database root: which is current, sizes, record\n"
+    "      counts, when each was loaded, which a process still has open.\n"
+    "  nbactl db switch --db ROOT [GEN]\n"
+    "      Make GEN (default: the newest) the generation serving; also a rollback.\n"
+    "  nbactl db prune --db ROOT [--keep N]\n"
+    "      Remove every generation but the current one and the N before it\n"
+    "      (default 1); one a process still has open is left.\n"
     "  nbactl decide --customer ID [--channel desk|kiosk|ivr|web|mobile|call_center]\n"
     "                [--touchpoint checkin] [--context key=value,...] [--language TAG]\n"
     "                [--location ID] [--at 2026-11-22T10:00:00Z]\n"
@@ -97,6 +114,7 @@ int main(int argc, char **argv)
         int (*run)(int argc, char **argv);
     } commands[] = {
         {"load", nbactl_load},
+        {"db", nbactl_db},
         {"decide", nbactl_decide},
         {"ping", nbactl_ping},
         {"status", nbactl_status},

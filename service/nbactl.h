@@ -15,6 +15,8 @@ enum nbactl_exit {
     EXIT_NOINPUT = 66,     /* a missing input file or database */
     EXIT_UNAVAILABLE = 69, /* nbad unreachable */
     EXIT_SOFTWARE = 70,    /* an internal failure */
+    EXIT_CANTCREAT = 73,   /* cannot create the database directory */
+    EXIT_TEMPFAIL = 75,    /* busy: another load is working on the database; try again */
 };
 
 #define NBACTL_DEFAULT_HOST "127.0.0.1"
@@ -46,6 +48,7 @@ int nbactl_reload(int argc, char **argv);   /* nbactl_remote.c */
 int nbactl_outbox(int argc, char **argv);   /* nbactl_outbox.c */
 int nbactl_history(int argc, char **argv);  /* nbactl_outbox.c */
 int nbactl_incident(int argc, char **argv); /* nbactl_incident.c */
+int nbactl_db(int argc, char **argv);       /* nbactl_db.c: list, switch, prune */
 
 /* In-process: the rule files' tools (check, test, simulate) and explain. */
 int nbactl_rules(int argc, char **argv);   /* nbactl_rules.c */

@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "dbroot.h"
 #include "record.h"
 
 #define STORE_DEFAULT_MAP_SIZE ((size_t)64 << 30)
@@ -32,6 +34,9 @@ struct store {
     MDB_dbi records;
     MDB_dbi meta;
     bool readonly;
+    /* The last write transaction failed because the map was full: growing
+     * the map (store_grow_map) and trying again can succeed. */
+    bool map_full;
     char *dir;
     /* Where LMDB mapped the data file, found on first use (store_map_info);
      * set once, read by any thread. */
@@ -52,18 +57,11 @@ struct store_reader {
 struct store_txn {
     store *st;
     MDB_txn *txn;
-    /* Where puts go: records, or the staging tree after store_txn_clear().
-     * Kept from put to put: a put whose key falls on the page the cursor is
-     * on (the next key in order, or a customer's incident after
-     * store_txn_has_customer() found the customer) takes no descent from
-     * the root. */
+    /* On records, kept from put to put: a put whose key falls on the page
+     * the cursor is on (the next key in order, or a customer's incident
+     * after store_txn_has_customer() found the customer) takes no descent
+     * from the root. */
     MDB_cursor *cur;
-    /* After store_txn_clear(): the staging tree, in an environment of its
-     * own in an unlinked file, copied into records on commit (see
-     * stage_open). NULL otherwise. */
-    MDB_env *stage_env;
-    MDB_txn *stage_txn;
-    MDB_dbi stage_dbi;
     size_t customers; /* the counts as this transaction sees them, */
     size_t incidents; /* written to meta on commit */
     uint8_t *buf;     /* packing buffer, grown as needed and reused for every put */
@@ -283,6 +281,10 @@ int store_open(const char *dir, unsigned flags, size_t map_size, unsigned max_re
 {
     int rc;
     struct stat sb;
+    char generation[4096];
+    /* A database root: the generation serving now. */
+    if (!(flags & STORE_EXACT) && dbroot_resolve(dir, generation, sizeof generation, NULL) == 0)
+        dir = generation;
     store *st = calloc(1, sizeof *st);
     if (!st)
         return nba_error_set(err, -ENOMEM, "out of memory");
@@ -319,7 +321,8 @@ int store_open(const char *dir, unsigned flags, size_t map_size, unsigned max_re
     /* MDB_NOTLS: a read transaction belongs to its store_reader, not to the
      * thread, so a thread may hold a reader and still open another snapshot
      * (store_get_stats) without tripping over LMDB's per-thread slot. */
-    unsigned envflags = MDB_NOTLS | (st->readonly ? MDB_RDONLY : 0);
+    unsigned envflags =
+        MDB_NOTLS | (st->readonly ? MDB_RDONLY : 0) | (flags & STORE_NOSYNC ? MDB_NOSYNC : 0);
     rc = mdb_env_open(st->env, dir, envflags, 0644);
     if (rc) {
         int code = lmdb_error(rc);
@@ -496,9 +499,12 @@ int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
 
 static int txn_fail(store_txn *t, int rc, const char *what, nba_error *err)
 {
-    return nba_error_set(err, lmdb_error(rc), "%s: %s: %s", t->st->dir, what,
-                         rc == MDB_MAP_FULL ? "the database is full (raise map_size)"
-                                            : mdb_strerror(rc));
+    if (rc == MDB_MAP_FULL) {
+        t->st->map_full = true;
+        return nba_error_set(err, lmdb_error(rc), "%s: %s: the database is full (map size %zu MiB)",
+                             t->st->dir, what, store_map_size(t->st) >> 20);
+    }
+    return nba_error_set(err, lmdb_error(rc), "%s: %s: %s", t->st->dir, what, mdb_strerror(rc));
 }
 
 /* Replaces a format 1 database, inside the transaction: drops its tables
@@ -524,6 +530,7 @@ int store_txn_begin(store *st, store_txn **out, nba_error *err)
     if (!t)
         return nba_error_set(err, -ENOMEM, "out of memory");
     t->st = st;
+    st->map_full = false;
     int rc = mdb_txn_begin(st->env, NULL, 0, &t->txn);
     if (rc) {
         free(t);
@@ -557,103 +564,11 @@ int store_txn_begin(store *st, store_txn **out, nba_error *err)
     return 0;
 }
 
-/* Ends the staging environment, if there is one; a cursor on it goes with
- * its transaction. */
-static void stage_close(store_txn *t)
-{
-    if (t->stage_txn)
-        mdb_txn_abort(t->stage_txn);
-    if (t->stage_env)
-        mdb_env_close(t->stage_env);
-    t->stage_txn = NULL;
-    t->stage_env = NULL;
-}
-
-/* Sets up the staging tree a full load is built in.
- *
- * A load puts every customer, then every incident: each incident goes
- * between two customers already stored, into a full leaf page, and LMDB
- * splits a page it inserts into the middle of at the middle. Put straight
- * into records, that leaves the tree about 60% full: half as large again
- * as the data, with that many more pages to keep in memory and to miss on.
- * So the puts go to a tree of their own, and the commit copies it into
- * records in key order with MDB_APPEND, which fills every page before
- * starting the next (stage_copy).
- *
- * The staging tree lives in an environment of its own, private to this
- * transaction and never committed: no lock file, no syncs. Its pages stay
- * in memory up to LMDB's limit on dirty pages (512 MiB, about a million
- * customers with their incidents); beyond it LMDB writes some out to the
- * environment's file, which is in the database's directory (the disk the
- * database is on has room for it) and unlinked at once: a load that dies
- * leaves nothing behind. (MDB_WRITEMAP, which would skip the dirty-page
- * copies, makes a full disk a SIGBUS instead of an error, and is no
- * faster here.) Returns an LMDB code or a positive errno; on failure there
- * is no staging tree and the puts go to records. */
-static int stage_open(store_txn *t)
-{
-    char path[4096];
-    MDB_envinfo info;
-    int n = snprintf(path, sizeof path, "%s/.load-XXXXXX", t->st->dir);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return ENAMETOOLONG;
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return errno;
-    close(fd);
-    int rc = mdb_env_info(t->st->env, &info);
-    if (!rc)
-        rc = mdb_env_create(&t->stage_env);
-    if (!rc)
-        rc = mdb_env_set_mapsize(t->stage_env, info.me_mapsize);
-    if (!rc)
-        rc = mdb_env_open(t->stage_env, path,
-                          MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC | MDB_NORDAHEAD, 0600);
-    unlink(path);
-    if (!rc)
-        rc = mdb_txn_begin(t->stage_env, NULL, 0, &t->stage_txn);
-    if (!rc)
-        rc = mdb_dbi_open(t->stage_txn, NULL, 0, &t->stage_dbi);
-    if (rc)
-        stage_close(t);
-    return rc;
-}
-
-/* Copies the staging tree into records, which store_txn_clear() left
- * empty, in key order. Returns an LMDB code. */
-static int stage_copy(store_txn *t)
-{
-    MDB_cursor *to;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(t->txn, t->st->records, &to);
-    if (rc)
-        return rc;
-    rc = mdb_cursor_get(t->cur, &k, &v, MDB_FIRST);
-    while (rc == 0) {
-        rc = mdb_cursor_put(to, &k, &v, MDB_APPEND);
-        if (rc == 0)
-            rc = mdb_cursor_get(t->cur, &k, &v, MDB_NEXT);
-    }
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
 int store_txn_clear(store_txn *t, nba_error *err)
 {
-    /* A write cursor may be closed inside its transaction; a new one starts
-     * on the empty tree. */
-    mdb_cursor_close(t->cur);
-    t->cur = NULL;
     t->customers = t->incidents = 0;
+    /* Emptied, not deleted: the cursor stays valid on the empty tree. */
     int rc = mdb_drop(t->txn, t->st->records, 0);
-    if (rc)
-        return txn_fail(t, rc, "cannot clear", err);
-    if (t->stage_txn)
-        rc = mdb_drop(t->stage_txn, t->stage_dbi, 0);
-    else
-        stage_open(t); /* without it, the puts go to records: looser, as good */
-    if (!rc)
-        rc = t->stage_txn ? mdb_cursor_open(t->stage_txn, t->stage_dbi, &t->cur)
-                          : mdb_cursor_open(t->txn, t->st->records, &t->cur);
     if (rc)
         return txn_fail(t, rc, "cannot clear", err);
     return 0;
@@ -732,6 +647,50 @@ int store_txn_put_incident(store_txn *t, const Nba__V1__Incident *inc, nba_error
     return 0;
 }
 
+int store_txn_put_packed(store_txn *t, const void *key, size_t key_len, const void *val,
+                         size_t val_len, unsigned flags, nba_error *err)
+{
+    const char *nul = key_len ? memchr(key, '\0', key_len) : NULL;
+    size_t id_len = nul ? (size_t)(nul - (const char *)key) : key_len;
+    if (id_len == 0 || id_len > STORE_MAX_ID ||
+        (nul && (key_len - id_len - 1 == 0 || key_len - id_len - 1 > STORE_MAX_ID ||
+                 memchr(nul + 1, '\0', key_len - id_len - 1))))
+        return nba_error_set(err, -EINVAL, "not a record key (%zu bytes)", key_len);
+    size_t *count = nul ? &t->incidents : &t->customers;
+    MDB_val k = {key_len, (void *)key}, v = {val_len, (void *)val};
+    int rc;
+    if (flags & STORE_PUT_APPEND) {
+        rc = mdb_cursor_put(t->cur, &k, &v, MDB_APPEND);
+        if (rc == MDB_KEYEXIST)
+            return nba_error_set(
+                err, -EINVAL, "%s: an appended key does not sort after the last one", t->st->dir);
+        if (!rc)
+            (*count)++;
+    } else {
+        rc = put_record(t, &k, &v, count);
+    }
+    if (rc)
+        return txn_fail(t, rc, nul ? "cannot store incident" : "cannot store customer", err);
+    return 0;
+}
+
+int store_txn_delete_packed(store_txn *t, const void *key, size_t key_len, nba_error *err)
+{
+    MDB_val k = {key_len, (void *)key};
+    if (key_len == 0 || key_len > 2 * STORE_MAX_ID + 1)
+        return -ENOENT;
+    int rc = mdb_del(t->txn, t->st->records, &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        return -ENOENT;
+    if (rc)
+        return txn_fail(t, rc, "cannot delete", err);
+    if (memchr(key, '\0', key_len))
+        t->incidents--;
+    else
+        t->customers--;
+    return 0;
+}
+
 int store_txn_has_customer(store_txn *t, const char *customer_id)
 {
     MDB_val key = {strlen(customer_id), (void *)customer_id}, val;
@@ -758,11 +717,7 @@ int store_txn_put_meta(store_txn *t, const char *key, const char *value, nba_err
 
 int store_txn_commit(store_txn *t, nba_error *err)
 {
-    int rc = 0;
-    if (t->stage_txn)
-        rc = t->cur ? stage_copy(t) : EINVAL;
-    if (!rc)
-        rc = meta_put_count(t->txn, t->st->meta, META_CUSTOMERS, t->customers);
+    int rc = meta_put_count(t->txn, t->st->meta, META_CUSTOMERS, t->customers);
     if (!rc)
         rc = meta_put_count(t->txn, t->st->meta, META_INCIDENTS, t->incidents);
     int code;
@@ -774,7 +729,6 @@ int store_txn_commit(store_txn *t, nba_error *err)
         rc = mdb_txn_commit(t->txn);
         code = rc ? txn_fail(t, rc, "commit failed", err) : 0;
     }
-    stage_close(t);
     free(t->buf);
     free(t);
     return code;
@@ -785,9 +739,94 @@ void store_txn_abort(store_txn *t)
     if (!t)
         return;
     mdb_txn_abort(t->txn);
-    stage_close(t);
     free(t->buf);
     free(t);
+}
+
+int store_sync(store *st, nba_error *err)
+{
+    int rc = mdb_env_sync(st->env, 1);
+    if (rc)
+        return nba_error_set(err, lmdb_error(rc), "%s: cannot write the database to disk: %s",
+                             st->dir, mdb_strerror(rc));
+    return 0;
+}
+
+size_t store_map_size(store *st)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(st->env, &info))
+        return 0;
+    return info.me_mapsize;
+}
+
+size_t store_used_size(store *st)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &stat))
+        return 0;
+    return (info.me_last_pgno + 1) * (size_t)stat.ms_psize;
+}
+
+bool store_map_full(const store *st)
+{
+    return st->map_full;
+}
+
+int store_grow_map(store *st, size_t size, nba_error *err)
+{
+    if (size <= store_map_size(st))
+        return 0;
+    /* LMDB maps the new size at once; the file grows only as it is
+     * written. */
+    int rc = mdb_env_set_mapsize(st->env, size);
+    if (rc)
+        return nba_error_set(err, lmdb_error(rc), "%s: cannot grow the map to %zu MiB: %s", st->dir,
+                             size >> 20, mdb_strerror(rc));
+    st->map_full = false;
+    return 0;
+}
+
+int store_get_meta(store *st, const char *key, char *buf, size_t size)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return lmdb_error(rc);
+    rc = meta_get(txn, st->meta, key, buf, size);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+const char *store_dir(const store *st)
+{
+    return st->dir;
+}
+
+int store_env_in_use(const char *dir, long *pid)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return -ENAMETOOLONG;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    /* Every process that opens an environment holds a shared lock on the
+     * first byte of its lock file for as long as it has it open (LMDB's own
+     * test of whether it is the first user). A write lock that would
+     * conflict names one of them. */
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    int rc = fcntl(fd, F_GETLK, &fl) == 0 ? 0 : -errno;
+    close(fd);
+    if (rc)
+        return rc;
+    if (fl.l_type == F_UNLCK)
+        return 0;
+    if (pid)
+        *pid = (long)fl.l_pid;
+    return 1;
 }
 
 /* ---- residency ---- */
@@ -923,4 +962,15 @@ int store_get_stats(store *st, store_stats *out)
         rc = meta_get_count(txn, st->meta, META_INCIDENTS, &out->incidents);
     mdb_txn_abort(txn);
     return rc;
+}
+
+int store_check_readers(store *st, int *cleared)
+{
+    int dead = 0;
+    int rc = mdb_reader_check(st->env, &dead);
+    if (rc)
+        return lmdb_error(rc);
+    if (cleared)
+        *cleared = dead;
+    return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -183,8 +184,16 @@ static void table_cases(void **state)
             if (strncmp(err.msg, prefix, strlen(prefix)) != 0 || !strstr(err.msg, c->err_text))
                 fail_msg("case %s: got '%s', want '%s...%s'", c->name, err.msg, prefix,
                          c->err_text);
-            /* The reader does not go on past broken text. */
-            assert_int_equal(csv_next(r, &rec, &err), -EINVAL);
+            /* The reader does not go on past broken text; a record with
+             * invalid UTF-8 or a NUL byte was read to its end, and reading
+             * goes on after it (here: to the end of the file). */
+            if (strstr(c->err_text, "UTF-8") || strstr(c->err_text, "NUL")) {
+                assert_false(csv_failed(r));
+                assert_int_equal(csv_next(r, &rec, &err), 0);
+            } else {
+                assert_true(csv_failed(r));
+                assert_int_equal(csv_next(r, &rec, &err), -EINVAL);
+            }
         } else {
             assert_int_equal(csv_next(r, &rec, &err), 0);
             assert_int_equal(csv_next(r, &rec, &err), 0);
@@ -284,6 +293,7 @@ static void large_file_crosses_buffers(void **state)
     assert_string_equal(rec.fields[2], "name");
     size_t line = 2;
     char want[256];
+    uint64_t last = csv_bytes_read(r);
     for (size_t i = 0; i < rows; i++) {
         assert_int_equal(csv_next(r, &rec, &err), 1);
         assert_int_equal(csv_line(r), line);
@@ -298,7 +308,38 @@ static void large_file_crosses_buffers(void **state)
         assert_string_equal(rec.fields[1], want);
         assert_int_equal(rec.lengths[2], (i % 7) * strlen("王秀英"));
         line += i % 3 == 0 ? 2 : 1;
+        /* How far through the file: up to the end of this record. */
+        assert_true(csv_bytes_read(r) > last);
+        last = csv_bytes_read(r);
     }
+    assert_int_equal(csv_next(r, &rec, &err), 0);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(csv_size(r), (uint64_t)sb.st_size);
+    assert_int_equal(csv_bytes_read(r), (uint64_t)sb.st_size);
+    csv_close(r);
+}
+
+/* A record with invalid UTF-8 is reported with its line, and the records
+ * after it are read as if it had not been there. */
+static void reading_goes_on_after_bad_utf8(void **state)
+{
+    const char *path = ((tmpdir *)*state)->file;
+    static const char text[] = "id,note\n1,\"a\nb\"\n2,caf\xE9\n3,fine\n";
+    write_file(path, text, strlen(text));
+    csv_reader *r = NULL;
+    nba_error err = {{0}};
+    csv_record rec;
+    assert_int_equal(csv_open(path, &r, &err), 0);
+    assert_int_equal(csv_next(r, &rec, &err), 1);
+    assert_int_equal(csv_next(r, &rec, &err), 1);
+    assert_int_equal(csv_next(r, &rec, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, ":4: invalid UTF-8 in field 2"));
+    assert_int_equal(csv_line(r), 4);
+    assert_false(csv_failed(r));
+    assert_int_equal(csv_next(r, &rec, &err), 1);
+    assert_int_equal(csv_line(r), 5);
+    assert_string_equal(rec.fields[1], "fine");
     assert_int_equal(csv_next(r, &rec, &err), 0);
     csv_close(r);
 }
@@ -310,6 +351,7 @@ int main(void)
         cmocka_unit_test(open_missing_file),
         cmocka_unit_test_setup_teardown(record_size_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(large_file_crosses_buffers, setup, teardown),
+        cmocka_unit_test_setup_teardown(reading_goes_on_after_bad_utf8, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

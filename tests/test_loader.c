@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "arena.h"
 #include "clock.h"
@@ -336,7 +337,7 @@ static void bad_rows_are_named_and_change_nothing(void **state)
         if (bc->incidents)
             write_file(bad_incidents, bc->incidents);
         nba_error err = {{0}};
-        loader_stats stats = {99, 99};
+        loader_stats stats = {.customers = 99, .incidents = 99};
         int rc =
             loader_load(fx->st, bad_customers, bc->incidents ? bad_incidents : NULL, &stats, &err);
         assert_int_equal(rc, -EINVAL);
@@ -648,12 +649,12 @@ static void pipe_input(void **state)
     assert_int_equal(store_get_stats(fx->st, &ss), 0);
     assert_int_equal(ss.customers, 2);
 
-    /* A duplicate is still caught, though its first line cannot be looked
-     * up again. */
+    /* A duplicate is caught and both lines named: a pipe is sorted, and the
+     * sort keeps the lines of its rows. */
     rc = load_from_pipe(fx, OK_CUSTOMERS "K3,Cid,gold,1,2,en\nK1,Ann again,gold,1,2,en\n", &err);
     assert_int_equal(rc, -EINVAL);
-    assert_non_null(strstr(err.msg, "pipe.csv:5: duplicate customer_id (column 'customer_id': "
-                                    "value 'K1')"));
+    assert_non_null(strstr(err.msg, "pipe.csv:5: duplicate customer_id, first on line 2 (column "
+                                    "'customer_id': value 'K1')"));
     assert_int_equal(store_get_stats(fx->st, &ss), 0);
     assert_int_equal(ss.customers, 2);
 }
@@ -717,6 +718,444 @@ static void sample_data_loads(void **state)
     arena_destroy(&a);
 }
 
+/* ---- at scale, skipping bad rows, sorting, upserts ---- */
+
+/* Writes n customers K0000000.. in key order, each with one incident
+ * J0000000.. (so both files stream), with the row on line `bad_line` of
+ * the customers file (bad_in_incidents: of the incidents file) broken. */
+static void write_sorted(const char *customers, const char *incidents, int n, size_t bad_line,
+                         bool bad_in_incidents)
+{
+    FILE *c = fopen(customers, "w"), *i = fopen(incidents, "w");
+    assert_non_null(c);
+    assert_non_null(i);
+    fputs(CUSTOMERS_HEADER, c);
+    fputs(INCIDENTS_HEADER, i);
+    for (int k = 0; k < n; k++) {
+        size_t line = (size_t)k + 2;
+        bool bad_c = !bad_in_incidents && line == bad_line;
+        bool bad_i = bad_in_incidents && line == bad_line;
+        fprintf(c, "K%07d,Name %d,gold,%s,%d,en\n", k, k, bad_c ? "oops" : "12.5", k);
+        fprintf(i, "J%07d,K%07d,delay,%d,2026-01-01T00:00:00Z,AZ%d,0,\n", k, k, bad_i ? 7 : 2,
+                k % 100);
+    }
+    assert_int_equal(fclose(c), 0);
+    assert_int_equal(fclose(i), 0);
+}
+
+/* The test the issue asks for: a broken row deep in a large file is named
+ * by its line, and the database serving is exactly as it was. */
+static void broken_row_deep_in_a_large_file(void **state)
+{
+    fixture *fx = *state;
+    load_good(fx);
+    char c[128], i[128], want[256];
+    snprintf(c, sizeof c, "%s/big_customers.csv", fx->dir);
+    snprintf(i, sizeof i, "%s/big_incidents.csv", fx->dir);
+    nba_error err = {{0}};
+
+    write_sorted(c, i, 200000, 123457, false);
+    assert_int_equal(loader_load(fx->st, c, i, NULL, &err), -EINVAL);
+    snprintf(want, sizeof want, "%s:123457: lifetime_value is not a decimal number", c);
+    if (!strstr(err.msg, want))
+        fail_msg("got %s", err.msg);
+    verify_good(fx);
+
+    write_sorted(c, i, 200000, 123457, true);
+    assert_int_equal(loader_load(fx->st, c, i, NULL, &err), -EINVAL);
+    snprintf(want, sizeof want, "%s:123457: severity is not a whole number from 1 to 5", i);
+    if (!strstr(err.msg, want))
+        fail_msg("got %s", err.msg);
+    verify_good(fx);
+
+    /* Fixed, it loads, streamed: neither file needed sorting. */
+    write_sorted(c, i, 200000, 0, false);
+    loader_options o = {.customers = c, .incidents = i};
+    loader_stats stats;
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), 0);
+    assert_int_equal(stats.customers, 200000);
+    assert_int_equal(stats.incidents, 200000);
+    assert_false(stats.sorted_customers);
+    assert_false(stats.sorted_incidents);
+    assert_int_equal(stats.attempts, 1);
+}
+
+typedef struct rejections {
+    char lines[16][512];
+    size_t n;
+} rejections;
+
+static void on_rejected(void *ctx, const char *msg)
+{
+    rejections *r = ctx;
+    if (r->n < 16)
+        snprintf(r->lines[r->n], sizeof r->lines[r->n], "%s", msg);
+    r->n++;
+}
+
+static bool rejected_has(const rejections *r, const char *path, size_t line, const char *text)
+{
+    char want[256];
+    snprintf(want, sizeof want, "%s:%zu: ", path, line);
+    for (size_t k = 0; k < r->n && k < 16; k++)
+        if (strncmp(r->lines[k], want, strlen(want)) == 0 && strstr(r->lines[k], text))
+            return true;
+    return false;
+}
+
+/* Up to --max-errors bad rows are skipped, each reported once with its
+ * file and line, in files in order and out of order alike; one more fails
+ * the load and changes nothing. */
+static void max_errors_skips_and_reports(void **state)
+{
+    fixture *fx = *state;
+    load_good(fx);
+    static const char *const customer_orders[] = {
+        /* in key order */
+        CUSTOMERS_HEADER "K1,Ann,gold,100,200,en\n"
+                         "K2,Bob,none,x,2,de\n"
+                         "K3,Cid,none,1,2,fr\n"
+                         "K3,Cid again,none,1,2,fr\n"
+                         "K4,Dan,none,1,2,it\n",
+        /* out of order */
+        CUSTOMERS_HEADER "K4,Dan,none,1,2,it\n"
+                         "K2,Bob,none,x,2,de\n"
+                         "K3,Cid,none,1,2,fr\n"
+                         "K3,Cid again,none,1,2,fr\n"
+                         "K1,Ann,gold,100,200,en\n",
+    };
+    static const size_t bad_field_line[] = {3, 3}, duplicate_line[] = {5, 5};
+    static const char incidents[] = INCIDENTS_HEADER "J1,K1,delay,2,2026-01-01,AZ1,0,\n"
+                                                     "J2,K2,delay,2,2026-01-01,AZ1,0,\n"
+                                                     "J3,K3,delay,2,2026-01-01,AZ1,0,\n"
+                                                     "J4,K9,delay,2,2026-01-01,AZ1,0,\n"
+                                                     "J1,K4,delay,2,2026-01-01,AZ1,0,\n"
+                                                     "J6,K4,delay,9,2026-01-01,AZ1,0,\n";
+    char bad_c[128], bad_i[128];
+    snprintf(bad_c, sizeof bad_c, "%s/bad_customers.csv", fx->dir);
+    snprintf(bad_i, sizeof bad_i, "%s/bad_incidents.csv", fx->dir);
+    write_file(bad_i, incidents);
+    for (size_t v = 0; v < 2; v++) {
+        print_message("customers %s\n", v ? "out of order" : "in key order");
+        write_file(bad_c, customer_orders[v]);
+        rejections rj = {0};
+        loader_options o = {.customers = bad_c,
+                            .incidents = bad_i,
+                            .max_errors = 6,
+                            .rejected = on_rejected,
+                            .ctx = &rj};
+        loader_stats stats;
+        nba_error err = {{0}};
+        int rc = loader_run(fx->st, &o, &stats, &err);
+        for (size_t k = 0; k < rj.n && k < 16; k++)
+            print_message("  skipped %s\n", rj.lines[k]);
+        if (rc)
+            fail_msg("load failed: %s", err.msg);
+        assert_int_equal(rj.n, 6);
+        assert_true(rejected_has(&rj, bad_c, bad_field_line[v], "lifetime_value"));
+        assert_true(
+            rejected_has(&rj, bad_c, duplicate_line[v], "duplicate customer_id, first on line 4"));
+        /* K2's row was bad, so its incident has no customer. */
+        assert_true(rejected_has(&rj, bad_i, 3, "or whose row was rejected"));
+        assert_true(rejected_has(&rj, bad_i, 5, "value 'K9'"));
+        assert_true(rejected_has(&rj, bad_i, 6, "duplicate incident_id, first on line 2"));
+        assert_true(rejected_has(&rj, bad_i, 7, "severity"));
+        assert_int_equal(stats.customers, 3);
+        assert_int_equal(stats.incidents, 2);
+        assert_int_equal(stats.rejected_customers, 2);
+        assert_int_equal(stats.rejected_incidents, 4);
+        assert_int_equal(stats.sorted_customers, v == 1);
+        store_stats ss;
+        assert_int_equal(store_get_stats(fx->st, &ss), 0);
+        assert_int_equal(ss.customers, 3);
+        assert_int_equal(ss.incidents, 2);
+
+        /* One bad row too many: the load fails, naming it, and the
+         * database stays as the last load left it. */
+        load_good(fx);
+        rj.n = 0;
+        o.max_errors = 5;
+        assert_int_equal(loader_run(fx->st, &o, NULL, &err), -EINVAL);
+        assert_non_null(strstr(err.msg, "more than the 5 bad rows allowed"));
+        assert_int_equal(rj.n, 5);
+        verify_good(fx);
+    }
+}
+
+/* Files out of key order are sorted (here in runs on disk), the pass
+ * starting again once the disorder shows. */
+static void unsorted_files_are_sorted_in_runs(void **state)
+{
+    fixture *fx = *state;
+    const int n = 60000;
+    write_many(fx->customers, fx->incidents, n);
+    loader_options o = {.customers = fx->customers,
+                        .incidents = fx->incidents,
+                        .sort_memory = 1 << 20,
+                        .fresh = true,
+                        .commit_bytes = 1 << 20};
+    loader_stats stats;
+    nba_error err = {{0}};
+    int rc = loader_run(fx->st, &o, &stats, &err);
+    if (rc)
+        fail_msg("load failed: %s", err.msg);
+    assert_int_equal(stats.customers, n);
+    assert_int_equal(stats.incidents, n);
+    assert_true(stats.sorted_customers);
+    assert_true(stats.sorted_incidents);
+    assert_true(stats.sort_runs > 2);
+    assert_true(stats.attempts > 1);
+    store_stats ss;
+    assert_int_equal(store_get_stats(fx->st, &ss), 0);
+    assert_int_equal(ss.customers, n);
+    assert_int_equal(ss.incidents, n);
+    /* A duplicate far apart in an unsorted file is still caught. */
+    FILE *f = fopen(fx->customers, "a");
+    assert_non_null(f);
+    fputs("M000017,Again,gold,1,2,en,X\n", f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), -EINVAL);
+    char want[160];
+    snprintf(want, sizeof want, "%s:%d: duplicate customer_id, first on line", fx->customers,
+             n + 2);
+    if (!strstr(err.msg, want))
+        fail_msg("got %s", err.msg);
+}
+
+/* Incident ids given twice under different customers, in files in key
+ * order whose incident ids are not: found once the file has been read;
+ * with max_errors the later row is taken out again. */
+static void incident_id_twice_across_customers(void **state)
+{
+    fixture *fx = *state;
+    write_file(fx->customers, OK_CUSTOMERS "K3,Cid,none,1,2,fr\n");
+    write_file(fx->incidents, INCIDENTS_HEADER "J5,K1,delay,2,2026-01-01,AZ1,0,\n"
+                                               "J3,K2,delay,2,2026-01-01,AZ1,0,\n"
+                                               "J4,K3,delay,2,2026-01-01,AZ1,0,\n"
+                                               "J5,K3,delay,2,2026-01-01,AZ1,0,\n");
+    nba_error err = {{0}};
+    assert_int_equal(loader_load(fx->st, fx->customers, fx->incidents, NULL, &err), -EINVAL);
+    char want[200];
+    snprintf(want, sizeof want,
+             "%s:5: duplicate incident_id, first on line 2 (column 'incident_id': value 'J5')",
+             fx->incidents);
+    if (!strstr(err.msg, want))
+        fail_msg("got %s", err.msg);
+
+    rejections rj = {0};
+    loader_options o = {.customers = fx->customers,
+                        .incidents = fx->incidents,
+                        .max_errors = 1,
+                        .rejected = on_rejected,
+                        .ctx = &rj};
+    loader_stats stats;
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), 0);
+    assert_int_equal(rj.n, 1);
+    assert_int_equal(stats.incidents, 3);
+    assert_false(stats.sorted_incidents);
+    store_stats ss;
+    assert_int_equal(store_get_stats(fx->st, &ss), 0);
+    assert_int_equal(ss.incidents, 3);
+    store_reader *r;
+    arena a;
+    Nba__V1__Customer *c;
+    Nba__V1__Incident **incs;
+    size_t n;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_reader_new(fx->st, &r, NULL), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_get_customer(r, "K3", &a, &c), 0);
+    assert_int_equal(store_get_incidents(r, "K3", &a, &incs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(incs[0]->incident_id, "J4");
+    store_reader_end(r);
+    store_reader_free(r);
+    arena_destroy(&a);
+}
+
+/* A delta: customers and incidents inserted or replaced, the rest kept,
+ * an incident's customer found in the delta or in the database; an
+ * incident of a customer in neither fails it and changes nothing. */
+static void upsert_inserts_and_replaces(void **state)
+{
+    fixture *fx = *state;
+    load_good(fx);
+    char when[32];
+    assert_int_equal(store_get_meta(fx->st, "loaded_at", when, sizeof when), 0);
+    write_file(fx->customers, CUSTOMERS_HEADER "C9,New One,gold,1,2,fr\n"
+                                               "C1,Giulia Rossi-Bianchi,platinum,1,2,it\n");
+    write_file(fx->incidents, INCIDENTS_HEADER "I9,C9,delay,2,2026-01-01,AZ1,0,\n"
+                                               "I7,C2,delay,4,2026-01-01,AZ1,0,\n"
+                                               "I1,C1,ife_broken,3,2026-11-01T08:30:00Z,AZ611,1,\n"
+                                               "I8,C77,delay,2,2026-01-01,AZ1,0,\n");
+    loader_options o = {
+        .customers = fx->customers, .incidents = fx->incidents, .mode = LOADER_UPSERT};
+    loader_stats stats;
+    nba_error err = {{0}};
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), -EINVAL);
+    char want[320];
+    snprintf(want, sizeof want,
+             "%s:5: incident of a customer that is not in the customers file or the database "
+             "(column 'customer_id': value 'C77')",
+             fx->incidents);
+    if (!strstr(err.msg, want))
+        fail_msg("got %s", err.msg);
+    verify_good(fx);
+
+    /* Without the stray incident. */
+    write_file(fx->incidents,
+               INCIDENTS_HEADER "I9,C9,delay,2,2026-01-01,AZ1,0,\n"
+                                "I7,C2,delay,4,2026-01-01,AZ1,0,\n"
+                                "I1,C1,ife_broken,3,2026-11-01T08:30:00Z,AZ611,1,\n");
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), 0);
+    assert_int_equal(stats.customers, 2);
+    assert_int_equal(stats.incidents, 3);
+    store_stats ss;
+    assert_int_equal(store_get_stats(fx->st, &ss), 0);
+    assert_int_equal(ss.customers, 5);
+    assert_int_equal(ss.incidents, 5);
+    char again[32];
+    assert_int_equal(store_get_meta(fx->st, "loaded_at", again, sizeof again), 0);
+    assert_string_equal(again, when);
+    assert_int_equal(store_get_meta(fx->st, "updated_at", again, sizeof again), 0);
+
+    store_reader *r;
+    arena a;
+    Nba__V1__Customer *c;
+    Nba__V1__Incident **incs;
+    size_t n;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_reader_new(fx->st, &r, NULL), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_get_customer(r, "C1", &a, &c), 0);
+    assert_string_equal(c->name, "Giulia Rossi-Bianchi");
+    assert_int_equal(c->n_attributes, 0);
+    assert_int_equal(store_get_incidents(r, "C1", &a, &incs, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(incs[0]->incident_id, "I0");
+    assert_true(incs[1]->resolved);
+    assert_int_equal(store_get_customer(r, "C3", &a, &c), 0);
+    assert_string_equal(c->name, "Low, Tom \"Tommy\"");
+    assert_int_equal(store_get_incidents(r, "C2", &a, &incs, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_get_customer(r, "C9", &a, &c), 0);
+    assert_int_equal(store_get_incidents(r, "C9", &a, &incs, &n), 0);
+    assert_int_equal(n, 1);
+    store_reader_end(r);
+    store_reader_free(r);
+    arena_destroy(&a);
+}
+
+/* An upsert that does not fit in the map grows it and goes in whole. */
+static void upsert_grows_the_map(void **state)
+{
+    fixture *fx = *state;
+    store_close(fx->st);
+    nba_error err = {{0}};
+    assert_int_equal(store_open(fx->db, 0, (size_t)1 << 20, 0, &fx->st, &err), 0);
+    load_good(fx);
+    write_many(fx->customers, fx->incidents, 20000);
+    loader_options o = {
+        .customers = fx->customers, .incidents = fx->incidents, .mode = LOADER_UPSERT};
+    loader_stats stats;
+    int rc = loader_run(fx->st, &o, &stats, &err);
+    if (rc)
+        fail_msg("upsert failed: %s", err.msg);
+    assert_true(stats.attempts > 1);
+    assert_true(store_map_size(fx->st) > (size_t)1 << 20);
+    store_stats ss;
+    assert_int_equal(store_get_stats(fx->st, &ss), 0);
+    assert_int_equal(ss.customers, 20004);
+    assert_int_equal(ss.incidents, 20003);
+}
+
+typedef struct progress_log {
+    size_t calls;
+    size_t stop_at;
+    double last_fraction;
+    bool went_back;
+} progress_log;
+
+static int on_progress(void *ctx, const loader_progress *p)
+{
+    progress_log *l = ctx;
+    l->calls++;
+    if (p->fraction >= 0 && p->fraction + 1e-9 < l->last_fraction && p->attempt == 0)
+        l->went_back = true;
+    if (p->fraction >= 0)
+        l->last_fraction = p->fraction;
+    return l->stop_at && l->calls >= l->stop_at;
+}
+
+/* Progress comes as the load goes, its fraction only growing; a progress
+ * callback that says stop stops the load, which changes nothing. */
+static void progress_and_cancel(void **state)
+{
+    fixture *fx = *state;
+    load_good(fx);
+    char c[128], i[128];
+    snprintf(c, sizeof c, "%s/big_customers.csv", fx->dir);
+    snprintf(i, sizeof i, "%s/big_incidents.csv", fx->dir);
+    write_sorted(c, i, 200000, 0, false);
+    progress_log log = {0};
+    loader_options o = {.customers = c, .incidents = i, .progress = on_progress, .ctx = &log};
+    nba_error err = {{0}};
+    assert_int_equal(loader_run(fx->st, &o, NULL, &err), 0);
+    assert_true(log.calls >= 5);
+    assert_false(log.went_back);
+    assert_true(log.last_fraction > 0.9);
+
+    load_good(fx);
+    progress_log stop = {.stop_at = 3};
+    o.ctx = &stop;
+    assert_int_equal(loader_run(fx->st, &o, NULL, &err), -ECANCELED);
+    verify_good(fx);
+}
+
+/* What the loader writes is exactly what protobuf-c packs for the same
+ * message: unpacked and packed again, every stored value comes out the
+ * same, byte for byte. */
+static void records_are_packed_as_protobuf_c_packs_them(void **state)
+{
+    fixture *fx = *state;
+    load_good(fx);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, fx->db, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "records", 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    size_t records = 0;
+    uint8_t again[4096];
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        size_t len;
+        if (memchr(k.mv_data, 0, k.mv_size)) {
+            Nba__V1__Incident *inc = nba__v1__incident__unpack(NULL, v.mv_size, v.mv_data);
+            assert_non_null(inc);
+            len = nba__v1__incident__pack(inc, again);
+            nba__v1__incident__free_unpacked(inc, NULL);
+        } else {
+            Nba__V1__Customer *c = nba__v1__customer__unpack(NULL, v.mv_size, v.mv_data);
+            assert_non_null(c);
+            len = nba__v1__customer__pack(c, again);
+            nba__v1__customer__free_unpacked(c, NULL);
+        }
+        assert_int_equal(len, v.mv_size);
+        assert_memory_equal(again, v.mv_data, len);
+        records++;
+    }
+    assert_int_equal(records, 7);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -730,6 +1169,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(full_database_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(pipe_input, setup, teardown),
         cmocka_unit_test_setup_teardown(sample_data_loads, setup, teardown),
+        cmocka_unit_test_setup_teardown(broken_row_deep_in_a_large_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(max_errors_skips_and_reports, setup, teardown),
+        cmocka_unit_test_setup_teardown(unsorted_files_are_sorted_in_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(incident_id_twice_across_customers, setup, teardown),
+        cmocka_unit_test_setup_teardown(upsert_inserts_and_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(upsert_grows_the_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(progress_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(records_are_packed_as_protobuf_c_packs_them, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 #include <lmdb.h>
 
@@ -659,15 +660,14 @@ static int stray_files(const char *dir)
     return system(cmd) != 0;
 }
 
-/* Customers, then every customer's incidents, as a load puts them. */
-static void load_like_the_loader(store *st, bool clear)
+/* Customers, then every customer's incidents, as a load used to put them:
+ * each incident between two customers already stored. */
+static void load_like_the_loader(store *st)
 {
     enum { N = 3000 };
     store_txn *t;
     char id[32], iid[32];
     assert_int_equal(store_txn_begin(st, &t, NULL), 0);
-    if (clear)
-        assert_int_equal(store_txn_clear(t, NULL), 0);
     for (int i = 0; i < N; i++) {
         snprintf(id, sizeof id, "C%07d", i);
         put_customer(t, id, "gold");
@@ -683,12 +683,55 @@ static void load_like_the_loader(store *st, bool clear)
     assert_int_equal(store_txn_commit(t, NULL), 0);
 }
 
-/* A transaction that starts with a clear (a full load) leaves records
- * packed, although every incident goes between two customers already put:
- * straight into the tree, that leaves its pages about half to two thirds
- * full. The staging file it builds in leaves nothing in the directory,
- * committed or aborted. */
-static void cleared_load_is_packed(void **state)
+/* Packs a record and puts it under its key with store_txn_put_packed. */
+static int put_packed(store_txn *t, const char *cid, const char *iid, unsigned flags,
+                      nba_error *err)
+{
+    uint8_t buf[256];
+    char key[64];
+    size_t klen, vlen;
+    if (iid) {
+        Nba__V1__Incident inc = NBA__V1__INCIDENT__INIT;
+        inc.customer_id = (char *)cid;
+        inc.incident_id = (char *)iid;
+        inc.kind = "delay";
+        inc.severity = 3;
+        vlen = nba__v1__incident__pack(&inc, buf);
+        klen = (size_t)snprintf(key, sizeof key, "%s%c%s", cid, 0, iid);
+    } else {
+        Nba__V1__Customer c = NBA__V1__CUSTOMER__INIT;
+        c.customer_id = (char *)cid;
+        c.tier = "gold";
+        vlen = nba__v1__customer__pack(&c, buf);
+        klen = (size_t)snprintf(key, sizeof key, "%s", cid);
+    }
+    return store_txn_put_packed(t, key, klen, buf, vlen, flags, err);
+}
+
+/* Every record appended in key order: a customer, then its incidents. */
+static void append_in_key_order(store *st)
+{
+    enum { N = 3000 };
+    store_txn *t;
+    char id[32], iid[32];
+    assert_int_equal(store_txn_begin(st, &t, NULL), 0);
+    assert_int_equal(store_txn_clear(t, NULL), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "C%07d", i);
+        assert_int_equal(put_packed(t, id, NULL, STORE_PUT_APPEND, NULL), 0);
+        for (int k = 0; k < 2; k++) {
+            snprintf(iid, sizeof iid, "INC-%07d-%d", i, k);
+            assert_int_equal(put_packed(t, id, iid, STORE_PUT_APPEND, NULL), 0);
+        }
+    }
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+}
+
+/* Records appended in key order fill their pages: a tree built by putting
+ * customers first and incidents between them afterwards takes a quarter
+ * more leaf pages or worse. Nothing but LMDB's two files is left in the
+ * directory. */
+static void appended_load_is_packed(void **state)
 {
     fixture *f = *state;
     store_close(f->st);
@@ -697,18 +740,20 @@ static void cleared_load_is_packed(void **state)
     assert_non_null(mkdtemp(loose));
     store *st;
     assert_int_equal(store_open(loose, STORE_CREATE, 1 << 26, 0, &st, NULL), 0);
-    load_like_the_loader(st, false);
+    load_like_the_loader(st);
     store_close(st);
     assert_int_equal(store_open(f->dir, STORE_CREATE, 1 << 26, 0, &st, NULL), 0);
-    load_like_the_loader(st, true);
+    append_in_key_order(st);
     assert_counts(st, 3000, 6000);
 
+    /* An append that does not sort after the last key is refused. */
     store_txn *t;
+    nba_error err;
     assert_int_equal(store_txn_begin(st, &t, NULL), 0);
-    assert_int_equal(store_txn_clear(t, NULL), 0);
-    put_customer(t, "C9", "none");
+    assert_int_equal(put_packed(t, "C0000005", NULL, STORE_PUT_APPEND, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "does not sort after"));
+    assert_int_equal(put_packed(t, "C0002999", "INC-0002999-1", STORE_PUT_APPEND, &err), -EINVAL);
     store_txn_abort(t);
-    assert_counts(st, 3000, 6000);
     store_close(st);
 
     size_t packed = leaf_pages(f->dir), unpacked = leaf_pages(loose);
@@ -726,6 +771,7 @@ static void cleared_load_is_packed(void **state)
     assert_int_equal(store_reader_new(f->st, &r, NULL), 0);
     assert_int_equal(store_reader_begin(r), 0);
     assert_int_equal(store_get_customer(r, "C0002999", &a, &c), 0);
+    assert_string_equal(c->tier, "gold");
     assert_int_equal(store_get_incidents(r, "C0002999", &a, &list, &n), 0);
     assert_int_equal(n, 2);
     assert_string_equal(list[1]->incident_id, "INC-0002999-1");
@@ -735,6 +781,113 @@ static void cleared_load_is_packed(void **state)
     arena_destroy(&a);
     snprintf(cmd, sizeof cmd, "rm -rf %s", loose);
     assert_int_equal(system(cmd), 0);
+}
+
+/* Packed puts without flags insert or replace and keep the counts; bad
+ * keys are refused; a deleted record is gone and uncounted. */
+static void packed_put_replace_and_delete(void **state)
+{
+    fixture *f = *state;
+    store_txn *t;
+    nba_error err;
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    assert_int_equal(put_packed(t, "K2", NULL, 0, NULL), 0);
+    assert_int_equal(put_packed(t, "K1", NULL, 0, NULL), 0);
+    assert_int_equal(put_packed(t, "K1", NULL, 0, NULL), 0);
+    assert_int_equal(put_packed(t, "K1", "I1", 0, NULL), 0);
+    assert_int_equal(put_packed(t, "K1", "I1", 0, NULL), 0);
+    assert_int_equal(put_packed(t, "K1", "I2", 0, NULL), 0);
+    assert_int_equal(store_txn_put_packed(t, "", 0, "x", 1, 0, &err), -EINVAL);
+    assert_int_equal(store_txn_put_packed(t, "K1\0", 3, "x", 1, 0, &err), -EINVAL);
+    assert_int_equal(store_txn_put_packed(t, "\0I1", 3, "x", 1, 0, &err), -EINVAL);
+    assert_int_equal(store_txn_delete_packed(t, "K1\0I2", 5, &err), 0);
+    assert_int_equal(store_txn_delete_packed(t, "K1\0I2", 5, &err), -ENOENT);
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+    assert_counts(f->st, 2, 1);
+}
+
+/* The map: its size, growing it, and -ENOSPC with store_map_full() when it
+ * is too small; meta entries read back; a sync. */
+static void map_full_grow_and_meta(void **state)
+{
+    fixture *f = *state;
+    store_close(f->st);
+    nba_error err;
+    assert_int_equal(store_open(f->dir, STORE_NOSYNC, (size_t)1 << 20, 0, &f->st, &err), 0);
+    assert_int_equal(store_map_size(f->st), (size_t)1 << 20);
+    assert_true(store_used_size(f->st) > 0);
+    store_txn *t;
+    char id[32];
+    int rc = 0;
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    for (int i = 0; i < 100000 && rc == 0; i++) {
+        snprintf(id, sizeof id, "C%07d", i);
+        rc = put_packed(t, id, NULL, STORE_PUT_APPEND, &err);
+    }
+    assert_int_equal(rc, -ENOSPC);
+    assert_true(store_map_full(f->st));
+    assert_non_null(strstr(err.msg, "full"));
+    store_txn_abort(t);
+
+    assert_int_equal(store_grow_map(f->st, (size_t)64 << 20, &err), 0);
+    assert_int_equal(store_map_size(f->st), (size_t)64 << 20);
+    assert_false(store_map_full(f->st));
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    for (int i = 0; i < 100000; i++) {
+        snprintf(id, sizeof id, "C%07d", i);
+        assert_int_equal(put_packed(t, id, NULL, STORE_PUT_APPEND, &err), 0);
+    }
+    assert_int_equal(store_txn_put_meta(t, "loaded_at", "2026-11-22T10:00:00Z", &err), 0);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+    assert_int_equal(store_sync(f->st, &err), 0);
+    assert_counts(f->st, 100000, 0);
+    char when[32];
+    assert_int_equal(store_get_meta(f->st, "loaded_at", when, sizeof when), 0);
+    assert_string_equal(when, "2026-11-22T10:00:00Z");
+    assert_int_equal(store_get_meta(f->st, "nothing", when, sizeof when), -ENOENT);
+    assert_int_equal(store_get_meta(f->st, "loaded_at", when, 4), -EOVERFLOW);
+    assert_string_equal(store_dir(f->st), f->dir);
+}
+
+/* Another process that has the environment open is seen; once it has
+ * closed it (or died), it is not. */
+static void in_use_by_another_process(void **state)
+{
+    fixture *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    long pid = 0;
+    assert_int_equal(store_env_in_use(f->dir, &pid), 0);
+    assert_int_equal(store_env_in_use("/nonexistent/nba-db", &pid), 0);
+
+    int go[2], ready[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(ready), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        store *st;
+        char c = 0;
+        int ok = store_open(f->dir, STORE_READONLY, 0, 0, &st, NULL) == 0;
+        ok = ok && write(ready[1], "r", 1) == 1 && read(go[0], &c, 1) == 1;
+        if (ok)
+            store_close(st);
+        _exit(ok ? 0 : 1);
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    assert_int_equal(store_env_in_use(f->dir, &pid), 1);
+    assert_int_equal(pid, child);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(store_env_in_use(f->dir, &pid), 0);
+    close(go[0]);
+    close(go[1]);
+    close(ready[0]);
+    close(ready[1]);
+    assert_int_equal(store_open(f->dir, STORE_READONLY, 0, 0, &f->st, NULL), 0);
 }
 
 int main(void)
@@ -749,7 +902,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(prefix_ids_keep_incidents_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(incidents_after_customer_match_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(counts_follow_puts_clear_and_abort, setup, teardown),
-        cmocka_unit_test_setup_teardown(cleared_load_is_packed, setup, teardown),
+        cmocka_unit_test_setup_teardown(appended_load_is_packed, setup, teardown),
+        cmocka_unit_test_setup_teardown(packed_put_replace_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(map_full_grow_and_meta, setup, teardown),
+        cmocka_unit_test_setup_teardown(in_use_by_another_process, setup, teardown),
         cmocka_unit_test(format1_database_is_refused_then_replaced),
         cmocka_unit_test(unknown_format_is_refused),
     };
