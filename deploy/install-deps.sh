@@ -15,6 +15,8 @@ packages=(
   python3-protobuf protobuf-compiler  # the contract test: a Python client from proto/nba.proto
   clang-format            # the code style check (.clang-format)
   clang libclang-rt-14-dev  # fuzzing: libFuzzer targets under tests/fuzz/
+  libssl-dev openssl      # TLS on the binary protocol; the tests make their certificates
+  valgrind                # memcheck run of the integration test (ctest -L valgrind)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -16,7 +16,10 @@
 #include <stdint.h>
 #include "error.h"
 #include "rules_live.h"
+#include "state.h"
 #include "store.h"
+#include "store_live.h"
+#include "writer.h"
 #include "nba.pb-c.h"
 
 typedef struct decider decider;
@@ -28,6 +31,18 @@ typedef struct decider decider;
 int decider_new(store *st, rules_live *rules, decider **out, nba_error *err);
 
 void decider_free(decider *d);
+
+/* Makes the decider follow the generations of `live`: st (which the decider
+ * was made with) is a store the caller acquired from live, generation
+ * `generation`, and the decider now holds it. Before each request the
+ * decider compares live's generation with its own and, when a switch
+ * happened, moves its reader to the new store and releases the old one.
+ * Returns 0. */
+int decider_follow(decider *d, store_live *live, store *st, uint64_t generation);
+
+/* Moves to the generation serving now, as a request would: for a thread
+ * that has had no request for a while, so that it lets go of the old one. */
+void decider_follow_now(decider *d);
 
 /* Fills what a status request reports beyond the server's name and the
  * serving ruleset (which the decider sets): uptime, connections, counters,
@@ -51,8 +66,52 @@ int decider_decide(decider *d, const Nba__V1__ContactEvent *ev, Nba__V1__Decisio
 /* Answers one request frame body. Forgets the previous request's memory,
  * decodes body[0..len) and dispatches on its kind. Returns 0 when the
  * connection may go on, or -EBADMSG when the body did not decode: *resp is
- * then an error response the caller sends before closing the connection. */
+ * then an error response the caller sends before closing the connection.
+ * With a writer (decider_attach_state), also DECIDER_DEFERRED: the request
+ * must be made durable before it is answered; *resp is NULL and the caller
+ * calls decider_submit() before body[] changes. */
 int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Response **resp);
+
+/* ---- the state and durable requests ----
+ *
+ * With a state, a decider reads what nbad wrote about the customer into
+ * every decision: incidents reported live, which incidents a recorded
+ * action recovered, the contact history; and a retried event (the same
+ * idempotency key, as the ruleset's policy defines it) gets the decision
+ * stored for it, creating nothing new.
+ *
+ * With a writer too, requests that must be durable before they are
+ * answered go to the writer: a contact event whose decision records an
+ * action with a lasting effect (the ruleset's policy says which), an
+ * incident report, an incident resolution. The writer's own decider (made
+ * on the writer thread, with decider_attach_state(d, st, NULL, ...)) applies
+ * them in its transaction with decider_apply(): it decides again there,
+ * seeing every write before it, so two contacts racing for the same
+ * incident are put in order and the second sees the first's upgrade.
+ */
+#define DECIDER_DEFERRED 1
+
+/* Makes the decider read state st (a reader is made for the calling
+ * thread) and, when w is not NULL, hand durable requests to w, whose jobs
+ * come back through done(done_arg, job) on the writer thread. Returns 0 or
+ * a negative errno with a message. */
+int decider_attach_state(decider *d, state *st, writer *w, writer_done_fn done, void *done_arg,
+                         nba_error *err);
+
+/* After decider_handle() returned DECIDER_DEFERRED: queues the request for
+ * the writer, tagged with `tag` (given back in the job). Returns 0, or a
+ * negative errno when it cannot be queued (out of memory, the writer is
+ * stopping): *resp is then an error response to send instead. */
+int decider_submit(decider *d, void *tag, Nba__V1__Response **resp);
+
+/* On the writer thread: applies job (a request body) inside t and sets
+ * job->answer to the response frame. Returns 0, or a negative errno when
+ * the job's writes must be undone (job->answer is then an error answer). */
+int decider_apply(decider *d, state_txn *t, writer_job *job);
+
+/* Sets job->answer to an "unavailable" error answer carrying message, for
+ * a job whose transaction failed. */
+void decider_fail(decider *d, writer_job *job, int rc, const char *message);
 
 /* Builds an error response (code is one of the documented Error codes, e.g.
  * "frame_too_large"), for failures found before a body is decoded. */

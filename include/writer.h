@@ -19,6 +19,7 @@
 #ifndef NBA_WRITER_H
 #define NBA_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "error.h"
@@ -42,6 +43,8 @@ struct writer_job {
     size_t request_len;
     uint8_t *answer; /* the answer (a response frame), owned by the job */
     size_t answer_len;
+    bool decision;         /* the answer is a decision (for the counters) */
+    bool error;            /* the answer is an error (for the counters) */
     uint64_t submitted_ns; /* clock_mono_ns() at writer_submit() */
 };
 
@@ -60,6 +63,8 @@ typedef struct writer_ops {
     /* Replaces job->answer with an error answer: the transaction it was
      * applied in could not begin or commit (message says why). */
     void (*fail)(void *arg, writer_job *job, int rc, const char *message);
+    /* About once a second while there is nothing to write (may be NULL). */
+    void (*idle)(void *arg);
 } writer_ops;
 
 /* Starts the writer thread on state st. ops and arg are called from it.

@@ -44,6 +44,7 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,9 @@
 #include "rng.h"
 #include "rules_live.h"
 #include "ruleset.h"
+#include "state.h"
 #include "store.h"
+#include "store_live.h"
 #include "wire.h"
 #include "workload.h"
 
@@ -122,6 +125,7 @@ typedef struct bench {
 
     size_t next;   /* event the next operation uses */
     uint64_t sink; /* results folded in, so nothing is optimised away */
+    state *state;  /* an empty state: the decider reads it as nbad's do */
 } bench;
 
 typedef struct bench_case {
@@ -832,6 +836,7 @@ int main(int argc, char **argv)
     bench b = {0};
     int status = EXIT_SOFTWARE;
     char tmp[] = "/tmp/nbabench-XXXXXX";
+    char state_dir[] = "/tmp/nbabench-state-XXXXXX";
     bool own_db = !o.db;
     bool registered = false;
     bench_case *cases = calloc(MAX_CASES, sizeof *cases);
@@ -854,7 +859,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (store_open(o.db, STORE_READONLY, 0, 0, &b.st, &err)) {
+    /* A database root (generations) or a flat environment: nbad's view. */
+    if (store_open_serving(o.db, 0, 0, &b.st, NULL, &err)) {
         fprintf(stderr, "nbabench: %s\n", err.msg);
         status = EXIT_NOINPUT;
         goto out;
@@ -866,7 +872,16 @@ int main(int argc, char **argv)
     }
     rules_live_register_thread();
     registered = true;
+    /* The decider reads an empty state of its own, as every decision in
+     * nbad reads the customer's state (and works out what it would
+     * record); with no writer attached, nothing is deferred. */
+    if (!mkdtemp(state_dir)) {
+        fprintf(stderr, "nbabench: cannot create a temporary directory: %s\n", strerror(errno));
+        goto out;
+    }
     if (store_reader_new(b.st, &b.reader, &err) || decider_new(b.st, b.live, &b.dec, &err) ||
+        state_open(state_dir, (size_t)1 << 26, &b.state, &err) ||
+        decider_attach_state(b.dec, b.state, NULL, NULL, NULL, &err) ||
         load_single_rules(&b, o.rules, &err) || prepare_events(&b, &o, &err)) {
         fprintf(stderr, "nbabench: %s\n", err.msg);
         goto out;
@@ -913,6 +928,9 @@ int main(int argc, char **argv)
 
 out:
     decider_free(b.dec);
+    state_close(b.state);
+    if (b.state)
+        nftw(state_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
     store_reader_free(b.reader);
     if (registered)
         rules_live_unregister_thread();

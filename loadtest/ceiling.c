@@ -47,6 +47,7 @@
 #include "frame.h"
 #include "request_scan.h"
 #include "store.h"
+#include "store_live.h"
 #include "nba.pb-c.h"
 
 enum exit_code {
@@ -592,7 +593,7 @@ int main(int argc, char **argv)
     nba_error err;
     store *st = NULL;
     if (opt.lookup) {
-        int rc = store_open(opt.db, STORE_READONLY, 0, MAX_THREADS + 2, &st, &err);
+        int rc = store_open_serving(opt.db, 0, MAX_THREADS + 2, &st, NULL, &err);
         if (rc) {
             fprintf(stderr, "nbaceiling: %s\n", err.msg);
             return rc == -ENOENT ? EXIT_NOINPUT : EXIT_SOFTWARE;

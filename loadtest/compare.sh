@@ -214,6 +214,7 @@ if [[ ! -f $DATA/db.loaded || $DATA/customers.csv -nt $DATA/db.loaded ||
     rm -f "$DATA/db.loaded"
     "$NBACTL" load --db "$DATA/db" --customers "$DATA/customers.csv" \
         --incidents "$DATA/incidents.csv" >&2
+    "$NBACTL" db prune --db "$DATA/db" --keep 0 >&2 # the generations loaded before
     touch "$DATA/db.loaded"
 fi
 

@@ -988,6 +988,8 @@ static const char usage_text[] =
     "  --touchpoints LIST   touchpoints for every channel, e.g. checkin=80,boarding=20;\n"
     "                       default: per channel (kiosk mostly checkin, ivr mostly call)\n"
     "  --ping               send Ping instead of contact events (the protocol floor)\n"
+    "  --each-once          every customer once, in random order, none twice (with\n"
+    "                       --requests <= --customers): decisions that write\n"
     "  --pool N             distinct pre-encoded requests, 65536\n"
     "  --seed N             1\n"
     "  --protocol P         nba (nbad's frames) or resp (the Redis + Lua peer), nba\n"
@@ -1092,6 +1094,7 @@ enum {
     OPT_MIX,
     OPT_TOUCHPOINTS,
     OPT_PING,
+    OPT_EACH_ONCE,
     OPT_POOL,
     OPT_SEED,
     OPT_JSON,
@@ -1122,6 +1125,7 @@ static int parse_options(int argc, char **argv, options *opt)
         {"mix", required_argument, NULL, OPT_MIX},
         {"touchpoints", required_argument, NULL, OPT_TOUCHPOINTS},
         {"ping", no_argument, NULL, OPT_PING},
+        {"each-once", no_argument, NULL, OPT_EACH_ONCE},
         {"pool", required_argument, NULL, OPT_POOL},
         {"seed", required_argument, NULL, OPT_SEED},
         {"json", no_argument, NULL, OPT_JSON},
@@ -1222,6 +1226,9 @@ static int parse_options(int argc, char **argv, options *opt)
         case OPT_TOUCHPOINTS:
             if (workload_parse_touchpoints(&opt->w, optarg, &err) != 0)
                 return usage("%s", err.msg);
+            break;
+        case OPT_EACH_ONCE:
+            opt->w.each_once = 1;
             break;
         case OPT_PING:
             opt->w.ping = 1;

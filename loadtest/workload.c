@@ -259,12 +259,15 @@ typedef struct draw_ctx {
     int width;
 } draw_ctx;
 
-static size_t draw_contact(draw_ctx *d, uint8_t *out, size_t cap)
+static size_t draw_contact(draw_ctx *d, size_t index, uint8_t *out, size_t cap)
 {
     const workload *w = d->w;
     char customer[CUSTOMER_ID_MAX], location[32], flight[16], seat[8];
 
-    if (rng_chance(&d->r, w->unknown_ratio)) {
+    if (w->each_once) {
+        customer_id_format(customer, w->id_prefix, d->width,
+                           rank_map_apply(&d->ranks, index % w->customers + 1));
+    } else if (rng_chance(&d->r, w->unknown_ratio)) {
         char prefix[24];
         snprintf(prefix, sizeof prefix, "%sX", w->id_prefix);
         customer_id_format(customer, prefix, d->width, 1 + rng_below(&d->r, 9999999));
@@ -377,7 +380,9 @@ int workload_build(const workload *w, request_pool *out, nba_error *err)
     if (d.channel_total == 0)
         return nba_error_set(err, -EINVAL, "the channel mix is empty");
 
-    size_t count = w->ping ? 1 : w->pool_size;
+    size_t count = w->ping ? 1 : w->each_once ? (size_t)w->customers : w->pool_size;
+    if (count > POOL_MAX)
+        return nba_error_set(err, -EINVAL, "the request pool holds 1 to %u requests", POOL_MAX);
     size_t cap = count * 128 + 4096, used = 0, max_body = 0;
     out->bytes = malloc(cap);
     out->offset = malloc((count + 1) * sizeof *out->offset);
@@ -397,7 +402,7 @@ int workload_build(const workload *w, request_pool *out, nba_error *err)
             cap = bigger;
         }
         size_t n = w->ping ? draw_ping(out->bytes + used, 1024)
-                           : draw_contact(&d, out->bytes + used, 1024);
+                           : draw_contact(&d, i, out->bytes + used, 1024);
         if (n == 0) {
             rc = nba_error_set(err, -EINVAL, "a request does not fit 1024 bytes (id prefix?)");
             goto fail;

@@ -43,6 +43,12 @@ typedef struct workload {
     int ping;                                    /* send Ping requests instead of contact events */
     uint64_t seed;
     size_t pool_size; /* distinct pre-encoded requests */
+    /* Every customer exactly once, in a random order, instead of by
+     * popularity: the pool holds one request per customer (pool_size is
+     * ignored), so a run of at most `customers` requests never meets a
+     * customer twice (measuring decisions that write, which a repeat would
+     * answer from the stored decision). */
+    int each_once;
 } workload;
 
 typedef struct request_pool {

@@ -34,6 +34,21 @@
  * a pass every 10 s keeps the database in memory at the cost of a few ms. */
 #define DEFAULT_WARM_INTERVAL 10
 #define MAX_WARM_INTERVAL     3600
+/* Far more check-in desks, kiosks and IVR lines than one airport has, and
+ * far fewer than the open files a systemd service gets (LimitNOFILE=65536). */
+#define DEFAULT_MAX_CONNECTIONS 10000
+#define MAX_MAX_CONNECTIONS     1000000
+/* A contact point that has said nothing for five minutes has gone away
+ * without closing (a kiosk rebooted, a NAT forgot the flow). */
+#define DEFAULT_IDLE_TIMEOUT 300
+#define MAX_IDLE_TIMEOUT     86400
+/* Output waiting for a slow client: a few thousand answers, and room for
+ * the largest. */
+#define DEFAULT_MAX_OUTPUT   (1ull << 20)
+#define MIN_MAX_OUTPUT       (4ull << 10)
+#define MAX_MAX_OUTPUT       (1ull << 30)
+#define DEFAULT_MAX_PIPELINE 1024
+#define MAX_MAX_PIPELINE     1000000
 
 typedef enum setting_type {
     SET_TEXT,   /* char *: a non-empty string */
@@ -66,13 +81,29 @@ static const setting settings[] = {
     {"lock_memory", "lock-memory", SET_BOOL, offsetof(config, lock_memory), 0, 0},
     {"warm_interval", "warm-interval", SET_INT, offsetof(config, warm_interval), 0,
      MAX_WARM_INTERVAL},
+    {"max_connections", "max-connections", SET_INT, offsetof(config, max_connections), 1,
+     MAX_MAX_CONNECTIONS},
+    {"idle_timeout", "idle-timeout", SET_INT, offsetof(config, idle_timeout), 0, MAX_IDLE_TIMEOUT},
+    {"max_output", "max-output", SET_SIZE, offsetof(config, max_output), MIN_MAX_OUTPUT,
+     MAX_MAX_OUTPUT},
+    {"max_pipeline", "max-pipeline", SET_INT, offsetof(config, max_pipeline), 1, MAX_MAX_PIPELINE},
+    {"tls_cert", "tls-cert", SET_TEXT, offsetof(config, tls_cert), 0, 0},
+    {"tls_key", "tls-key", SET_TEXT, offsetof(config, tls_key), 0, 0},
+    {"tls_client_ca", "tls-client-ca", SET_TEXT, offsetof(config, tls_client_ca), 0, 0},
+    {"tls_required", "tls-required", SET_BOOL, offsetof(config, tls_required), 0, 0},
+    {"user", "user", SET_TEXT, offsetof(config, user), 0, 0},
+    {"log_customer_data", "log-customer-data", SET_BOOL, offsetof(config, log_customer_data), 0, 0},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
 static const char usage_text[] =
     "usage: nbad [--config FILE] [--db DIR] [--rules FILE] [--listen ADDR] [--port N]\n"
     "            [--threads N] [--max-frame BYTES] [--map-size BYTES] [--log-level LEVEL]\n"
-    "            [--lock-memory] [--warm-interval S] [--help] [--version]\n"
+    "            [--lock-memory] [--warm-interval S] [--max-connections N]\n"
+    "            [--idle-timeout S] [--max-output BYTES] [--max-pipeline N]\n"
+    "            [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
+    "            [--tls-required=BOOL] [--user NAME] [--log-customer-data]\n"
+    "            [--help] [--version]\n"
     "\n"
     "Serves next-best-action decisions over TCP.\n"
     "\n"
@@ -84,13 +115,34 @@ static const char usage_text[] =
     "  --port N           TCP port 0..65535, 0 picks a free one (default 7411)\n"
     "  --threads N        worker threads 1..256 (default: one per online core)\n"
     "  --max-frame BYTES  largest request accepted, e.g. 65536 or 64KiB (default 64KiB)\n"
-    "  --map-size BYTES   LMDB map size, e.g. 64GiB (default: the store's)\n"
+    "  --map-size BYTES   LMDB map size of the database and of the state, each,\n"
+    "                     e.g. 64GiB (default 64GiB; the files take what they use)\n"
     "  --log-level LEVEL  debug, info, warn or error (default info)\n"
     "  --lock-memory      lock the database in memory (needs RLIMIT_MEMLOCK or\n"
     "                     CAP_IPC_LOCK; without them nbad warns and goes on)\n"
     "  --warm-interval S  read the whole database into memory after start and touch\n"
     "                     it again every S seconds so it stays there, 0..3600, 0 = never\n"
     "                     (default 10)\n"
+    "\n"
+    "Limits:\n"
+    "  --max-connections N  connections served at once; one more gets the error\n"
+    "                     too_many_connections and is closed (default 10000)\n"
+    "  --idle-timeout S   close a connection that has neither sent nor taken a byte\n"
+    "                     for S seconds, 0 = never (default 300)\n"
+    "  --max-output BYTES answers waiting for a slow client before nbad stops reading\n"
+    "                     its requests (default 1MiB)\n"
+    "  --max-pipeline N   the same, counted in answers (default 1024)\n"
+    "\n"
+    "Access:\n"
+    "  --tls-cert FILE    PEM server certificate: serve TLS (with --tls-key)\n"
+    "  --tls-key FILE     PEM private key of the certificate\n"
+    "  --tls-client-ca FILE  PEM CA certificates: every client must present a\n"
+    "                     certificate issued by one of them\n"
+    "  --tls-required=BOOL  with TLS on, refuse plain connections (default true)\n"
+    "  --user NAME        started as root: run as NAME once the port is bound\n"
+    "  --log-customer-data  let debug logs name customers and carry message texts\n"
+    "                     (default off: logs hold no personal data)\n"
+    "\n"
     "  -h, --help         print this help and exit\n"
     "  -V, --version      print the version and exit\n"
     "\n"
@@ -323,6 +375,12 @@ int config_init(config *c)
     c->log_min = LOG_INFO;
     c->lock_memory = false;
     c->warm_interval = DEFAULT_WARM_INTERVAL;
+    c->max_connections = DEFAULT_MAX_CONNECTIONS;
+    c->idle_timeout = DEFAULT_IDLE_TIMEOUT;
+    c->max_output = DEFAULT_MAX_OUTPUT;
+    c->max_pipeline = DEFAULT_MAX_PIPELINE;
+    c->tls_required = true;
+    c->log_customer_data = false;
     return 0;
 }
 
@@ -331,7 +389,12 @@ void config_free(config *c)
     free(c->db_dir);
     free(c->rules_path);
     free(c->listen_addr);
+    free(c->tls_cert);
+    free(c->tls_key);
+    free(c->tls_client_ca);
+    free(c->user);
     c->db_dir = c->rules_path = c->listen_addr = NULL;
+    c->tls_cert = c->tls_key = c->tls_client_ca = c->user = NULL;
 }
 
 /* ---- the config file ---- */
@@ -381,11 +444,15 @@ static int apply_mapping(config *c, const char *path, yaml_document_t *doc, yaml
         size_t i = 0;
         while (i < N_SETTINGS && strcmp(settings[i].key, name))
             i++;
-        if (i == N_SETTINGS)
-            return file_error(err, path, key->start_mark,
-                              "unknown key \"%.64s\" (known: db, rules, listen, port, threads, "
-                              "max_frame, map_size, log_level, lock_memory, warm_interval)",
-                              name);
+        if (i == N_SETTINGS) {
+            char known[512];
+            size_t used = 0;
+            for (size_t k = 0; k < N_SETTINGS && used < sizeof known; k++)
+                used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", k ? ", " : "",
+                                         settings[k].key);
+            return file_error(err, path, key->start_mark, "unknown key \"%.64s\" (known: %s)", name,
+                              known);
+        }
         if (seen[i])
             return file_error(err, path, key->start_mark, "%s is set twice", name);
         seen[i] = true;
@@ -589,5 +656,11 @@ int config_from_args(config *c, int argc, char **argv, nba_error *err)
     if (!c->rules_path)
         return nba_error_set(err, -EINVAL,
                              "no rule file: give --rules FILE or set rules: in the config file");
+    if (!c->tls_cert != !c->tls_key)
+        return nba_error_set(err, -EINVAL, "TLS needs both a certificate and its key: set %s too",
+                             c->tls_cert ? "tls_key (--tls-key)" : "tls_cert (--tls-cert)");
+    if (c->tls_client_ca && !c->tls_cert)
+        return nba_error_set(err, -EINVAL,
+                             "tls_client_ca needs TLS on: set tls_cert and tls_key too");
     return 0;
 }

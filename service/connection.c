@@ -2,17 +2,29 @@
  *
  * One connection's life:
  *
- *   READING ──output above the limit──▶ BLOCKED ──output drained──▶ READING
+ *   HANDSHAKE (TLS on: first byte, then the TLS handshake) ──▶ READING
+ *      │ not TLS and TLS required: an error, then CLOSING
+ *      │ handshake failed: CLOSED
+ *
+ *   READING ──output above the limits──▶ BLOCKED ──output drained──▶ READING
  *      │                                   │
  *      │ frame too large, body does not decode, peer sent EOF, shutdown
  *      ▼                                   ▼
  *   CLOSING (writes out what it answered) ──flushed──▶ LINGERING ──▶ CLOSED
  *                                      (peer already sent EOF) ────▶ CLOSED
  *
- * Read and write errors go straight to CLOSED. Raw events and evbuffers
- * rather than bufferevents: a read wakeup answers every complete frame and
- * then tries the write at once, in the same callback, so a request costs one
- * read and one write system call and no extra trip through the loop.
+ * Read and write errors, and idle_timeout in any state but LINGERING, go
+ * straight to CLOSED. Raw events and evbuffers rather than bufferevents: a
+ * read wakeup answers every complete frame and then tries the write at
+ * once, in the same callback, so a request costs one read and one write
+ * system call and no extra trip through the loop.
+ *
+ * The I/O seam: conn_fill() and conn_flush() read and write the socket
+ * directly (readv, sendmsg) for a plain connection, and through the TLS
+ * session (SSL_read, SSL_write) for a TLS one; the rest of this file does
+ * not know which. A TLS session may need the socket writable to go on
+ * reading or readable to go on writing (tls_read_wants_write,
+ * tls_write_wants_read); the events follow.
  */
 #include "connection.h"
 
@@ -26,6 +38,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <event2/buffer.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "clock.h"
 #include "frame.h"
@@ -34,24 +48,37 @@
 
 /* Bytes asked of one read: enough for a few hundred pipelined requests. The
  * memory goes back as soon as the frames in it are answered, since an
- * evbuffer drained to empty keeps no chunk. */
+ * evbuffer drained to empty keeps no chunk. It also holds a whole TLS
+ * record, so one SSL_read takes one record. */
 #define READ_CHUNK 16384
 /* iovecs handed to one sendmsg; an output buffer rarely has more chunks. */
 #define WRITE_IOV 64
 /* Lingering after the last answer: at most this long, and this many
  * discarded bytes. */
-#define LINGER_NS        (2000ull * 1000 * 1000)
+#define LINGER_NS (2000ull * 1000 * 1000)
+/* Requests of one connection with the writer at once: a feed that
+ * pipelines a burst of incident reports has them committed together. */
+#define CONN_MAX_WRITES  1024
 #define LINGER_MAX_BYTES (1u << 20)
+/* Stopping: what is read of the requests a client has already sent. */
+#define DRAIN_READ_MAX (1u << 20)
+/* The first byte of a TLS record carrying a handshake message. */
+#define TLS_HANDSHAKE_RECORD 0x16
 
 enum conn_state {
+    /* TLS on: waiting for the client's first byte, to tell a TLS client
+     * from a plain one, then for the TLS handshake to finish. */
+    CONN_HANDSHAKE,
     /* Reading requests. Every complete frame in the input buffer is answered
      * at once and the answers are appended to the output buffer in request
      * order. */
     CONN_READING,
-    /* The client is not reading its answers fast enough: more than out_limit
-     * bytes wait in the output buffer. Nothing is read (the kernel's buffers
-     * then hold the client back) until the output has drained to half the
-     * limit; the frames already read wait in the input buffer. */
+    /* The client is not reading its answers fast enough: more than
+     * out_limit bytes, or max_pipeline answers, wait in the output buffer.
+     * Nothing is read (the kernel's buffers then hold the client back) until
+     * the output has drained to half the byte limit and, when the answer
+     * limit was hit, to empty; the frames already read wait in the input
+     * buffer. */
     CONN_BLOCKED,
     /* Answered its last request: a frame too large, a body that does not
      * decode, an EOF from the client, or the server shutting down. Nothing
@@ -68,8 +95,8 @@ enum conn_state {
 };
 
 static const char *const state_names[] = {
-    [CONN_READING] = "READING",     [CONN_BLOCKED] = "BLOCKED", [CONN_CLOSING] = "CLOSING",
-    [CONN_LINGERING] = "LINGERING", [CONN_CLOSED] = "CLOSED",
+    [CONN_HANDSHAKE] = "HANDSHAKE", [CONN_READING] = "READING",     [CONN_BLOCKED] = "BLOCKED",
+    [CONN_CLOSING] = "CLOSING",     [CONN_LINGERING] = "LINGERING", [CONN_CLOSED] = "CLOSED",
 };
 
 struct conn {
@@ -78,14 +105,29 @@ struct conn {
     evutil_socket_t fd;
     uint64_t serial;
     enum conn_state state;
-    bool peer_closed;       /* read EOF: the client sends nothing more */
-    bool reading, writing;  /* ev_read, ev_write are added */
-    size_t lingered;        /* bytes discarded while lingering */
-    uint64_t linger_until;  /* clock_mono_ns() deadline of LINGERING */
-    struct event *ev_read;  /* EV_READ | EV_PERSIST */
-    struct event *ev_write; /* EV_WRITE | EV_PERSIST, added while output waits */
-    struct evbuffer *in;    /* bytes read, not yet answered */
-    struct evbuffer *out;   /* answers, not yet written */
+    /* Requests with the writer (they must be durable before they are
+     * answered). Answers go out in request order, so nothing after them is
+     * answered, or read, until their answers come back (conn_resume),
+     * except more incident reports, which join them. A connection closed
+     * meanwhile keeps this struct until the last one is back. */
+    unsigned waiting;
+    bool peer_closed;          /* read EOF: the client sends nothing more */
+    bool input_done;           /* stopping: what had arrived is read; read no more */
+    bool reading, writing;     /* ev_read, ev_write are added */
+    bool counted;              /* holds a count in pool->serving and connections_open */
+    bool hs_wants_write;       /* HANDSHAKE: the TLS handshake waits for writable, not readable */
+    bool tls_read_wants_write; /* the last SSL_read waits for the socket to be writable */
+    bool tls_write_wants_read; /* the last SSL_write waits for it to be readable */
+    unsigned queued;           /* answers put in `out` since it was last empty */
+    uint32_t last_tick;        /* pool->tick when a byte was last read or written */
+    size_t lingered;           /* bytes discarded while lingering */
+    uint64_t linger_until;     /* clock_mono_ns() deadline of LINGERING */
+    SSL *ssl;                  /* the TLS session; NULL on a plain connection */
+    struct event *ev_read;     /* EV_READ | EV_PERSIST */
+    struct event *ev_write;    /* EV_WRITE | EV_PERSIST, added while output waits */
+    struct evbuffer *in;       /* bytes read, not yet answered */
+    struct evbuffer *out;      /* answers, not yet written */
+    char peer[64];             /* "addr:port", for the logs that matter to ops */
 };
 
 /* Adds n to a counter of this worker's: a plain load and store, because
@@ -105,10 +147,21 @@ static void conn_set_state(conn *c, enum conn_state s)
     c->state = s;
 }
 
+/* Gives back a count of p->serving: the listener may then accept one more. */
+static void serving_release(conn_pool *p)
+{
+    if (p->serving)
+        atomic_fetch_sub_explicit(p->serving, 1, memory_order_relaxed);
+}
+
 static void conn_close(conn *c)
 {
     conn_pool *p = c->pool;
+    if (c->state == CONN_CLOSED)
+        return; /* closed while waiting for the writer */
     conn_set_state(c, CONN_CLOSED);
+    if (c->ssl)
+        SSL_free(c->ssl);
     event_free(c->ev_write);
     event_free(c->ev_read);
     evbuffer_free(c->out);
@@ -120,20 +173,45 @@ static void conn_close(conn *c)
         p->head = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    free(c);
+    if (c->counted) {
+        stat_add(&p->stats.connections_open, (uint64_t)-1);
+        serving_release(p);
+    }
+    if (!c->waiting)
+        free(c); /* else conn_resume() frees it when the writer answers */
     p->n_open--;
-    stat_add(&p->stats.connections_open, (uint64_t)-1);
     if (p->draining && p->n_open == 0)
         event_base_loopbreak(p->base);
 }
 
-/* Makes the registered events match the state: read while READING (until
- * EOF) or LINGERING, write while answers wait and the socket is open for
- * writing. Only changes cost a system call. */
+/* Whether the connection reads from its socket in its state: requests
+ * while READING (until EOF, or until stopping has taken what had arrived),
+ * the first byte and the handshake of a TLS connection, and what a
+ * LINGERING client still sends. */
+static bool conn_wants_input(const conn *c)
+{
+    switch (c->state) {
+    case CONN_READING:
+        return !c->peer_closed && !c->input_done && !c->waiting;
+    case CONN_HANDSHAKE:
+        return !c->hs_wants_write;
+    case CONN_LINGERING:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Makes the registered events match the state: read while conn_wants_input,
+ * write while answers wait and the socket is open for writing, and either
+ * when the TLS session waits for it. Only changes cost a system call. */
 static int conn_update_events(conn *c)
 {
-    bool want_read = (c->state == CONN_READING && !c->peer_closed) || c->state == CONN_LINGERING;
-    bool want_write = c->state != CONN_LINGERING && evbuffer_get_length(c->out) > 0;
+    bool want_read = conn_wants_input(c) || c->tls_write_wants_read;
+    bool want_write = c->state == CONN_HANDSHAKE
+                          ? c->hs_wants_write
+                          : (c->state != CONN_LINGERING && evbuffer_get_length(c->out) > 0) ||
+                                c->tls_read_wants_write;
     int rc = 0;
 
     if (want_read != c->reading) {
@@ -144,7 +222,60 @@ static int conn_update_events(conn *c)
         rc |= want_write ? event_add(c->ev_write, NULL) : event_del(c->ev_write);
         c->writing = want_write;
     }
+    /* A TLS session may hold a record it has read from the socket but not
+     * yet handed over: the socket will not signal it again. */
+    if (c->ssl && want_read && c->state == CONN_READING && SSL_has_pending(c->ssl))
+        event_active(c->ev_read, EV_READ, 0);
     return rc ? -EIO : 0;
+}
+
+/* Why SSL_read or SSL_write returned `ret`, as this file's convention:
+ * -EAGAIN when it waits for the socket to be readable, -EWOULDBLOCK (the
+ * same value on Linux, so told apart by *wants_write) when it waits for it
+ * to be writable, 0 at the client's close_notify or EOF, another negative
+ * errno on an error. */
+static int tls_outcome(conn *c, int ret, bool *wants_write)
+{
+    *wants_write = false;
+    switch (SSL_get_error(c->ssl, ret)) {
+    case SSL_ERROR_WANT_READ:
+        return -EAGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        *wants_write = true;
+        return -EAGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        return errno ? -errno : -ECONNRESET;
+    default: {
+        char why[160];
+        log_debug("conn %llu: TLS: %s", (unsigned long long)c->serial,
+                  tls_error_text(why, sizeof why, "protocol error"));
+        return -EPROTO;
+    }
+    }
+}
+
+/* One SSL_read into the input buffer's free space; see conn_fill. */
+static int conn_fill_tls(conn *c)
+{
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) != 1)
+        return -ENOMEM;
+    /* SSL_get_error reads the thread's error queue: it must hold nothing
+     * from another connection. */
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, v.iov_base, (int)(v.iov_len < READ_CHUNK ? v.iov_len : READ_CHUNK));
+    if (n <= 0) {
+        int rc = tls_outcome(c, n, &c->tls_read_wants_write);
+        if (rc == 0)
+            c->peer_closed = true;
+        return rc;
+    }
+    c->tls_read_wants_write = false;
+    c->last_tick = c->pool->tick;
+    v.iov_len = (size_t)n;
+    return evbuffer_commit_space(c->in, &v, 1) ? -ENOMEM : 0;
 }
 
 /* One read straight into the input buffer's free space. Returns 0 (bytes
@@ -152,6 +283,8 @@ static int conn_update_events(conn *c)
  * there was nothing to read after all). */
 static int conn_fill(conn *c)
 {
+    if (c->ssl)
+        return conn_fill_tls(c);
     struct evbuffer_iovec v[2];
     int nv = evbuffer_reserve_space(c->in, READ_CHUNK, v, 2);
     if (nv < 1)
@@ -166,6 +299,7 @@ static int conn_fill(conn *c)
         c->peer_closed = true;
         return 0;
     }
+    c->last_tick = c->pool->tick;
     size_t left = (size_t)n;
     int used = 0;
     while (left > 0) {
@@ -177,11 +311,42 @@ static int conn_fill(conn *c)
     return evbuffer_commit_space(c->in, v, used) ? -ENOMEM : 0;
 }
 
+/* Writes the output buffer through the TLS session, a record at a time;
+ * see conn_flush. */
+static int conn_flush_tls(conn *c)
+{
+    c->tls_write_wants_read = false;
+    size_t left;
+    while ((left = evbuffer_get_length(c->out)) > 0) {
+        size_t len = left < READ_CHUNK ? left : READ_CHUNK;
+        const uint8_t *bytes = evbuffer_pullup(c->out, (ev_ssize_t)len);
+        if (!bytes)
+            return -ENOMEM;
+        ERR_clear_error();
+        int n = SSL_write(c->ssl, bytes, (int)len);
+        if (n <= 0) {
+            bool wants_write;
+            int rc = tls_outcome(c, n, &wants_write);
+            if (rc != -EAGAIN)
+                return rc ? rc : -EPIPE;
+            /* Waiting to be writable is the normal end of a write: the
+             * write event is on while output waits. */
+            c->tls_write_wants_read = !wants_write;
+            return 0;
+        }
+        c->last_tick = c->pool->tick;
+        evbuffer_drain(c->out, (size_t)n);
+    }
+    return 0;
+}
+
 /* Writes as much of the output buffer as the socket takes. MSG_NOSIGNAL: a
  * client that went away is an error for this connection, not a SIGPIPE for
  * the process. Returns 0 or a negative errno. */
 static int conn_flush(conn *c)
 {
+    if (c->ssl)
+        return conn_flush_tls(c);
     while (evbuffer_get_length(c->out) > 0) {
         struct evbuffer_iovec v[WRITE_IOV];
         int nv = evbuffer_peek(c->out, -1, NULL, v, WRITE_IOV);
@@ -192,17 +357,16 @@ static int conn_flush(conn *c)
                 continue;
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
         }
+        c->last_tick = c->pool->tick;
         evbuffer_drain(c->out, (size_t)n);
     }
     return 0;
 }
 
 /* Appends one response frame to the output buffer, packed straight into its
- * free space, and counts it; a decision's time since started_ns (when its
- * frame was cut) goes into the latency histogram. resp lives in the
- * decider's arena until the next decider call, so it is packed before
- * anything else is asked of the decider. */
-static int conn_reply(conn *c, const Nba__V1__Response *resp, uint64_t started_ns)
+ * free space. resp lives in the decider's arena until the next decider
+ * call, so it is packed before anything else is asked of the decider. */
+static int conn_put(conn *c, const Nba__V1__Response *resp)
 {
     if (!resp)
         return -ENOMEM;
@@ -215,7 +379,17 @@ static int conn_reply(conn *c, const Nba__V1__Response *resp, uint64_t started_n
     v.iov_len = wire_response_pack(resp, &plan, v.iov_base);
     if (evbuffer_commit_space(c->out, &v, 1))
         return -ENOMEM;
+    c->queued++;
+    return 0;
+}
 
+/* conn_put, and counts the answer; a decision's time since started_ns
+ * (when its frame was cut) goes into the latency histogram. */
+static int conn_reply(conn *c, const Nba__V1__Response *resp, uint64_t started_ns)
+{
+    int rc = conn_put(c, resp);
+    if (rc)
+        return rc;
     conn_stats *st = &c->pool->stats;
     stat_add(&st->requests, 1);
     if (resp->body_case == NBA__V1__RESPONSE__BODY_DECISION) {
@@ -227,6 +401,22 @@ static int conn_reply(conn *c, const Nba__V1__Response *resp, uint64_t started_n
     return 0;
 }
 
+/* With log_customer_data: who was decided about and what they are told,
+ * for debugging rules against real traffic. Off, nothing here runs. */
+static void log_decision(const conn *c, const Nba__V1__Decision *d)
+{
+    char actions[1024] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < d->n_actions && used < sizeof actions; i++) {
+        int n = snprintf(actions + used, sizeof actions - used, "%s%s \"%s\"", i ? "; " : "",
+                         d->actions[i]->type, d->actions[i]->message);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    log_debug("conn %llu: customer %s (%s), language %s, ruleset %s: %s",
+              (unsigned long long)c->serial, d->customer_id, d->known ? "known" : "unknown",
+              d->language, d->ruleset, d->n_actions ? actions : "no action");
+}
+
 /* Stops answering: what is still unread or unanswered is dropped. */
 static void conn_finish(conn *c)
 {
@@ -236,16 +426,17 @@ static void conn_finish(conn *c)
 
 /* Answers every complete frame in the input buffer, in order, while the
  * connection is READING. Stops at an incomplete frame, or when the output
- * is over the limit (BLOCKED), or at a frame that ends the connection
+ * is over a limit (BLOCKED), or at a frame that ends the connection
  * (CLOSING). Returns 0, or a negative errno when the connection must close
  * now. */
 static int conn_answer(conn *c)
 {
-    decider *d = c->pool->decider;
-    uint32_t max = c->pool->max_frame;
+    conn_pool *p = c->pool;
+    decider *d = p->decider;
+    uint32_t max = p->max_frame;
 
     while (c->state == CONN_READING) {
-        if (evbuffer_get_length(c->out) > c->pool->out_limit) {
+        if (evbuffer_get_length(c->out) > p->out_limit || c->queued >= p->max_pipeline) {
             conn_set_state(c, CONN_BLOCKED);
             return 0;
         }
@@ -257,7 +448,10 @@ static int conn_answer(conn *c)
         evbuffer_copyout(c->in, header, sizeof header);
         /* The size is checked on the header alone, before the body is
          * waited for or anything is allocated for it. */
-        if (frame_cut(header, sizeof header, max, &len) == FRAME_TOO_LARGE) {
+        frame_status cut = frame_cut(header, sizeof header, max, &len);
+        if (c->waiting && cut == FRAME_TOO_LARGE)
+            return 0; /* answered in its turn, after the writer's answers */
+        if (cut == FRAME_TOO_LARGE) {
             char msg[128];
             snprintf(msg, sizeof msg, "request frame of %u bytes exceeds the limit of %u bytes",
                      len, max);
@@ -273,9 +467,31 @@ static int conn_answer(conn *c)
         uint8_t *frame = evbuffer_pullup(c->in, (ev_ssize_t)n);
         if (!frame)
             return -ENOMEM;
+        /* While requests are with the writer, only more incident reports
+         * may follow them there: anything else would be answered first. */
+        if (c->waiting && (c->waiting >= CONN_MAX_WRITES ||
+                           !wire_request_is_feed(frame + FRAME_HEADER_SIZE, len)))
+            return 0;
         uint64_t started = clock_mono_ns();
         Nba__V1__Response *resp = NULL;
         int handled = decider_handle(d, frame + FRAME_HEADER_SIZE, len, &resp);
+        if (handled == DECIDER_DEFERRED) {
+            handled = decider_submit(d, c, &resp);
+            if (handled == 0) {
+                c->waiting++;
+                evbuffer_drain(c->in, n);
+                continue;
+            }
+            handled = 0; /* resp says why it could not be queued */
+        }
+        /* An answer made now (a report that does not decode after all, one
+         * the writer cannot take) would overtake those with the writer: the
+         * frame stays and is answered in its turn. Answering has no side
+         * effect, so doing it again then is harmless. */
+        if (c->waiting)
+            return 0;
+        if (p->log_customer_data && resp && resp->body_case == NBA__V1__RESPONSE__BODY_DECISION)
+            log_decision(c, resp->decision);
         int rc = conn_reply(c, resp, started);
         evbuffer_drain(c->in, n);
         if (rc)
@@ -292,8 +508,22 @@ static int conn_answer(conn *c)
 }
 
 /* Shuts the write side and starts discarding input; see CONN_LINGERING. */
+/* The last answer is written: a TLS client is told with close_notify that
+ * its answers are all there (a truncated stream looks otherwise the same).
+ * One try; a client that cannot take it sees a plain EOF. */
+static void conn_tls_goodbye(conn *c)
+{
+    if (!c->ssl)
+        return;
+    ERR_clear_error();
+    if (SSL_shutdown(c->ssl) < 0)
+        ERR_clear_error();
+    c->tls_read_wants_write = c->tls_write_wants_read = false;
+}
+
 static int conn_linger(conn *c)
 {
+    conn_tls_goodbye(c);
     if (shutdown(c->fd, SHUT_WR) < 0)
         return -errno;
     conn_set_state(c, CONN_LINGERING);
@@ -319,21 +549,26 @@ static void conn_progress(conn *c)
             rc = conn_answer(c);
             if (rc)
                 goto fail;
-            /* At EOF every complete frame has been answered; an incomplete
-             * one never will be. */
-            if (c->state == CONN_READING && c->peer_closed)
+            /* At EOF (or once stopping has read what had arrived) every
+             * complete frame has been answered; an incomplete one never
+             * will be. */
+            if (c->state == CONN_READING && (c->peer_closed || c->input_done) && !c->waiting)
                 conn_finish(c);
         }
         rc = conn_flush(c);
         if (rc)
             goto fail;
         size_t pending = evbuffer_get_length(c->out);
-        if (c->state == CONN_BLOCKED && pending <= c->pool->out_limit / 2) {
+        if (pending == 0)
+            c->queued = 0;
+        if (c->state == CONN_BLOCKED && pending <= c->pool->out_limit / 2 &&
+            c->queued < c->pool->max_pipeline) {
             conn_set_state(c, CONN_READING);
             continue; /* answer the frames that waited in the input buffer */
         }
-        if (c->state == CONN_CLOSING && pending == 0) {
+        if (c->state == CONN_CLOSING && pending == 0 && !c->waiting) {
             if (c->peer_closed) {
+                conn_tls_goodbye(c);
                 conn_close(c);
                 return;
             }
@@ -348,6 +583,74 @@ static void conn_progress(conn *c)
         return;
 fail:
     log_debug("conn %llu: %s", (unsigned long long)c->serial, strerror(-rc));
+    conn_close(c);
+}
+
+/* HANDSHAKE: looks at the client's first byte, then drives the TLS
+ * handshake as far as the socket allows. May close and free c. */
+static void conn_handshake(conn *c)
+{
+    conn_pool *p = c->pool;
+    char why[160];
+    if (!c->ssl) {
+        uint8_t first;
+        ssize_t n;
+        do
+            n = recv(c->fd, &first, 1, MSG_PEEK);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) { /* gone before saying anything */
+            conn_close(c);
+            return;
+        }
+        if (first != TLS_HANDSHAKE_RECORD) {
+            conn_set_state(c, CONN_READING);
+            if (p->tls_required) {
+                log_info("conn %llu from %s: plain connection refused, TLS is required",
+                         (unsigned long long)c->serial, c->peer);
+                conn_finish(c);
+                int rc = conn_reply(c,
+                                    decider_error(p->decider, 0, "tls_required",
+                                                  "this port serves TLS only: connect with TLS"),
+                                    0);
+                if (rc) {
+                    conn_close(c);
+                    return;
+                }
+            }
+            conn_progress(c);
+            return;
+        }
+        c->ssl = tls_session_new(p->tls, c->fd);
+        if (!c->ssl) {
+            log_warn("conn %llu: cannot start a TLS session: out of memory",
+                     (unsigned long long)c->serial);
+            conn_close(c);
+            return;
+        }
+    }
+    ERR_clear_error();
+    int ret = SSL_do_handshake(c->ssl);
+    if (ret == 1) {
+        log_debug("conn %llu: %s", (unsigned long long)c->serial,
+                  tls_session_describe(c->ssl, why, sizeof why));
+        conn_set_state(c, CONN_READING);
+        conn_progress(c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, ret);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        c->hs_wants_write = e == SSL_ERROR_WANT_WRITE;
+        if (conn_update_events(c))
+            conn_close(c);
+        return;
+    }
+    /* A refused client certificate is news for ops: who tried. */
+    stat_add(&p->stats.tls_failed, 1);
+    log_info("conn %llu from %s: TLS handshake failed: %s", (unsigned long long)c->serial, c->peer,
+             e == SSL_ERROR_SYSCALL ? "the client went away"
+                                    : tls_error_text(why, sizeof why, "protocol error"));
     conn_close(c);
 }
 
@@ -373,37 +676,54 @@ static void conn_discard(conn *c, short what)
     conn_close(c);
 }
 
+/* Reads what the socket has (when the state wants input), then moves on. */
+static void conn_read_and_progress(conn *c)
+{
+    if (conn_wants_input(c)) {
+        int rc = conn_fill(c);
+        if (rc && rc != -EAGAIN) {
+            log_debug("conn %llu: read: %s", (unsigned long long)c->serial, strerror(-rc));
+            conn_close(c);
+            return;
+        }
+    } else {
+        /* A TLS read that waited to write is retried once input is wanted
+         * again; until then the writable socket is no news. */
+        c->tls_read_wants_write = false;
+    }
+    conn_progress(c);
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     conn *c = arg;
-    if (c->state == CONN_LINGERING) {
+    if (c->state == CONN_LINGERING)
         conn_discard(c, what);
-        return;
-    }
-    int rc = conn_fill(c);
-    if (rc && rc != -EAGAIN) {
-        log_debug("conn %llu: read: %s", (unsigned long long)c->serial, strerror(-rc));
-        conn_close(c);
-        return;
-    }
-    conn_progress(c);
+    else if (c->state == CONN_HANDSHAKE)
+        conn_handshake(c);
+    else
+        conn_read_and_progress(c); /* a TLS write waiting to read goes on in there too */
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    conn_progress(arg);
+    conn *c = arg;
+    if (c->state == CONN_HANDSHAKE)
+        conn_handshake(c);
+    else if (c->tls_read_wants_write)
+        conn_read_and_progress(c);
+    else
+        conn_progress(c);
 }
 
-int conn_open(conn_pool *p, evutil_socket_t fd, uint64_t serial, const char *peer)
+/* Makes a connection on fd and links it into the pool. On failure closes
+ * fd, gives back its count when `counted`, and returns -ENOMEM. */
+static int conn_new(conn_pool *p, evutil_socket_t fd, uint64_t serial, const char *peer,
+                    bool counted, conn **out)
 {
-    int rc = -ENOMEM;
-    if (p->draining) {
-        close(fd);
-        return -ESHUTDOWN;
-    }
     /* Answers are single small writes that must leave at once. */
     int one = 1;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
@@ -415,15 +735,15 @@ int conn_open(conn_pool *p, evutil_socket_t fd, uint64_t serial, const char *pee
     c->pool = p;
     c->fd = fd;
     c->serial = serial;
-    c->state = CONN_READING;
+    c->counted = counted;
+    c->state = counted && p->tls ? CONN_HANDSHAKE : CONN_READING;
+    c->last_tick = p->tick;
+    snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "?");
     c->in = evbuffer_new();
     c->out = evbuffer_new();
     c->ev_read = event_new(p->base, fd, EV_READ | EV_PERSIST, on_readable, c);
     c->ev_write = event_new(p->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
     if (!c->in || !c->out || !c->ev_read || !c->ev_write)
-        goto fail;
-    rc = conn_update_events(c);
-    if (rc)
         goto fail;
 
     c->next = p->head;
@@ -431,9 +751,11 @@ int conn_open(conn_pool *p, evutil_socket_t fd, uint64_t serial, const char *pee
         p->head->prev = c;
     p->head = c;
     p->n_open++;
-    stat_add(&p->stats.connections_open, 1);
-    stat_add(&p->stats.connections_total, 1);
-    log_debug("conn %llu: open, from %s", (unsigned long long)serial, peer ? peer : "?");
+    if (counted) {
+        stat_add(&p->stats.connections_open, 1);
+        stat_add(&p->stats.connections_total, 1);
+    }
+    *out = c;
     return 0;
 
 fail:
@@ -449,7 +771,76 @@ fail:
         free(c);
     }
     close(fd);
+    if (counted)
+        serving_release(p);
+    return -ENOMEM;
+}
+
+void conn_resume(conn *c, const writer_job *job)
+{
+    c->waiting--;
+    if (c->state == CONN_CLOSED) {
+        if (!c->waiting)
+            free(c);
+        return;
+    }
+    if (!job->answer || evbuffer_add(c->out, job->answer, job->answer_len) != 0) {
+        log_debug("conn %llu: no answer from the writer", (unsigned long long)c->serial);
+        conn_close(c);
+        return;
+    }
+    /* Counted as conn_reply() counts; a decision's time includes its wait
+     * for the commit, the price of a decision that writes. */
+    conn_stats *st = &c->pool->stats;
+    stat_add(&st->requests, 1);
+    if (job->decision) {
+        stat_add(&st->decisions, 1);
+        histogram_record(&st->decision_latency, clock_mono_ns() - job->submitted_ns);
+    } else if (job->error) {
+        stat_add(&st->errors, 1);
+    }
+    c->queued++;
+    /* While stopping, the requests after it that had already arrived are
+     * still answered: conn_progress() finishes once they are. */
+    conn_progress(c);
+}
+
+int conn_open(conn_pool *p, evutil_socket_t fd, uint64_t serial, const char *peer)
+{
+    if (p->draining) {
+        close(fd);
+        serving_release(p);
+        return -ESHUTDOWN;
+    }
+    conn *c;
+    int rc = conn_new(p, fd, serial, peer, true, &c);
+    if (rc)
+        return rc;
+    log_debug("conn %llu: open, from %s", (unsigned long long)serial, c->peer);
+    rc = conn_update_events(c);
+    if (rc)
+        conn_close(c);
     return rc;
+}
+
+int conn_refuse(conn_pool *p, evutil_socket_t fd, uint64_t serial, const char *peer,
+                const char *code, const char *message)
+{
+    conn *c;
+    int rc = conn_new(p, fd, serial, peer, false, &c);
+    if (rc)
+        return rc;
+    log_debug("conn %llu: from %s, refused: %s", (unsigned long long)serial, c->peer, code);
+    conn_set_state(c, CONN_CLOSING);
+    rc = conn_put(c, decider_error(p->decider, 0, code, message));
+    if (rc) {
+        conn_close(c);
+        return rc;
+    }
+    stat_add(&p->stats.connections_refused, 1);
+    stat_add(&p->stats.errors, 1);
+    conn_progress(c);
+    return 0;
 }
 
 int conn_pool_init(conn_pool *p)
@@ -461,6 +852,9 @@ int conn_pool_init(conn_pool *p)
     atomic_init(&s->requests, 0);
     atomic_init(&s->decisions, 0);
     atomic_init(&s->errors, 0);
+    atomic_init(&s->connections_refused, 0);
+    atomic_init(&s->connections_idle, 0);
+    atomic_init(&s->tls_failed, 0);
     histogram_init(&s->decision_latency);
     /* A plan takes a few hundred bytes: the first block never grows. */
     return arena_init(&p->scratch, 4096);
@@ -472,15 +866,50 @@ void conn_pool_destroy(conn_pool *p)
         arena_destroy(&p->scratch);
 }
 
+void conn_pool_tick(conn_pool *p)
+{
+    p->tick++;
+    if (p->idle_ticks == 0)
+        return;
+    for (conn *c = p->head, *next; c; c = next) {
+        next = c->next;
+        /* LINGERING has a deadline of its own. */
+        if (c->state == CONN_LINGERING || (uint32_t)(p->tick - c->last_tick) <= p->idle_ticks)
+            continue;
+        log_debug("conn %llu: idle for %u s in %s, closing", (unsigned long long)c->serial,
+                  p->idle_ticks, state_names[c->state]);
+        stat_add(&p->stats.connections_idle, 1);
+        conn_close(c);
+    }
+}
+
+/* Stopping: reads what the client has sent so far, up to DRAIN_READ_MAX
+ * bytes, and reads no more; conn_progress then answers every complete
+ * request in it (as the client takes the answers) and closes. */
+static void conn_take_last_input(conn *c)
+{
+    int rc = 0;
+    while (!c->peer_closed && evbuffer_get_length(c->in) < DRAIN_READ_MAX &&
+           (rc = conn_fill(c)) == 0)
+        ;
+    c->input_done = true;
+    if (rc && rc != -EAGAIN) {
+        log_debug("conn %llu: read: %s", (unsigned long long)c->serial, strerror(-rc));
+        conn_close(c);
+        return;
+    }
+    conn_progress(c);
+}
+
 void conn_pool_drain(conn_pool *p)
 {
     p->draining = true;
     for (conn *c = p->head, *next; c; c = next) {
         next = c->next;
-        if (c->state == CONN_READING || c->state == CONN_BLOCKED) {
-            conn_finish(c);
-            conn_progress(c);
-        }
+        if (c->state == CONN_HANDSHAKE)
+            conn_close(c);
+        else if (c->state == CONN_READING || c->state == CONN_BLOCKED)
+            conn_take_last_input(c);
     }
     if (p->n_open == 0)
         event_base_loopbreak(p->base);

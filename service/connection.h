@@ -10,6 +10,18 @@
  * Buffers: bytes are read straight into the input evbuffer's free space and
  * answers are packed straight into the output evbuffer's free space; a frame
  * is made contiguous (evbuffer_pullup) only when it straddles two chunks.
+ *
+ * Limits: a connection that has max_output bytes or max_pipeline answers
+ * waiting to be written stops reading until they are written; one that has
+ * neither read nor written a byte for idle_timeout seconds is closed.
+ *
+ * TLS: with a tls_context in the pool, a connection first waits for the
+ * client's first byte. A TLS handshake record (0x16) starts a TLS session
+ * on the socket; anything else is a plain client, refused with the error
+ * tls_required, or served plain when TLS is optional. No plain frame can
+ * start with 0x16: its length would be above 352 MiB, more than any
+ * max_frame. Plain connections read and write the socket directly, as
+ * without TLS.
  */
 #ifndef NBA_CONNECTION_H
 #define NBA_CONNECTION_H
@@ -23,6 +35,7 @@
 #include "decider.h"
 #include "error.h"
 #include "histogram.h"
+#include "tls.h"
 
 typedef struct conn conn;
 
@@ -34,9 +47,12 @@ typedef struct conn conn;
 typedef struct conn_stats {
     _Atomic uint64_t connections_open;
     _Atomic uint64_t connections_total;
-    _Atomic uint64_t requests;  /* answers of every kind, errors included */
-    _Atomic uint64_t decisions; /* answers that are decisions */
-    _Atomic uint64_t errors;    /* Error answers */
+    _Atomic uint64_t requests;            /* answers of every kind, errors included */
+    _Atomic uint64_t decisions;           /* answers that are decisions */
+    _Atomic uint64_t errors;              /* Error answers */
+    _Atomic uint64_t connections_refused; /* too_many_connections (not in the two above) */
+    _Atomic uint64_t connections_idle;    /* closed after idle_timeout */
+    _Atomic uint64_t tls_failed;          /* TLS handshakes that failed */
     /* Time from a decision's request frame cut from the input, through
      * decoding, deciding and encoding, to its answer frame in the output
      * buffer, in ns: nbad's own share of a client's latency. */
@@ -44,17 +60,25 @@ typedef struct conn_stats {
 } conn_stats;
 
 /* What the connections of one worker share. Owned by the worker, which
- * calls conn_pool_init() and then fills the first four fields before
+ * calls conn_pool_init() and then fills the fields up to `serving` before
  * opening connections. */
 typedef struct conn_pool {
-    struct event_base *base; /* the worker's loop */
-    decider *decider;        /* the worker's decider */
-    uint32_t max_frame;      /* largest request body accepted */
-    size_t out_limit;        /* pending output above which a connection stops reading */
+    struct event_base *base;   /* the worker's loop */
+    decider *decider;          /* the worker's decider */
+    uint32_t max_frame;        /* largest request body accepted */
+    size_t out_limit;          /* pending output above which a connection stops reading */
+    unsigned max_pipeline;     /* answers waiting to be written above which it stops too */
+    uint32_t idle_ticks;       /* close a connection silent for more than this many
+                                * conn_pool_tick() calls; 0 = never */
+    tls_context *tls;          /* NULL: plain connections only */
+    bool tls_required;         /* with tls: refuse plain clients */
+    bool log_customer_data;    /* log each decision's customer and messages (debug) */
+    _Atomic unsigned *serving; /* connections served by every pool of the server, or NULL */
     /* maintained by this module */
     conn *head;    /* open connections, newest first */
-    size_t n_open; /* number of them */
+    size_t n_open; /* number of them, refused ones included */
     bool draining; /* conn_pool_drain() was called */
+    uint32_t tick; /* conn_pool_tick() calls so far */
     conn_stats stats;
     arena scratch; /* how the answer being written is encoded (wire_plan) */
 } conn_pool;
@@ -67,15 +91,39 @@ int conn_pool_init(conn_pool *p);
 void conn_pool_destroy(conn_pool *p);
 
 /* Takes over the accepted, non-blocking socket fd and starts reading from
- * it. `serial` names the connection in logs. On failure the socket is
- * closed and a negative errno returned (-ENOMEM). */
+ * it (with TLS on, waits for the client's first byte). `serial` and `peer`
+ * ("addr:port") name the connection in logs. The connection holds one
+ * count in *p->serving, which the caller has added, and gives it back when it
+ * closes. On failure the socket is closed, the count given back and a
+ * negative errno returned (-ENOMEM, -ESHUTDOWN when draining). */
 int conn_open(conn_pool *p, evutil_socket_t fd, uint64_t serial, const char *peer);
 
-/* Shutdown: every connection stops reading, drops the requests it has not
- * answered yet, writes out what it has answered and closes. Once the last
- * connection has closed, the pool breaks its event loop
+/* Takes over fd to refuse it: answers an Error with `code` and `message`
+ * (plain, even with TLS on, to spend nothing on a client turned away),
+ * then closes. Counted in connections_refused, not in *p->serving nor the
+ * connections counters. Returns 0 or a negative errno (the socket is then
+ * closed). */
+int conn_refuse(conn_pool *p, evutil_socket_t fd, uint64_t serial, const char *peer,
+                const char *code, const char *message);
+
+/* Advances the pool's clock by one tick (the worker calls it every second)
+ * and closes the connections that have neither read nor written a byte for
+ * more than idle_ticks ticks. */
+void conn_pool_tick(conn_pool *p);
+
+/* Shutdown: every connection reads what its client has sent so far (as
+ * much as has arrived, up to a bound), answers every complete request in
+ * it, writes the answers out and closes; a request that has not fully
+ * arrived is dropped. Connections still in their TLS handshake are closed.
+ * Once the last connection has closed, the pool breaks its event loop
  * (event_base_loopbreak), at once if there is none. */
 void conn_pool_drain(conn_pool *p);
+
+/* Delivers the answer of writer job `job` (its tag is c) and goes on with
+ * the requests after it. A job without an answer (the writer ran out of
+ * memory) closes the connection. A connection that
+ * closed while it waited is freed here. On the connection's worker thread. */
+void conn_resume(conn *c, const writer_job *job);
 
 /* Closes and frees every connection now, flushed or not. */
 void conn_pool_close_all(conn_pool *p);

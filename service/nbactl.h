@@ -5,6 +5,9 @@
 
 #include <stdbool.h>
 
+#include "arena.h"
+#include "facts.h"
+#include "state.h"
 #include "nba.pb-c.h"
 
 /* Exit codes (sysexits), the same for every command. */
@@ -39,8 +42,27 @@ int nbactl_call(const char *host, int port, const Nba__V1__Request *req, bool js
 /* Parses a TCP port 1..65535. */
 bool nbactl_parse_port(const char *text, int *port);
 
+/* The state nbad wrote under a database root (DB/state), for the tools
+ * that decide in-process (explain, rules simulate), so that they see the
+ * history and recovered incidents a decision in nbad sees. (nbactl_outbox.c) */
+typedef struct nbactl_state {
+    state *st; /* NULL: nbad never wrote anything there */
+    state_reader *reader;
+} nbactl_state;
+
+/* Opens DB/state read for facts when it exists. Returns EXIT_OK (with an
+ * empty s when there is none) or an exit code after a message. */
+int nbactl_state_open(const char *db, nbactl_state *s);
+
+/* Adds the customer's state to f (facts_add_state), in a snapshot of its
+ * own; nothing without a state. Returns 0 or a negative errno. */
+int nbactl_state_add(nbactl_state *s, arena *a, facts *f);
+
+void nbactl_state_close(nbactl_state *s);
+
 /* The commands: argv[0] is the command's name. Each returns an exit code. */
 int nbactl_load(int argc, char **argv);     /* nbactl_load.c */
+int nbactl_db(int argc, char **argv);       /* nbactl_db.c: list, switch, prune */
 int nbactl_decide(int argc, char **argv);   /* nbactl_remote.c */
 int nbactl_ping(int argc, char **argv);     /* nbactl_remote.c */
 int nbactl_status(int argc, char **argv);   /* nbactl_remote.c */
@@ -48,7 +70,6 @@ int nbactl_reload(int argc, char **argv);   /* nbactl_remote.c */
 int nbactl_outbox(int argc, char **argv);   /* nbactl_outbox.c */
 int nbactl_history(int argc, char **argv);  /* nbactl_outbox.c */
 int nbactl_incident(int argc, char **argv); /* nbactl_incident.c */
-int nbactl_db(int argc, char **argv);       /* nbactl_db.c: list, switch, prune */
 
 /* In-process: the rule files' tools (check, test, simulate) and explain. */
 int nbactl_rules(int argc, char **argv);   /* nbactl_rules.c */

@@ -19,6 +19,7 @@
 #include "nbactl_rules.h"
 #include "ruleset.h"
 #include "store.h"
+#include "store_live.h"
 
 /* ---- shared helpers ---- */
 
@@ -284,6 +285,7 @@ int nbactl_explain(int argc, char **argv)
     ruleset *rs = NULL;
     store *st = NULL;
     store_reader *reader = NULL;
+    nbactl_state sstate = {0};
     if (context && parse_context(context, &ev, &a) != 0) {
         code = nbactl_usage("--context takes key=value pairs separated by commas");
         goto out;
@@ -303,7 +305,7 @@ int nbactl_explain(int argc, char **argv)
     if (code)
         goto out;
     nba_error err;
-    if (store_open(db, STORE_READONLY, 0, 0, &st, &err) != 0) {
+    if (store_open_serving(db, 0, 0, &st, NULL, &err) != 0) {
         fprintf(stderr, "nbactl: %s\n", err.msg);
         code = EXIT_NOINPUT;
         goto out;
@@ -313,8 +315,13 @@ int nbactl_explain(int argc, char **argv)
         code = EXIT_SOFTWARE;
         goto out;
     }
+    code = nbactl_state_open(db, &sstate);
+    if (code)
+        goto out;
     facts f;
     int rc = facts_load(reader, &ev, &a, &f);
+    if (rc == 0)
+        rc = nbactl_state_add(&sstate, &a, &f);
     if (rc) {
         fprintf(stderr, "nbactl: the database could not be read: %s\n", strerror(-rc));
         code = EXIT_SOFTWARE;
@@ -337,6 +344,7 @@ int nbactl_explain(int argc, char **argv)
         nbactl_print_explanation(&e, stdout);
     }
 out:
+    nbactl_state_close(&sstate);
     store_reader_free(reader);
     if (st)
         store_close(st);

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "facts_load.h"
 #include "nbactl.h"
 #include "state.h"
 
@@ -56,6 +57,46 @@ static const char *channel_name(Nba__V1__Channel ch)
     const ProtobufCEnumValue *v =
         protobuf_c_enum_descriptor_get_value(&nba__v1__channel__descriptor, (int)ch);
     return v ? v->name : "?";
+}
+
+/* ---- the state in facts, for the in-process tools ---- */
+
+int nbactl_state_open(const char *db, nbactl_state *s)
+{
+    *s = (nbactl_state){0};
+    char dir[4096];
+    struct stat sb;
+    if ((size_t)snprintf(dir, sizeof dir, "%s/state", db) >= sizeof dir || stat(dir, &sb) != 0)
+        return EXIT_OK;
+    nba_error err;
+    if (state_open(dir, 0, &s->st, &err) || state_reader_new(s->st, &s->reader, &err)) {
+        fprintf(stderr, "nbactl: %s\n", err.msg);
+        nbactl_state_close(s);
+        return EXIT_NOINPUT;
+    }
+    return EXIT_OK;
+}
+
+int nbactl_state_add(nbactl_state *s, arena *a, facts *f)
+{
+    if (!s->reader)
+        return 0;
+    int rc = state_reader_begin(s->reader);
+    if (rc)
+        return rc;
+    const uint8_t *stored;
+    size_t stored_len;
+    int64_t stored_at;
+    rc = facts_add_state(s->reader, NULL, 0, a, f, &stored, &stored_len, &stored_at);
+    state_reader_end(s->reader);
+    return rc;
+}
+
+void nbactl_state_close(nbactl_state *s)
+{
+    state_reader_free(s->reader);
+    state_close(s->st);
+    *s = (nbactl_state){0};
 }
 
 /* ---- outbox list ---- */

@@ -75,6 +75,11 @@ static json_t *response_json(const Nba__V1__Response *resp)
                       (json_int_t)st->decisions_total, "errors_total", (json_int_t)st->errors_total,
                       "decision_latency", latency, "customers", (json_int_t)st->customers,
                       "incidents", (json_int_t)st->incidents));
+        json_t *status = json_object_get(root, "status");
+        json_object_set_new(status, "writes_total", json_integer((json_int_t)st->writes_total));
+        json_object_set_new(status, "write_commits", json_integer((json_int_t)st->write_commits));
+        json_object_set_new(status, "write_largest_batch",
+                            json_integer((json_int_t)st->write_largest_batch));
         break;
     }
     case NBA__V1__RESPONSE__BODY_EXPLANATION:
@@ -113,6 +118,9 @@ static void print_status(const Nba__V1__Status *st)
            (unsigned long long)st->errors_total);
     printf("database     %llu customers, %llu incidents\n", (unsigned long long)st->customers,
            (unsigned long long)st->incidents);
+    printf("writes       %llu made durable in %llu commits (largest batch %llu)\n",
+           (unsigned long long)st->writes_total, (unsigned long long)st->write_commits,
+           (unsigned long long)st->write_largest_batch);
     const Nba__V1__Latency *l = st->decision_latency;
     if (!l || l->count == 0) {
         printf("decisions    none timed yet\n");

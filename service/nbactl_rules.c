@@ -35,6 +35,7 @@
 #include "policy.h"
 #include "ruleset.h"
 #include "store.h"
+#include "store_live.h"
 
 #define MAX_RULE_FILES 64
 
@@ -1536,6 +1537,7 @@ static int rules_simulate(int argc, char **argv)
     ruleset *fresh = NULL, *current = NULL;
     store *st = NULL;
     store_reader *reader = NULL;
+    nbactl_state sstate = {0};
     FILE *in = NULL;
     arena a;
     if (arena_init(&a, 64 * 1024) != 0)
@@ -1549,7 +1551,9 @@ static int rules_simulate(int argc, char **argv)
         (code = nbactl_compile(fresh_paths, n_fresh, false, stderr, &fresh)))
         goto out;
     nba_error err;
-    if (store_open(db, STORE_READONLY, 0, 0, &st, &err) != 0) {
+    if ((code = nbactl_state_open(db, &sstate)))
+        goto out;
+    if (store_open_serving(db, 0, 0, &st, NULL, &err) != 0) {
         fprintf(stderr, "nbactl: %s\n", err.msg);
         code = EXIT_NOINPUT;
         goto out;
@@ -1589,6 +1593,8 @@ static int rules_simulate(int argc, char **argv)
         json_decref(j);
         facts f;
         int rc = facts_load(reader, ev, &a, &f);
+        if (rc == 0)
+            rc = nbactl_state_add(&sstate, &a, &f);
         if (rc) {
             fprintf(stderr, "nbactl: the database could not be read: %s\n", strerror(-rc));
             code = EXIT_SOFTWARE;
@@ -1669,6 +1675,7 @@ out:
     counters_free(&rules);
     if (in && in != stdin)
         fclose(in);
+    nbactl_state_close(&sstate);
     store_reader_free(reader);
     if (st)
         store_close(st);

@@ -18,10 +18,18 @@
  * worker writes and a status request on any worker reads without a lock.
  *
  * Stopping: the listener's loop breaks (signal or server_stop()), it stops
- * accepting, sets every worker's stopping flag and wakes it. A worker closes
- * the sockets still queued for it, lets each connection write out what it
- * has answered (conn_pool_drain), and leaves its loop when the last one has
- * closed or DRAIN_TIMEOUT_S have passed. The listener joins them all.
+ * accepting (after taking the connections already waiting in the backlog),
+ * sets every worker's stopping flag and wakes it. A worker takes the
+ * sockets still queued for it, lets each connection answer what it has
+ * received and write it out (conn_pool_drain), and leaves its loop when the
+ * last one has closed or DRAIN_TIMEOUT_S have passed. The listener joins
+ * them all.
+ *
+ * Counting connections: the listener adds one to `serving` for each
+ * connection it hands over to be served, and the worker gives it back when
+ * that connection closes; past max_connections the listener hands the
+ * socket over to be refused instead (conn_refuse), which costs no count.
+ * Only the listener adds, so the limit is never overshot.
  */
 #include "server.h"
 
@@ -34,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -51,9 +60,9 @@
  * backlog and the listening socket stays readable: accepting again at once
  * would spin. Pause this long instead. */
 #define ACCEPT_PAUSE_MS 100
-/* A connection whose answers wait in its output buffer stops reading above
- * this many bytes (see CONN_BLOCKED). */
-#define OUTPUT_LIMIT (1u << 20)
+/* The clock of idle_timeout: a connection is closed between idle_timeout
+ * and idle_timeout + 1 s after its last byte. */
+#define TICK_S 1
 /* How long a stopping worker waits for its clients to take their answers. */
 #define DRAIN_TIMEOUT_S 5
 #define MAX_WORKERS     256
@@ -62,6 +71,7 @@
 typedef struct pending {
     evutil_socket_t fd;
     uint64_t serial;
+    bool refuse; /* past max_connections: answer too_many_connections and close */
     char peer[INET6_ADDRSTRLEN + 8]; /* "[addr]:port", for logs */
 } pending;
 
@@ -74,20 +84,34 @@ typedef struct worker {
     int wake_fd; /* eventfd: the listener writes it after queueing a socket or stopping */
     struct event *wake_ev;
     struct event *drain_timer;
-    decider *decider; /* created and freed on the worker's thread */
+    struct event *tick_timer; /* every TICK_S: idle_timeout, following the database */
+    decider *decider;         /* created and freed on the worker's thread */
     conn_pool pool;
     histogram status_merge; /* scratch for status requests answered here */
     /* shared with the listener, under lock */
     pthread_mutex_t lock;
     bool lock_ready;
-    pending *queue; /* ring of q_cap entries, q_len of them from q_head */
+    writer_job *done_head, *done_tail; /* answered by the writer, for conn_resume */
+    pending *queue;                    /* ring of q_cap entries, q_len of them from q_head */
     size_t q_cap, q_head, q_len;
     bool stopping;
 } worker;
 
 struct server {
-    store *st;
+    store_live *live;
+    state *state;            /* NULL: no state, nothing is written */
+    writer *writer;          /* with a state: applies durable requests */
+    decider *writer_decider; /* made and used on the writer's thread */
     rules_live *rules;
+    tls_context *tls;
+    const config *cfg; /* during server_new only */
+    unsigned max_connections;
+    _Atomic unsigned serving; /* connections being served; see the top of this file */
+    /* the listener's episodes, each logged when it starts and when it ends */
+    int accept_errno;         /* accepting fails (EMFILE, ...): the first error, or 0 */
+    uint64_t accept_failures; /* failed attempts in this episode */
+    uint64_t accept_failed_ns;
+    uint64_t refused; /* connections refused at max_connections in this episode, or 0 */
     uint32_t max_frame;
     uint64_t started_ns; /* clock_mono_ns() at server_new, for the uptime */
     int port;
@@ -165,6 +189,38 @@ static int worker_push(worker *w, const pending *item)
     return rc;
 }
 
+/* Writer thread: a job of a connection of w's is answered; w's loop
+ * delivers it (on_wake). */
+static void worker_job_done(void *arg, writer_job *job)
+{
+    worker *w = arg;
+    job->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    if (w->done_tail)
+        w->done_tail->next = job;
+    else
+        w->done_head = job;
+    w->done_tail = job;
+    pthread_mutex_unlock(&w->lock);
+    worker_wake(w);
+}
+
+/* Hands the writer's answers to their connections; after the worker has
+ * stopped, this only frees what connections closed while they waited. */
+static void worker_deliver(worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    writer_job *job = w->done_head;
+    w->done_head = w->done_tail = NULL;
+    pthread_mutex_unlock(&w->lock);
+    while (job) {
+        writer_job *next = job->next;
+        conn_resume(job->tag, job);
+        writer_job_free(job);
+        job = next;
+    }
+}
+
 /* Any thread: asks w to finish. */
 static void worker_stop(worker *w)
 {
@@ -175,6 +231,19 @@ static void worker_stop(worker *w)
 }
 
 /* ---- the worker thread ---- */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker *w = arg;
+    if (w->pool.idle_ticks)
+        conn_pool_tick(&w->pool);
+    /* A worker without requests still lets go of a database generation
+     * that no longer serves. */
+    if (w->decider)
+        decider_follow_now(w->decider);
+}
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -207,6 +276,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     uint64_t count;
     ssize_t n = read(fd, &count, sizeof count); /* resets the eventfd */
     (void)n;
+    worker_deliver(w);
     for (;;) {
         pending item;
         pthread_mutex_lock(&w->lock);
@@ -218,11 +288,12 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
                 worker_drain(w);
             return;
         }
-        if (stopping) {
-            close(item.fd);
-            continue;
-        }
-        int rc = conn_open(&w->pool, item.fd, item.serial, item.peer);
+        /* Taken even when stopping: its requests have reached nbad, and
+         * the drain that follows answers them like any other's. */
+        int rc = item.refuse ? conn_refuse(&w->pool, item.fd, item.serial, item.peer,
+                                           "too_many_connections",
+                                           "the server is at its connection limit: retry later")
+                             : conn_open(&w->pool, item.fd, item.serial, item.peer);
         if (rc)
             log_warn("worker %d: cannot take connection %llu: %s", w->index,
                      (unsigned long long)item.serial, strerror(-rc));
@@ -237,7 +308,9 @@ static int fill_status(void *arg, Nba__V1__Status *out)
     worker *w = arg;
     server *s = w->srv;
     store_stats db;
-    int rc = store_get_stats(s->st, &db);
+    store *st = store_live_acquire(s->live, NULL);
+    int rc = store_get_stats(st, &db);
+    store_live_release(s->live, st);
     if (rc)
         return rc;
     histogram *h = &w->status_merge;
@@ -255,6 +328,13 @@ static int fill_status(void *arg, Nba__V1__Status *out)
     out->uptime_ms = (clock_mono_ns() - s->started_ns) / 1000000u;
     out->customers = db.customers;
     out->incidents = db.incidents;
+    if (s->writer) {
+        writer_stats ws;
+        writer_get_stats(s->writer, &ws);
+        out->writes_total = ws.jobs;
+        out->write_commits = ws.commits;
+        out->write_largest_batch = ws.largest_batch;
+    }
     Nba__V1__Latency *lat = out->decision_latency;
     lat->count = histogram_count(h);
     lat->p50_ns = histogram_percentile(h, 50);
@@ -273,9 +353,21 @@ static void *worker_main(void *arg)
     nba_error err = {{0}};
 
     rules_live_register_thread();
-    int rc = decider_new(s->st, s->rules, &w->decider, &err);
+    uint64_t generation;
+    store *st = store_live_acquire(s->live, &generation);
+    int rc = decider_new(st, s->rules, &w->decider, &err);
+    if (rc)
+        store_live_release(s->live, st);
+    else
+        decider_follow(w->decider, s->live, st, generation);
     if (!rc)
         decider_set_status_source(w->decider, fill_status, w);
+    if (!rc && s->state)
+        rc = decider_attach_state(w->decider, s->state, s->writer, worker_job_done, w, &err);
+    if (rc && w->decider) {
+        decider_free(w->decider); /* releases its generation too */
+        w->decider = NULL;
+    }
     w->pool.decider = w->decider;
     pthread_mutex_lock(&s->start_lock);
     if (rc && !s->start_rc) {
@@ -297,6 +389,68 @@ static void *worker_main(void *arg)
     w->decider = NULL;
     rules_live_unregister_thread();
     return NULL;
+}
+
+/* ---- the writer's side: its decider lives on its thread ---- */
+
+static int writer_thread_start(void *arg, nba_error *err)
+{
+    server *s = arg;
+    rules_live_register_thread();
+    uint64_t generation;
+    store *st = store_live_acquire(s->live, &generation);
+    int rc = decider_new(st, s->rules, &s->writer_decider, err);
+    if (rc)
+        store_live_release(s->live, st);
+    else
+        decider_follow(s->writer_decider, s->live, st, generation);
+    if (rc == 0)
+        rc = decider_attach_state(s->writer_decider, s->state, NULL, NULL, NULL, err);
+    if (rc) {
+        decider_free(s->writer_decider);
+        s->writer_decider = NULL;
+        rules_live_unregister_thread();
+    }
+    return rc;
+}
+
+static void writer_thread_stop(void *arg)
+{
+    server *s = arg;
+    decider_free(s->writer_decider);
+    s->writer_decider = NULL;
+    rules_live_unregister_thread();
+}
+
+static int writer_apply(void *arg, state_txn *t, writer_job *job)
+{
+    server *s = arg;
+    return decider_apply(s->writer_decider, t, job);
+}
+
+static void writer_idle(void *arg)
+{
+    server *s = arg;
+    decider_follow_now(s->writer_decider);
+}
+
+static void writer_fail(void *arg, writer_job *job, int rc, const char *message)
+{
+    server *s = arg;
+    decider_fail(s->writer_decider, job, rc, message);
+}
+
+/* Stops the writer once no worker can submit to it, then frees what
+ * connections that closed while waiting left behind. */
+static void writer_stop_after_workers(server *s)
+{
+    if (!s->writer)
+        return;
+    writer_stop(s->writer);
+    s->writer = NULL;
+    for (int i = 0; i < s->n_workers; i++)
+        if (s->workers[i].lock_ready)
+            worker_deliver(&s->workers[i]);
 }
 
 static int worker_init(server *s, worker *w, int index, nba_error *err)
@@ -326,9 +480,22 @@ static int worker_init(server *s, worker *w, int index, nba_error *err)
     if (!w->wake_ev || !w->drain_timer || event_add(w->wake_ev, NULL))
         return nba_error_set(err, -ENOMEM, "out of memory");
 
+    const config *cfg = s->cfg;
+    {
+        struct timeval tick = {TICK_S, 0};
+        w->tick_timer = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+        if (!w->tick_timer || event_add(w->tick_timer, &tick))
+            return nba_error_set(err, -ENOMEM, "out of memory");
+    }
     w->pool.base = w->base;
     w->pool.max_frame = s->max_frame;
-    w->pool.out_limit = OUTPUT_LIMIT;
+    w->pool.out_limit = cfg->max_output;
+    w->pool.max_pipeline = (unsigned)cfg->max_pipeline;
+    w->pool.idle_ticks = (uint32_t)(cfg->idle_timeout / TICK_S);
+    w->pool.tls = s->tls;
+    w->pool.tls_required = cfg->tls_required;
+    w->pool.log_customer_data = cfg->log_customer_data;
+    w->pool.serving = &s->serving;
     return 0;
 }
 
@@ -339,6 +506,8 @@ static void worker_destroy(worker *w)
     while (w->lock_ready && queue_pop(w, &item))
         close(item.fd);
     free(w->queue);
+    if (w->tick_timer)
+        event_free(w->tick_timer);
     if (w->drain_timer)
         event_free(w->drain_timer);
     if (w->wake_ev)
@@ -420,27 +589,79 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     (void)l;
     server *s = arg;
+    if (s->accept_errno) {
+        log_info("accepting connections again after %llu failed attempt(s) in %llu ms (%s)",
+                 (unsigned long long)s->accept_failures,
+                 (unsigned long long)((clock_mono_ns() - s->accept_failed_ns) / 1000000u),
+                 strerror(s->accept_errno));
+        s->accept_errno = 0;
+    }
     worker *w = &s->workers[s->next_worker];
     s->next_worker = (s->next_worker + 1) % s->n_workers;
     pending item = {.fd = fd, .serial = ++s->serial};
     format_addr(sa, (socklen_t)len, item.peer, sizeof item.peer);
+
+    /* Only this thread adds to serving, so a load then an add cannot
+     * overshoot; the workers only take away. */
+    unsigned serving = atomic_load_explicit(&s->serving, memory_order_relaxed);
+    item.refuse = serving >= s->max_connections;
+    if (item.refuse) {
+        if (s->refused++ == 0)
+            log_warn("%u connections open, the max_connections limit: refusing new ones "
+                     "(too_many_connections)",
+                     serving);
+    } else {
+        if (s->refused) {
+            log_info("accepting connections again; %llu refused at max_connections",
+                     (unsigned long long)s->refused);
+            s->refused = 0;
+        }
+        atomic_fetch_add_explicit(&s->serving, 1, memory_order_relaxed);
+    }
     int rc = worker_push(w, &item);
     if (rc) {
         log_warn("cannot hand connection %llu to worker %d: %s", (unsigned long long)item.serial,
                  w->index, strerror(-rc));
         close(fd);
+        if (!item.refuse)
+            atomic_fetch_sub_explicit(&s->serving, 1, memory_order_relaxed);
     }
 }
 
+/* Accepting failed (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...): the connection
+ * stays in the backlog and the socket readable, so pause rather than spin,
+ * and log once per episode rather than once per attempt. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
     server *s = arg;
     int e = EVUTIL_SOCKET_ERROR();
-    log_warn("accept: %s; pausing new connections for %d ms", strerror(e), ACCEPT_PAUSE_MS);
+    if (s->accept_errno == 0) {
+        s->accept_errno = e;
+        s->accept_failures = 0;
+        s->accept_failed_ns = clock_mono_ns();
+        log_warn("cannot accept connections: %s (%u open); retrying every %d ms", strerror(e),
+                 atomic_load_explicit(&s->serving, memory_order_relaxed), ACCEPT_PAUSE_MS);
+    }
+    s->accept_failures++;
     evconnlistener_disable(l);
     struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
     if (event_add(s->accept_timer, &tv))
         evconnlistener_enable(l);
+}
+
+/* Stopping: accepts what waits in the backlog now (bounded, in case
+ * clients keep coming), as on_accept would have. */
+static void accept_backlog(server *s)
+{
+    evutil_socket_t lfd = evconnlistener_get_fd(s->listener);
+    for (int i = 0; i < SOMAXCONN; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break;
+        on_accept(s->listener, fd, (struct sockaddr *)&ss, (int)len, s);
+    }
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
@@ -473,6 +694,8 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
     nba_error err = {{0}};
     char id[256];
     log_info("SIGHUP received, reloading %s", rules_live_path(s->rules));
+    /* ... and looking at the database's `current` at once. */
+    store_live_poke(s->live);
     if (rules_live_reload(s->rules, id, sizeof id, &err) != 0)
         log_error("rules not reloaded, still serving %s:\n%s", id, err.msg);
 }
@@ -543,7 +766,8 @@ static int server_listen(server *s, const char *addr, int port, nba_error *err)
     return 0;
 }
 
-int server_new(const config *cfg, store *st, rules_live *rules, server **out, nba_error *err)
+int server_new(const config *cfg, store_live *live, state *state, rules_live *rules,
+               tls_context *tls, server **out, nba_error *err)
 {
     int rc;
     *out = NULL;
@@ -556,8 +780,13 @@ int server_new(const config *cfg, store *st, rules_live *rules, server **out, nb
     server *s = calloc(1, sizeof *s);
     if (!s)
         return nba_error_set(err, -ENOMEM, "out of memory");
-    s->st = st;
+    s->live = live;
+    s->state = state;
     s->rules = rules;
+    s->tls = tls;
+    s->cfg = cfg;
+    s->max_connections = cfg->max_connections > 0 ? (unsigned)cfg->max_connections : 1;
+    atomic_init(&s->serving, 0);
     s->max_frame = cfg->max_frame ? cfg->max_frame : FRAME_DEFAULT_MAX;
     s->started_ns = clock_mono_ns();
     s->stop_fd = -1;
@@ -606,11 +835,24 @@ int server_new(const config *cfg, store *st, rules_live *rules, server **out, nb
         if (rc)
             goto fail;
     }
+    if (state) {
+        static const writer_ops ops = {
+            .thread_start = writer_thread_start,
+            .thread_stop = writer_thread_stop,
+            .apply = writer_apply,
+            .fail = writer_fail,
+            .idle = writer_idle,
+        };
+        rc = writer_start(state, &ops, s, &s->writer, err);
+        if (rc)
+            goto fail;
+    }
     rc = workers_start(s, err);
     if (rc)
         goto fail;
 
     log_debug("listening on %s with %d worker thread(s)", s->where, s->n_workers);
+    s->cfg = NULL;
     *out = s;
     return 0;
 
@@ -637,13 +879,34 @@ int server_run(server *s)
     if (rc)
         log_error("the listener's event loop failed");
 
-    evconnlistener_disable(s->listener);
+    /* Connections the kernel has completed but nbad has not accepted yet
+     * carry requests that have reached this machine: they are drained
+     * too. Then the port is closed, not just paused: a new client is
+     * refused at once and goes to another nbad, rather than waiting in a
+     * backlog no one will accept. */
+    accept_backlog(s);
+    evconnlistener_free(s->listener);
+    s->listener = NULL;
     event_del(s->accept_timer);
     event_del(s->sighup_ev);
     event_del(s->sigint_ev);
     event_del(s->sigterm_ev);
     workers_stop_and_join(s);
-    log_info("stopped");
+    writer_stop_after_workers(s);
+
+    uint64_t total = 0, requests = 0, refused = 0, idle = 0, tls_failed = 0;
+    for (int i = 0; i < s->n_workers; i++) {
+        const conn_stats *st = &s->workers[i].pool.stats;
+        total += atomic_load_explicit(&st->connections_total, memory_order_relaxed);
+        requests += atomic_load_explicit(&st->requests, memory_order_relaxed);
+        refused += atomic_load_explicit(&st->connections_refused, memory_order_relaxed);
+        idle += atomic_load_explicit(&st->connections_idle, memory_order_relaxed);
+        tls_failed += atomic_load_explicit(&st->tls_failed, memory_order_relaxed);
+    }
+    log_info("stopped: %llu connection(s) served, %llu answer(s), %llu refused at "
+             "max_connections, %llu closed idle, %llu failed TLS handshake(s)",
+             (unsigned long long)total, (unsigned long long)requests, (unsigned long long)refused,
+             (unsigned long long)idle, (unsigned long long)tls_failed);
     return rc;
 }
 
@@ -661,6 +924,7 @@ void server_free(server *s)
         return;
     if (s->workers) {
         workers_stop_and_join(s);
+        writer_stop_after_workers(s);
         for (int i = s->n_workers - 1; i >= 0; i--)
             worker_destroy(&s->workers[i]);
         free(s->workers);

@@ -12,7 +12,8 @@
 #include "record.h"
 
 #define STATE_DEFAULT_MAP_SIZE ((size_t)64 << 30)
-#define STATE_MAX_READERS      254
+/* Every worker, the writer and the tools: MAX_WORKERS (256) and room. */
+#define STATE_MAX_READERS 512
 
 /* The kinds of record under a customer, as the byte after the NUL. */
 #define KIND_HISTORY  'H'
@@ -129,6 +130,10 @@ int state_open(const char *dir, size_t map_size, state **out, nba_error *err)
         state_close(st);
         return e;
     }
+    /* Reader slots left by a process that died (a crash, SIGKILL) would
+     * keep old pages from being reused: cleared before anyone reads. */
+    int stale = 0;
+    mdb_reader_check(st->env, &stale);
     MDB_txn *txn;
     rc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (rc == 0) {

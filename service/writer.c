@@ -7,13 +7,16 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "log.h"
 
 /* A batch larger than this is cut in two: one transaction's dirty pages
  * stay in memory, and the first jobs of a huge burst are answered sooner. */
-#define WRITER_MAX_BATCH 4096
+#define WRITER_MAX_BATCH 1024
+/* Seconds between ops.idle calls while nothing comes. */
+#define WRITER_IDLE_S 1
 
 struct writer {
     state *st;
@@ -84,8 +87,17 @@ int writer_submit(writer *w, writer_job *job)
 static writer_job *take_batch(writer *w, size_t *count)
 {
     pthread_mutex_lock(&w->lock);
-    while (!w->head && !w->stopping)
-        pthread_cond_wait(&w->cond, &w->lock);
+    while (!w->head && !w->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += WRITER_IDLE_S;
+        if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT && !w->head &&
+            w->ops.idle) {
+            pthread_mutex_unlock(&w->lock);
+            w->ops.idle(w->arg);
+            pthread_mutex_lock(&w->lock);
+        }
+    }
     writer_job *batch = w->head, *last = NULL;
     size_t n = 0;
     for (writer_job *j = w->head; j && n < WRITER_MAX_BATCH; j = j->next) {
@@ -103,12 +115,14 @@ static writer_job *take_batch(writer *w, size_t *count)
     return batch;
 }
 
-static void fail_batch(writer *w, writer_job *batch, int rc, const char *message)
+/* Answers every job of the batch with an error. `counted` of them were
+ * already counted as failed (their apply failed). */
+static void fail_batch(writer *w, writer_job *batch, size_t n, size_t counted, int rc,
+                       const char *message)
 {
-    for (writer_job *j = batch; j; j = j->next) {
+    for (writer_job *j = batch; j; j = j->next)
         w->ops.fail(w->arg, j, rc, message);
-        atomic_fetch_add(&w->failed, 1);
-    }
+    atomic_fetch_add(&w->failed, n - counted);
 }
 
 static void run_batch(writer *w, writer_job *batch, size_t n)
@@ -118,33 +132,35 @@ static void run_batch(writer *w, writer_job *batch, size_t n)
     int rc = state_txn_begin(w->st, &t, &err);
     if (rc) {
         log_error("writer: %s", err.msg);
-        fail_batch(w, batch, rc, err.msg);
+        fail_batch(w, batch, n, 0, rc, err.msg);
         return;
     }
+    size_t failed = 0;
     for (writer_job *j = batch; j; j = j->next) {
         rc = state_txn_savepoint(t);
         if (rc) {
             w->ops.fail(w->arg, j, rc, "the state database could not start a write");
-            atomic_fetch_add(&w->failed, 1);
+            failed++;
             continue;
         }
         if (w->ops.apply(w->arg, t, j) == 0) {
             rc = state_txn_release(t);
             if (rc) {
                 w->ops.fail(w->arg, j, rc, "the state database could not keep a write");
-                atomic_fetch_add(&w->failed, 1);
+                failed++;
             }
         } else {
             state_txn_rollback(t);
-            atomic_fetch_add(&w->failed, 1);
+            failed++;
         }
     }
     rc = state_txn_commit(t, &err);
     if (rc) {
         log_error("writer: %s", err.msg);
-        fail_batch(w, batch, rc, err.msg);
+        fail_batch(w, batch, n, failed, rc, err.msg);
         return;
     }
+    atomic_fetch_add(&w->failed, failed);
     atomic_fetch_add(&w->commits, 1);
     atomic_fetch_add(&w->jobs, n);
     uint64_t largest = atomic_load(&w->largest_batch);

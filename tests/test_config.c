@@ -82,6 +82,17 @@ static void defaults(void **state)
     assert_int_equal(c.log_min, LOG_INFO);
     assert_null(c.db_dir);
     assert_null(c.rules_path);
+    /* Safe limits and no TLS, no user switch, no personal data in logs. */
+    assert_int_equal(c.max_connections, 10000);
+    assert_int_equal(c.idle_timeout, 300);
+    assert_int_equal(c.max_output, 1 << 20);
+    assert_int_equal(c.max_pipeline, 1024);
+    assert_null(c.tls_cert);
+    assert_null(c.tls_key);
+    assert_null(c.tls_client_ca);
+    assert_true(c.tls_required);
+    assert_null(c.user);
+    assert_false(c.log_customer_data);
     config_free(&c);
     config_free(&c); /* idempotent */
 }
@@ -98,7 +109,17 @@ static void file_sets_every_key(void **state)
                                          "map_size: \"2 GiB\"\n"
                                          "log_level: debug\n"
                                          "lock_memory: true\n"
-                                         "warm_interval: 30\n");
+                                         "warm_interval: 30\n"
+                                         "max_connections: 500\n"
+                                         "idle_timeout: 0\n"
+                                         "max_output: 256KiB\n"
+                                         "max_pipeline: 64\n"
+                                         "tls_cert: /etc/nbad/tls/server.pem\n"
+                                         "tls_key: /etc/nbad/tls/server.key\n"
+                                         "tls_client_ca: /etc/nbad/tls/clients.pem\n"
+                                         "tls_required: false\n"
+                                         "user: nbad\n"
+                                         "log_customer_data: true\n");
     config c;
     nba_error err = {{0}};
     assert_int_equal(config_init(&c), 0);
@@ -113,6 +134,16 @@ static void file_sets_every_key(void **state)
     assert_int_equal(c.log_min, LOG_DEBUG);
     assert_true(c.lock_memory);
     assert_int_equal(c.warm_interval, 30);
+    assert_int_equal(c.max_connections, 500);
+    assert_int_equal(c.idle_timeout, 0);
+    assert_int_equal(c.max_output, 256 * 1024);
+    assert_int_equal(c.max_pipeline, 64);
+    assert_string_equal(c.tls_cert, "/etc/nbad/tls/server.pem");
+    assert_string_equal(c.tls_key, "/etc/nbad/tls/server.key");
+    assert_string_equal(c.tls_client_ca, "/etc/nbad/tls/clients.pem");
+    assert_false(c.tls_required);
+    assert_string_equal(c.user, "nbad");
+    assert_true(c.log_customer_data);
     config_free(&c);
 }
 
@@ -194,6 +225,14 @@ static void file_errors(void **state)
         {"port: 7411\n  threads: 2\n", ":2:10: ", "invalid YAML"},
         {"port: 1\n---\nport: 2\n", ":3:1: ", "one document"},
         {"? [a]\n: 1\n", ":1:3: ", "expected a setting name"},
+        {"max_connections: 0\n", ":1:18: ", "max_connections: 0 is out of range 1..1000000"},
+        {"idle_timeout: 86401\n", ":1:15: ", "idle_timeout: 86401 is out of range 0..86400"},
+        {"max_output: 1KiB\n", ":1:13: ", "max_output: 1KiB is out of range"},
+        {"max_pipeline: 0\n", ":1:15: ", "max_pipeline: 0 is out of range"},
+        {"tls_required: \"yes\"\n", ":1:15: ", "tls_required: expected true or false"},
+        {"user:\n", ":1:6: ", "user: expected a string"},
+        /* the message lists every key, the new ones too */
+        {"tls: on\n", ":1:1: ", "log_customer_data)"},
     };
     fixture *f = *state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -311,12 +350,14 @@ static void help_and_version(void **state)
     close(saved);
     assert_int_equal(rc, 1);
     config_free(&c);
-    char text[4096] = {0};
+    char text[8192] = {0};
     rewind(out);
     size_t n = fread(text, 1, sizeof text - 1, out);
     fclose(out);
     assert_true(n > 0);
     assert_non_null(strstr(text, "--max-frame"));
+    assert_non_null(strstr(text, "--max-connections"));
+    assert_non_null(strstr(text, "--tls-client-ca"));
 
     assert_int_equal(from_args(&c, &err, "--db", "x", "-V", NULL), 1);
     config_free(&c);
@@ -345,6 +386,12 @@ static void bad_command_lines(void **state)
         {{"--config", "a", "--config=b"}, "--config given twice"},
         {{"--rules", "r"}, "no database"},
         {{"--db", "d"}, "no rule file"},
+        {{"--max-connections", "0"}, "--max-connections: 0 is out of range"},
+        {{"--idle-timeout=-5"}, "--idle-timeout: expected an integer"},
+        {{"--max-output", "2GiB"}, "--max-output: 2GiB is out of range"},
+        {{"--max-pipeline", "many"}, "--max-pipeline: expected an integer"},
+        {{"--user", ""}, "--user: expected a string"},
+        {{"--log-customer-data=1"}, "--log-customer-data: expected true or false"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[8] = {"nbad"};
@@ -358,6 +405,47 @@ static void bad_command_lines(void **state)
             fail_msg("case %zu: rc %d, message \"%s\"", i, rc, err.msg);
         config_free(&c);
     }
+}
+
+/* TLS settings come in pairs: a certificate is useless without its key,
+ * and asking clients for certificates needs TLS on. The limits and the
+ * booleans take their options. */
+static void tls_user_and_limits_from_args(void **state)
+{
+    (void)state;
+    config c;
+    nba_error err = {{0}};
+    assert_int_equal(from_args(&c, &err, "--db", "d", "--rules", "r", "--tls-cert", "s.pem", NULL),
+                     -EINVAL);
+    assert_non_null(strstr(err.msg, "set tls_key (--tls-key) too"));
+    config_free(&c);
+    assert_int_equal(from_args(&c, &err, "--db", "d", "--rules", "r", "--tls-key", "s.key", NULL),
+                     -EINVAL);
+    assert_non_null(strstr(err.msg, "set tls_cert (--tls-cert) too"));
+    config_free(&c);
+    assert_int_equal(
+        from_args(&c, &err, "--db", "d", "--rules", "r", "--tls-client-ca", "ca.pem", NULL),
+        -EINVAL);
+    assert_non_null(strstr(err.msg, "tls_client_ca needs TLS on"));
+    config_free(&c);
+
+    assert_int_equal(from_args(&c, &err, "--db", "d", "--rules", "r", "--tls-cert=s.pem",
+                               "--tls-key", "s.key", "--tls-client-ca", "ca.pem",
+                               "--tls-required=false", "--user", "nbad", "--log-customer-data",
+                               "--max-connections", "20", "--idle-timeout", "5", "--max-output",
+                               "64KiB", "--max-pipeline=8", NULL),
+                     0);
+    assert_string_equal(c.tls_cert, "s.pem");
+    assert_string_equal(c.tls_key, "s.key");
+    assert_string_equal(c.tls_client_ca, "ca.pem");
+    assert_false(c.tls_required);
+    assert_string_equal(c.user, "nbad");
+    assert_true(c.log_customer_data);
+    assert_int_equal(c.max_connections, 20);
+    assert_int_equal(c.idle_timeout, 5);
+    assert_int_equal(c.max_output, 64 * 1024);
+    assert_int_equal(c.max_pipeline, 8);
+    config_free(&c);
 }
 
 static void config_file_errors_come_through_args(void **state)
@@ -385,6 +473,7 @@ int main(void)
         cmocka_unit_test(help_and_version),
         cmocka_unit_test(residency_options),
         cmocka_unit_test(bad_command_lines),
+        cmocka_unit_test(tls_user_and_limits_from_args),
         cmocka_unit_test_setup_teardown(config_file_errors_come_through_args, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

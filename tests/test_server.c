@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <cmocka.h>
 
@@ -45,6 +46,7 @@ static const char rules_yaml[] = "ruleset: net-test\n"
 typedef struct fixture {
     char dir[64];
     store *st;
+    store_live *live; /* st, never switching */
     rules_live *rules;
     server *srv;
     pthread_t thread;
@@ -60,27 +62,38 @@ static void *run_server(void *arg)
     return NULL;
 }
 
-static void start_server(fixture *f, int threads)
+/* A config for a test server: a free port, MAX_FRAME; the rest default. */
+static void test_config(config *cfg, int threads)
 {
-    config cfg;
+    assert_int_equal(config_init(cfg), 0);
+    cfg->port = 0;
+    cfg->threads = threads;
+    cfg->max_frame = MAX_FRAME;
+}
+
+/* Starts a server with cfg (then freed) running on its own thread. */
+static void start_server_with(fixture *f, config *cfg)
+{
     nba_error err = {{0}};
-    assert_int_equal(config_init(&cfg), 0);
-    cfg.port = 0;
-    cfg.threads = threads;
-    cfg.max_frame = MAX_FRAME;
-    int rc = server_new(&cfg, f->st, f->rules, &f->srv, &err);
+    int rc = server_new(cfg, f->live, NULL, f->rules, NULL, &f->srv, &err);
     if (rc)
         fail_msg("server_new: %s", err.msg);
-    config_free(&cfg);
+    config_free(cfg);
     assert_true(server_port(f->srv) > 0);
     f->run_rc = -1;
     assert_int_equal(pthread_create(&f->thread, NULL, run_server, f), 0);
 }
 
-/* server_stop must end server_run, which joins every worker: bounded. */
-static void stop_server(fixture *f)
+static void start_server(fixture *f, int threads)
 {
-    server_stop(f->srv);
+    config cfg;
+    test_config(&cfg, threads);
+    start_server_with(f, &cfg);
+}
+
+/* server_run returns once stopped, having joined every worker: bounded. */
+static void join_server(fixture *f)
+{
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 10;
@@ -88,6 +101,12 @@ static void stop_server(fixture *f)
     assert_int_equal(f->run_rc, 0);
     server_free(f->srv);
     f->srv = NULL;
+}
+
+static void stop_server(fixture *f)
+{
+    server_stop(f->srv);
+    join_server(f);
 }
 
 static int group_setup(void **state)
@@ -124,6 +143,10 @@ static int group_setup(void **state)
     fclose(rf);
     if (rules_live_new(rules_path, &f->rules, &err))
         goto fail;
+    if (store_live_fixed(f->st, &f->live)) {
+        nba_error_set(&err, -ENOMEM, "out of memory");
+        goto fail;
+    }
     *state = f;
     return 0;
 fail:
@@ -145,6 +168,7 @@ static int group_teardown(void **state)
     if (!f)
         return 0;
     rules_live_free(f->rules);
+    store_live_free(f->live);
     store_close(f->st);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     if (system(cmd) != 0)
@@ -598,6 +622,78 @@ static void status_reports_counters_and_latency(void **state)
     stop_server(f);
 }
 
+/* Stopping while a client has requests in flight that it does not read
+ * the answers of (held back by tiny output limits): every request that had
+ * reached the server is answered, in order, as the client reads, then EOF. */
+static void stop_answers_every_request_that_arrived(void **state)
+{
+    fixture *f = *state;
+    config cfg;
+    test_config(&cfg, 1);
+    cfg.max_output = 4096;
+    cfg.max_pipeline = 4;
+    start_server_with(f, &cfg);
+    int fd = connect_to(f);
+    enum { N = 300 };
+    uint8_t buf[N * 32];
+    size_t len = 0;
+    for (uint64_t id = 1; id <= N; id++)
+        len += pack_request(buf + len, id, id % 2 ? "C-1" : NULL);
+    send_all(fd, buf, len);
+    int queued = 1; /* until all of it has reached the server's socket */
+    for (int t = 0; t < 1000 && queued > 0; t++) {
+        assert_int_equal(ioctl(fd, TIOCOUTQ, &queued), 0);
+        if (queued)
+            usleep(1000);
+    }
+    assert_int_equal(queued, 0);
+    usleep(50 * 1000); /* the server has answered 4 and stopped reading */
+    server_stop(f->srv);
+    for (uint64_t id = 1; id <= N; id++) {
+        Nba__V1__Response *r = recv_response(fd);
+        assert_int_equal(r->id, id);
+        nba__v1__response__free_unpacked(r, NULL);
+    }
+    expect_eof(fd);
+    close(fd);
+    join_server(f);
+}
+
+/* Past max_connections a connection gets too_many_connections and EOF;
+ * idle_timeout closes a silent connection and not a busy one. */
+static void connection_limit_and_idle_timeout(void **state)
+{
+    fixture *f = *state;
+    config cfg;
+    test_config(&cfg, 2);
+    cfg.max_connections = 2;
+    cfg.idle_timeout = 1;
+    start_server_with(f, &cfg);
+    int busy = connect_to(f), idle = connect_to(f);
+    uint8_t buf[64];
+    send_all(busy, buf, pack_request(buf, 1, NULL));
+    expect_pong(busy, 1);
+    send_all(idle, buf, pack_request(buf, 2, NULL));
+    expect_pong(idle, 2); /* both counted before the third */
+    int third = connect_to(f);
+    expect_error(third, "too_many_connections");
+    expect_eof(third);
+    close(third);
+
+    /* 1 s of idle_timeout and its 1 s tick: closed within 3 s. */
+    for (uint64_t id = 3; id < 3 + 15; id++) {
+        usleep(200 * 1000);
+        send_all(busy, buf, pack_request(buf, id, NULL));
+        expect_pong(busy, id);
+    }
+    struct pollfd p = {idle, POLLIN, 0};
+    assert_int_equal(poll(&p, 1, 0), 1);
+    expect_eof(idle);
+    close(idle);
+    close(busy);
+    stop_server(f);
+}
+
 static void stop_before_run_and_address_in_use(void **state)
 {
     fixture *f = *state;
@@ -605,32 +701,39 @@ static void stop_before_run_and_address_in_use(void **state)
     nba_error err = {{0}};
     server *s = NULL;
 
-    /* server_stop before server_run: run returns at once. */
+    /* The port a server holds cannot be bound twice. */
     assert_int_equal(config_init(&cfg), 0);
     cfg.port = 0;
     cfg.threads = 1;
-    assert_int_equal(server_new(&cfg, f->st, f->rules, &s, &err), 0);
-    server_stop(s);
-    assert_int_equal(server_run(s), 0);
-
-    /* The port it holds cannot be bound twice. */
+    assert_int_equal(server_new(&cfg, f->live, NULL, f->rules, NULL, &s, &err), 0);
     server *again = NULL;
-    cfg.port = server_port(s);
-    assert_int_equal(server_new(&cfg, f->st, f->rules, &again, &err), -EADDRINUSE);
+    int port = cfg.port = server_port(s);
+    assert_int_equal(server_new(&cfg, f->live, NULL, f->rules, NULL, &again, &err), -EADDRINUSE);
     assert_null(again);
     assert_non_null(strstr(err.msg, "cannot listen on 127.0.0.1"));
+
+    /* server_stop before server_run: run returns at once, and lets the
+     * port go, so that clients are refused rather than left waiting. */
+    server_stop(s);
+    assert_int_equal(server_run(s), 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    close(fd);
     server_free(s);
 
     /* Never run at all: server_free alone stops the workers. */
     cfg.port = 0;
     cfg.threads = 3;
-    assert_int_equal(server_new(&cfg, f->st, f->rules, &s, &err), 0);
+    assert_int_equal(server_new(&cfg, f->live, NULL, f->rules, NULL, &s, &err), 0);
     server_free(s);
 
     /* An address that is not this machine's. */
     free(cfg.listen_addr);
     cfg.listen_addr = strdup("192.0.2.1");
-    assert_int_equal(server_new(&cfg, f->st, f->rules, &s, &err), -EADDRNOTAVAIL);
+    assert_int_equal(server_new(&cfg, f->live, NULL, f->rules, NULL, &s, &err), -EADDRNOTAVAIL);
     config_free(&cfg);
 }
 
@@ -650,6 +753,8 @@ int main(void)
         cmocka_unit_test(half_close_answers_then_eof),
         cmocka_unit_test(stop_with_open_connections),
         cmocka_unit_test(stop_before_run_and_address_in_use),
+        cmocka_unit_test(stop_answers_every_request_that_arrived),
+        cmocka_unit_test(connection_limit_and_idle_timeout),
         cmocka_unit_test(status_reports_counters_and_latency),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

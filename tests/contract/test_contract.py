@@ -6,84 +6,18 @@ contract-shaped CSVs, talking to the real nbad over loopback.
 Run by ctest with NBAD_BIN, NBACTL_BIN and NBA_SOURCE_DIR set; needs protoc
 and the python3-protobuf package (deploy/install-deps.sh installs both).
 """
-import datetime
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-SOURCE = os.environ["NBA_SOURCE_DIR"]
-NBAD = os.environ["NBAD_BIN"]
-NBACTL = os.environ["NBACTL_BIN"]
-
-WORK = tempfile.mkdtemp(prefix="nba-contract-")
-subprocess.run(["protoc", "--python_out=" + WORK, "--proto_path=" + os.path.join(SOURCE, "proto"),
-                "nba.proto"], check=True)
-sys.path.insert(0, WORK)
-import nba_pb2 as nba  # noqa: E402  (generated just above)
-
-
-def iso(days_ago):
-    t = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_ago)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Conn:
-    """Frames: a 4-byte big-endian length, then one protobuf message."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-
-    def send_raw(self, data):
-        self.sock.sendall(data)
-
-    def send(self, request):
-        body = request.SerializeToString()
-        self.send_raw(struct.pack(">I", len(body)) + body)
-
-    def _read(self, n):
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            if not chunk:
-                raise EOFError("connection closed")
-            data += chunk
-        return data
-
-    def recv(self):
-        (n,) = struct.unpack(">I", self._read(4))
-        response = nba.Response()
-        response.ParseFromString(self._read(n))
-        return response
-
-    def call(self, request):
-        self.send(request)
-        return self.recv()
-
-    def close(self):
-        self.sock.close()
-
-
-def contact(req_id, customer, channel, cabin="Y"):
-    req = nba.Request(id=req_id)
-    req.contact.customer_id = customer
-    req.contact.channel = channel
-    req.contact.touchpoint = "checkin"
-    req.contact.context["cabin"] = cabin
-    req.contact.context["flight"] = "AZ610"
-    return req
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from nbatest import (NBACTL, NBAD, SOURCE, WORK, Conn, contact, free_port, iso,  # noqa: E402
+                     nba)
 
 
 class Contract(unittest.TestCase):
@@ -92,11 +26,17 @@ class Contract(unittest.TestCase):
         with open(os.path.join(WORK, "customers.csv"), "w", encoding="utf-8") as f:
             f.write("customer_id,name,tier,lifetime_value,predicted_ltv,language,home_airport\n"
                     "VIP-1,Giulia Rossi,platinum,90000,60000,it,FCO\n"
+                    "VIP-2,Giulia Rossi,platinum,90000,60000,it,FCO\n"
+                    "VIP-3,Giulia Rossi,platinum,90000,60000,it,FCO\n"
+                    "VIP-4,Giulia Rossi,platinum,90000,60000,it,FCO\n"
                     "LOW-1,Sam Smith,none,150,200,en,MAN\n"
                     "ZH-1,陳美玲,gold,20000,30000,zh-Hant,TPE\n")
         with open(os.path.join(WORK, "incidents.csv"), "w", encoding="utf-8") as f:
             f.write("incident_id,customer_id,kind,severity,occurred_at,flight,resolved,note\n"
-                    f"INC-9,VIP-1,ife_broken,3,{iso(10)},AZ611,0,\"Seat 3A, no screen\"\n")
+                    f"INC-9,VIP-1,ife_broken,3,{iso(10)},AZ611,0,\"Seat 3A, no screen\"\n"
+                    f"INC-8,VIP-2,ife_broken,3,{iso(10)},AZ611,0,\"Seat 3A, no screen\"\n"
+                    f"INC-7,VIP-3,ife_broken,3,{iso(10)},AZ611,0,\"Seat 3A, no screen\"\n"
+                    f"INC-6,VIP-4,ife_broken,3,{iso(10)},AZ611,0,\"Seat 3A, no screen\"\n")
         db = os.path.join(WORK, "db")
         subprocess.run([NBACTL, "load", "--db", db,
                         "--customers", os.path.join(WORK, "customers.csv"),
@@ -128,10 +68,14 @@ class Contract(unittest.TestCase):
         assert code == 0, f"nbad exited with {code} on SIGTERM"
 
     def test_valuable_passenger_same_treatment_on_every_channel(self):
+        # Three passengers alike, each meeting nbad first on another channel
+        # (the same passenger going on to a second channel is told the
+        # upgrade is done: tests/recovery).
         c = Conn(self.port)
         kinds, upgrade_messages = [], []
-        for i, channel in enumerate([nba.KIOSK, nba.DESK, nba.IVR]):
-            r = c.call(contact(100 + i, "VIP-1", channel))
+        for i, (channel, vip) in enumerate([(nba.KIOSK, "VIP-1"), (nba.DESK, "VIP-2"),
+                                             (nba.IVR, "VIP-3")]):
+            r = c.call(contact(100 + i, vip, channel))
             self.assertEqual(r.id, 100 + i)
             self.assertEqual(r.WhichOneof("body"), "decision")
             d = r.decision
@@ -185,7 +129,7 @@ class Contract(unittest.TestCase):
         with self.assertRaises((EOFError, ConnectionResetError)):
             bad.recv()
         bad.close()
-        d = good.call(contact(400, "VIP-1", nba.DESK)).decision
+        d = good.call(contact(400, "VIP-4", nba.DESK)).decision
         self.assertIn("upgrade", [a.type for a in d.actions])
         good.close()
 
