@@ -45,6 +45,10 @@ typedef struct config {
                              * and the files are open; NULL = stay (with a warning) */
     bool log_customer_data; /* debug logs may name customers and carry message texts;
                              * default false: logs never hold personal data */
+    bool record_contacts;   /* keep the state (DB/state): contact history, letters,
+                             * stored decisions, live incidents; false: decide from the
+                             * warehouse's data alone, write nothing (a read-only
+                             * replica); default true */
 } config;
 
 /* Fills c with the defaults. Strings are heap copies owned by c. Returns 0
@@ -54,7 +58,7 @@ int config_init(config *c);
 /* Applies the YAML mapping in file `path` to c. Keys: db, rules, listen,
  * port, threads, max_frame, map_size, log_level, lock_memory, warm_interval,
  * max_connections, idle_timeout, max_output, max_pipeline, tls_cert,
- * tls_key, tls_client_ca, tls_required, user, log_customer_data
+ * tls_key, tls_client_ca, tls_required, user, log_customer_data, record_contacts
  * (deploy/nbad.yaml shows each); sizes are integers or strings like
  * "64KiB", "1GiB"; booleans true or false. Unknown keys,
  * repeated keys and values of the wrong type or out of range are rejected
@@ -70,7 +74,7 @@ int config_load_file(config *c, const char *path, nba_error *err);
  *        [--max-connections N] [--idle-timeout S] [--max-output BYTES]
  *        [--max-pipeline N] [--tls-cert FILE] [--tls-key FILE]
  *        [--tls-client-ca FILE] [--tls-required[=BOOL]] [--user NAME]
- *        [--log-customer-data[=BOOL]] [--help] [--version]
+ *        [--log-customer-data[=BOOL]] [--record-contacts[=BOOL]] [--help] [--version]
  * reading --config first, wherever it stands, then applying the other
  * options over it. Every option also takes the --opt=value form; a boolean
  * option alone means true. c need not

@@ -93,6 +93,7 @@ static const setting settings[] = {
     {"tls_required", "tls-required", SET_BOOL, offsetof(config, tls_required), 0, 0},
     {"user", "user", SET_TEXT, offsetof(config, user), 0, 0},
     {"log_customer_data", "log-customer-data", SET_BOOL, offsetof(config, log_customer_data), 0, 0},
+    {"record_contacts", "record-contacts", SET_BOOL, offsetof(config, record_contacts), 0, 0},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -103,6 +104,7 @@ static const char usage_text[] =
     "            [--idle-timeout S] [--max-output BYTES] [--max-pipeline N]\n"
     "            [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
     "            [--tls-required=BOOL] [--user NAME] [--log-customer-data]\n"
+    "            [--record-contacts=BOOL]\n"
     "            [--help] [--version]\n"
     "\n"
     "Serves next-best-action decisions over TCP.\n"
@@ -123,6 +125,9 @@ static const char usage_text[] =
     "  --warm-interval S  read the whole database into memory after start and touch\n"
     "                     it again every S seconds so it stays there, 0..3600, 0 = never\n"
     "                     (default 10)\n"
+    "  --record-contacts=BOOL  keep contact history, letters and live incidents in\n"
+    "                     DB/state (default true); false: decide from the loaded data\n"
+    "                     alone and write nothing, as a read-only replica\n"
     "\n"
     "Limits:\n"
     "  --max-connections N  connections served at once; one more gets the error\n"
@@ -381,6 +386,7 @@ int config_init(config *c)
     c->max_pipeline = DEFAULT_MAX_PIPELINE;
     c->tls_required = true;
     c->log_customer_data = false;
+    c->record_contacts = true;
     return 0;
 }
 

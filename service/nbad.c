@@ -229,14 +229,16 @@ int main(int argc, char **argv)
                  cleared);
 
     /* What nbad writes itself lives beside the warehouse's data, in a
-     * directory a refresh never replaces. */
+     * directory a refresh never replaces. Without it (record_contacts
+     * false) decisions read the loaded data alone and nothing is written:
+     * incident reports are refused as unsupported. */
     char state_dir[4096];
     if ((size_t)snprintf(state_dir, sizeof state_dir, "%s/state", cfg.db_dir) >= sizeof state_dir) {
         fprintf(stderr, "nbad: database path too long: %s\n", cfg.db_dir);
         status = EX_USAGE;
         goto out;
     }
-    rc = state_open(state_dir, cfg.map_size, &state_db, &err);
+    rc = cfg.record_contacts ? state_open(state_dir, cfg.map_size, &state_db, &err) : 0;
     if (rc) {
         fprintf(stderr, "nbad: %s\n", err.msg);
         status = EX_CANTCREAT;

@@ -93,6 +93,7 @@ static void defaults(void **state)
     assert_true(c.tls_required);
     assert_null(c.user);
     assert_false(c.log_customer_data);
+    assert_true(c.record_contacts);
     config_free(&c);
     config_free(&c); /* idempotent */
 }
@@ -119,7 +120,8 @@ static void file_sets_every_key(void **state)
                                          "tls_client_ca: /etc/nbad/tls/clients.pem\n"
                                          "tls_required: false\n"
                                          "user: nbad\n"
-                                         "log_customer_data: true\n");
+                                         "log_customer_data: true\n"
+                                         "record_contacts: false\n");
     config c;
     nba_error err = {{0}};
     assert_int_equal(config_init(&c), 0);
@@ -144,6 +146,7 @@ static void file_sets_every_key(void **state)
     assert_false(c.tls_required);
     assert_string_equal(c.user, "nbad");
     assert_true(c.log_customer_data);
+    assert_false(c.record_contacts);
     config_free(&c);
 }
 
@@ -232,7 +235,7 @@ static void file_errors(void **state)
         {"tls_required: \"yes\"\n", ":1:15: ", "tls_required: expected true or false"},
         {"user:\n", ":1:6: ", "user: expected a string"},
         /* the message lists every key, the new ones too */
-        {"tls: on\n", ":1:1: ", "log_customer_data)"},
+        {"tls: on\n", ":1:1: ", "log_customer_data, record_contacts)"},
     };
     fixture *f = *state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -433,7 +436,7 @@ static void tls_user_and_limits_from_args(void **state)
                                "--tls-key", "s.key", "--tls-client-ca", "ca.pem",
                                "--tls-required=false", "--user", "nbad", "--log-customer-data",
                                "--max-connections", "20", "--idle-timeout", "5", "--max-output",
-                               "64KiB", "--max-pipeline=8", NULL),
+                               "64KiB", "--max-pipeline=8", "--record-contacts=false", NULL),
                      0);
     assert_string_equal(c.tls_cert, "s.pem");
     assert_string_equal(c.tls_key, "s.key");
@@ -445,6 +448,7 @@ static void tls_user_and_limits_from_args(void **state)
     assert_int_equal(c.idle_timeout, 5);
     assert_int_equal(c.max_output, 64 * 1024);
     assert_int_equal(c.max_pipeline, 8);
+    assert_false(c.record_contacts);
     config_free(&c);
 }
 

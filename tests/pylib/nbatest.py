@@ -118,8 +118,9 @@ def nbactl_json(*args):
 class Daemon:
     """The real nbad on a loopback port, its log in WORK."""
 
-    def __init__(self, db, port=None, threads=2, log_name="nbad.log"):
+    def __init__(self, db, port=None, threads=2, log_name="nbad.log", extra=()):
         self.db = db
+        self.extra = list(extra)
         self.port = port or free_port()
         self.threads = threads
         self.log = open(os.path.join(WORK, log_name), "a")
@@ -127,7 +128,8 @@ class Daemon:
 
     def start(self, timeout=10):
         self.proc = subprocess.Popen([NBAD, "--db", self.db, "--rules", RULES,
-                                      "--port", str(self.port), "--threads", str(self.threads)],
+                                      "--port", str(self.port), "--threads", str(self.threads),
+                                      *self.extra],
                                      stderr=self.log)
         deadline = time.time() + timeout
         while time.time() < deadline:

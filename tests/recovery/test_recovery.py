@@ -264,6 +264,34 @@ class Recovery(unittest.TestCase):
         self.assertEqual(len([g for g in os.listdir(self.db) if g.startswith("gen-")]), 1)
 
 
+class ReadOnlyReplica(unittest.TestCase):
+    """record_contacts false: decisions from the loaded data alone, nothing
+    written, no state directory, incident reports refused."""
+
+    def test_nothing_is_recorded(self):
+        directory = os.path.join(WORK, "replica")
+        os.makedirs(directory, exist_ok=True)
+        cpath, ipath = write_csvs(
+            directory, [("VIP-9", "Giulia Rossi", "platinum", 90000, 60000, "it")],
+            [("INC-9", "VIP-9", "ife_broken", 3, iso(10), "AZ611", 0, "")])
+        db = os.path.join(directory, "db")
+        load(db, cpath, ipath)
+        nbad = Daemon(db, log_name="nbad-replica.log", extra=["--record-contacts=false"])
+        nbad.start()
+        try:
+            c = Conn(nbad.port)
+            for i, channel in enumerate([nba.KIOSK, nba.DESK, nba.KIOSK]):
+                self.assertIn("upgrade", action_types(c.call(contact(i, "VIP-9", channel)).decision))
+            req = nba.Request(id=9)
+            inc = req.report_incident.incident
+            inc.customer_id, inc.incident_id, inc.kind, inc.severity = "VIP-9", "L-1", "delay", 3
+            self.assertEqual(c.call(req).error.code, "unsupported")
+            c.close()
+        finally:
+            self.assertEqual(nbad.stop(), 0)
+        self.assertFalse(os.path.exists(os.path.join(db, "state")))
+
+
 def _frame(request):
     body = request.SerializeToString()
     return len(body).to_bytes(4, "big") + body
