@@ -415,6 +415,7 @@ static int compile_channel_caps(rules_compiler *c, const yaml_node_t *n)
     enum { CH_MAX, CH_CANNOT, CH_DESCRIPTION, N_CH_KEYS };
     static const char *const keys[N_CH_KEYS] = {"max_actions", "cannot", "description"};
     int failed = 0;
+    unsigned seen = 0; /* channels given so far: each once */
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         const yaml_node_t *k = rules_node(c, p->key);
         const char *s;
@@ -432,11 +433,16 @@ static int compile_channel_caps(rules_compiler *c, const yaml_node_t *n)
                                   "mobile, call_center)",
                                   (int)len, s, rules_hint_text(&h, hint, sizeof hint));
         }
+        /* A channel given twice is a duplicate key, reported as such; its
+         * second entry is not compiled over the first. */
+        if (!rc && (seen & (1u << ch)))
+            continue;
         if (rc) {
             if (rules_failed(&failed, rc))
                 return failed;
             continue;
         }
+        seen |= 1u << ch;
         yaml_node_t *v[N_CH_KEYS];
         if (rules_failed(&failed, rules_mapping(c, rules_node(c, p->value), "a channel", keys,
                                                 N_CH_KEYS, 0, v)))
