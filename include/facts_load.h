@@ -15,10 +15,19 @@
 /* Reads ev's customer and their incidents in one snapshot of reader r (the
  * snapshot begins and ends here) and fills f: the event, the customer (NULL
  * when there is no such customer: not an error), the incidents, and the
- * decision's time (ev->occurred_at_ms, or the clock when that is 0). The
- * records are copied into arena `a`, so the snapshot ends before any rule
- * runs; f points into `a` and into ev. Returns 0, or the store's negative
- * errno when it cannot be read. */
+ * decision's time (ev->occurred_at_ms, or the clock when that is 0).
+ *
+ * An event with an empty customer_id and a lookup key (key_name,
+ * key_value) has the key resolved in the same snapshot (store_find_key):
+ * f->event is then a copy of ev in `a` whose customer_id is the customer's,
+ * so that everything done with the facts (the decision, what is recorded
+ * for it) uses that id. A key no customer has, or of a name the data was
+ * not loaded with, leaves f->event = ev and the customer unknown. Otherwise
+ * f->event is ev (customer_id wins over a key).
+ *
+ * The records are copied into arena `a`, so the snapshot ends before any
+ * rule runs; f points into `a` and into ev. Returns 0, or the store's
+ * negative errno when it cannot be read. */
 int facts_load(store_reader *r, const Nba__V1__ContactEvent *ev, arena *a, facts *f);
 
 /* Adds to f (filled by facts_load()) what nbad itself has written about the

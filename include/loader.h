@@ -17,11 +17,19 @@
  * (sorter.h: in bounded memory, spilling sorted runs to an unlinked file in the store's directory):
  * a regular file is then read again from the start, a pipe is sorted from its first row.
  *
+ * Lookup keys: customers.csv columns named in `keys` hold other
+ * identifiers a contact point may know a customer by (a booking reference,
+ * a loyalty card number), several in one column separated by ';'. They are
+ * kept as attributes like every other extra column, and each key also goes
+ * into the store's keys table (store.h), naming its customer.
+ *
  * Checks: every row on its own (loader_rows.h), then across rows: a
  * customer_id or (customer_id, incident_id) given twice, an incident_id
  * given twice in the incidents file, an incident of a customer that is
- * neither in the customers file nor (for an upsert) in the database. Every
- * bad row is reported as "path:line: what is wrong".
+ * neither in the customers file nor (for an upsert) in the database, a
+ * lookup key that another row (or, for an upsert, a customer in the
+ * database) holds. Every bad row is reported as "path:line: what is
+ * wrong".
  */
 #ifndef NBA_LOADER_H
 #define NBA_LOADER_H
@@ -71,9 +79,17 @@ typedef struct loader_options {
     /* Bad rows are skipped and reported (through `rejected`) up to this
      * many; one more fails the load. 0: the first bad row fails it. */
     size_t max_errors;
-    /* Memory for sorting a file that is out of order, per file (0: the
-     * sorter's default). Runs go to the store's directory. */
+    /* Memory for sorting a file that is out of order, per file, and the
+     * lookup keys (0: the sorter's default; 64 MiB for the keys). Runs go
+     * to the store's directory. */
     size_t sort_memory;
+    /* Lookup key columns of the customers file, separated by commas
+     * ("loyalty_card,booking_ref"), or NULL / "" for none. A replacing load
+     * writes the keys and records the names in meta "keys". An upsert
+     * keeps the keys of the database's names up to date (a customer's old
+     * keys go, its new ones come) whatever is given here; given, it must
+     * name the same columns. */
+    const char *keys;
     /* Called with each bad row skipped: "path:line: what is wrong". */
     void (*rejected)(void *ctx, const char *message);
     /* Called every 65536 rows or so, and when the phase changes; a nonzero
@@ -89,14 +105,16 @@ typedef struct loader_stats {
     size_t rejected_incidents;
     bool sorted_customers; /* the file was not in key order, and was sorted */
     bool sorted_incidents;
+    size_t keys;       /* lookup keys written */
     size_t sort_runs;  /* runs the sorts wrote to disk (0: they fit in memory) */
     unsigned attempts; /* 1, or more when the load started again */
 } loader_stats;
 
 /* Loads opt->customers and opt->incidents into st as opt says. A replacing
- * load sets meta "loaded_at"; an upsert sets "updated_at". Returns 0, or a
- * negative errno with a message: -EINVAL for bad content ("path:line: what
- * is wrong"; past max_errors, the first bad row not skipped), -ENOENT,
+ * load sets meta "loaded_at" and "keys" (removed when there are none); an
+ * upsert sets "updated_at". Returns 0, or a negative errno with a message:
+ * -EINVAL for bad content ("path:line: what is wrong"; past max_errors, the
+ * first bad row not skipped) or for keys an upsert cannot keep, -ENOENT,
  * -EACCES for the files, -ENOSPC when the store is full (an upsert first
  * grows the map and tries again), -ECANCELED when progress asked to stop.
  * On failure the store is unchanged, except that a fresh store may hold part

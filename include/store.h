@@ -1,9 +1,10 @@
 /* store.h - the LMDB environment nbad decides from.
  *
- * Layout (format 2): one LMDB environment (a directory) with two named
+ * Layout (format 2): one LMDB environment (a directory) with three named
  * databases:
  *   records  key = customer_id                      value = nba.v1.Customer
  *            key = customer_id 0x00 incident_id     value = nba.v1.Incident
+ *   keys     key = key name 0x00 key value          value = customer_id
  *   meta     key = name                             value = text
  * A customer id never contains a NUL byte, so a customer's incidents sort
  * right after the customer's own record and before any other customer
@@ -11,10 +12,17 @@
  * decision reads a customer and their incidents with one cursor descent
  * and a walk along the leaf that is usually already in cache.
  *
+ * keys maps the other identifiers a contact point may know a customer by
+ * (a booking reference, a loyalty card number: the lookup keys a load was
+ * given) to the customer_id; one key names one customer. A key name never
+ * contains a NUL byte, so name and value cannot be told apart two ways.
+ * Generations written before keys existed have no keys table: opened
+ * read-only, every key lookup misses; opened for writing, it is created.
+ *
  * meta holds "format" ("2"), "customers" and "incidents" (the record
  * counts, kept by every write transaction, so store_get_stats() costs two
  * lookups however large the database), and entries callers set with
- * store_txn_put_meta() ("loaded_at"). A directory written by an nbad
+ * store_txn_put_meta() ("loaded_at", "keys"). A directory written by an nbad
  * before format 2 (customers and incidents in two tables, no "format")
  * cannot be read; a write transaction replaces it.
  *
@@ -57,6 +65,10 @@ typedef struct store_txn store_txn;
 /* Longest customer_id or incident_id accepted (LMDB keys are at most 511
  * bytes and an incident key holds both ids). */
 #define STORE_MAX_ID 200
+
+/* Longest lookup key name (a customers.csv column such as "booking_ref");
+ * a key's value is at most STORE_MAX_ID bytes. */
+#define STORE_MAX_KEY_NAME 64
 
 enum store_flags {
     STORE_READONLY = 1 << 0, /* open for reading only (the daemon) */
@@ -116,14 +128,23 @@ int store_get_customer(store_reader *r, const char *customer_id, arena *a, Nba__
 int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
                         Nba__V1__Incident ***out, size_t *count);
 
+/* Finds the customer that lookup key `name` = `value` names (keys table),
+ * inside a snapshot, and copies their customer_id into arena `a`. Does not
+ * move the reader's cursor, so store_get_customer() and
+ * store_get_incidents() work as before after it. Returns 0, -ENOENT when
+ * no customer has that key (an unknown name or value, or a generation
+ * loaded without keys), -EBADMSG when the stored id is not one, -ENOMEM. */
+int store_find_key(store_reader *r, const char *name, const char *value, arena *a,
+                   char **customer_id);
+
 /* Begins the environment's write transaction. On a format 1 database it
  * starts by dropping the old tables, so its commit leaves a database of the
  * current format (and its abort, the old one). Returns 0, -EROFS (opened
  * STORE_READONLY), or a negative errno with a message. */
 int store_txn_begin(store *st, store_txn **out, nba_error *err);
 
-/* Deletes every customer and incident inside the transaction (meta
- * entries stay). The pages they took are free for reuse once the
+/* Deletes every customer, incident and lookup key inside the transaction
+ * (meta entries stay). The pages they took are free for reuse once the
  * transaction commits. */
 int store_txn_clear(store_txn *t, nba_error *err);
 
@@ -158,13 +179,44 @@ int store_txn_put_packed(store_txn *t, const void *key, size_t key_len, const vo
  * message. */
 int store_txn_delete_packed(store_txn *t, const void *key, size_t key_len, nba_error *err);
 
+/* Reads the packed record under key (of the shape store_txn_put_packed
+ * takes) as this transaction sees it. *val points into the database and is
+ * valid until the transaction's next change: copy it first. Returns 0,
+ * -ENOENT when there is none, or a negative errno. */
+int store_txn_get_packed(store_txn *t, const void *key, size_t key_len, const void **val,
+                         size_t *val_len);
+
 /* 1 if the customer exists as seen by this transaction (including its own
  * uncommitted puts), 0 if not, negative errno on failure. */
 int store_txn_has_customer(store_txn *t, const char *customer_id);
 
+/* Stores lookup key `name` = value[0..value_len) -> customer_id[0..id_len)
+ * in the keys table. Without flags it inserts; a key already there for the
+ * same customer is left as it is, and one another customer has is refused
+ * with -EEXIST, that customer's id copied into holder (STORE_MAX_ID + 1
+ * bytes; may be NULL). With STORE_PUT_APPEND the key must sort after every
+ * key in the table (a bulk load, keys in order). Returns 0; -EINVAL when
+ * the name is empty, longer than STORE_MAX_KEY_NAME or holds a ',' (meta
+ * "keys" lists names separated by commas), the value is empty or longer
+ * than STORE_MAX_ID, the id empty or too long, or an appended key does not
+ * sort last; -ENOSPC when the map is full; all with a message. */
+int store_txn_put_key(store_txn *t, const char *name, const void *value, size_t value_len,
+                      const void *customer_id, size_t id_len, unsigned flags, char *holder,
+                      nba_error *err);
+
+/* Deletes lookup key `name` = value[0..value_len) when it names
+ * customer_id[0..id_len). Returns 0, -ENOENT when there is no such key or
+ * it names another customer, or a negative errno with a message. */
+int store_txn_delete_key(store_txn *t, const char *name, const void *value, size_t value_len,
+                         const void *customer_id, size_t id_len, nba_error *err);
+
 /* Sets a meta entry (e.g. "loaded_at"). -EINVAL for the entries the store
  * keeps itself: "format", "customers", "incidents". */
 int store_txn_put_meta(store_txn *t, const char *key, const char *value, nba_error *err);
+
+/* Deletes a meta entry set with store_txn_put_meta(); 0 also when there is
+ * none. -EINVAL for the store's own entries, as store_txn_put_meta(). */
+int store_txn_delete_meta(store_txn *t, const char *key, nba_error *err);
 
 /* Commits and frees the transaction. On failure everything is rolled back,
  * the transaction is freed too, and a negative errno is returned. */

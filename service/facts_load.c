@@ -2,31 +2,61 @@
 #include "facts_load.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "clock.h"
+
+/* Whether ev names its customer by a lookup key rather than by id. */
+static bool by_key(const Nba__V1__ContactEvent *ev)
+{
+    return (!ev->customer_id || !ev->customer_id[0]) && ev->key_name && ev->key_name[0] &&
+           ev->key_value && ev->key_value[0];
+}
 
 int facts_load(store_reader *r, const Nba__V1__ContactEvent *ev, arena *a, facts *f)
 {
     Nba__V1__Customer *customer = NULL;
     Nba__V1__Incident **incidents = NULL;
     size_t n_incidents = 0;
+    const Nba__V1__ContactEvent *event = ev;
 
     int rc = store_reader_begin(r);
     if (rc)
         return rc;
-    rc = store_get_customer(r, ev->customer_id, a, &customer);
-    if (rc == -ENOENT) {
-        customer = NULL;
-        rc = 0;
-    } else if (rc == 0) {
-        rc = store_get_incidents(r, ev->customer_id, a, &incidents, &n_incidents);
+    if (by_key(ev)) {
+        /* Resolved in the snapshot the customer is read from, so a load
+         * switching generations in between cannot pair the key of one
+         * with the record of another. */
+        char *id;
+        rc = store_find_key(r, ev->key_name, ev->key_value, a, &id);
+        if (rc == 0) {
+            Nba__V1__ContactEvent *copy = arena_alloc(a, sizeof *copy);
+            if (copy) {
+                *copy = *ev;
+                copy->customer_id = id;
+                event = copy;
+            } else {
+                rc = -ENOMEM;
+            }
+        } else if (rc == -ENOENT) {
+            rc = 0; /* no such key: an unknown customer */
+        }
+    }
+    if (rc == 0 && event->customer_id && event->customer_id[0]) {
+        rc = store_get_customer(r, event->customer_id, a, &customer);
+        if (rc == -ENOENT) {
+            customer = NULL;
+            rc = 0;
+        } else if (rc == 0) {
+            rc = store_get_incidents(r, event->customer_id, a, &incidents, &n_incidents);
+        }
     }
     store_reader_end(r);
     if (rc)
         return rc;
 
-    f->event = ev;
+    f->event = event;
     f->customer = customer;
     f->incidents = incidents;
     f->n_incidents = n_incidents;

@@ -31,6 +31,17 @@
  * streaming pass the later row of each pair is then deleted again when
  * rows may be skipped.
  *
+ * Lookup keys (loader_keys.h) are collected from the customers as they
+ * are put, sorted, and written when both streams are done: appended to the
+ * keys table in its order for a replacing load; for an upsert, a customer's
+ * old keys are deleted before its record is replaced, and the new ones
+ * inserted at the end, so that a key moving from one customer to another
+ * in the same delta is no conflict whatever their order. A row holding a
+ * key an earlier row (or, for an upsert, a customer the delta leaves as it
+ * is) holds is bad; it shows only when every key has been sorted, after
+ * the row was written, so with max_errors the pass is written again
+ * without it.
+ *
  * A bad row fails the load, or, with max_errors, is skipped and reported:
  * the set of rows skipped (file and line) makes sure a row is reported and
  * counted once however many passes see it.
@@ -43,6 +54,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "loader_keys.h"
 #include "loader_rows.h"
 #include "sorter.h"
 
@@ -52,6 +64,11 @@
 #define CHUNK_BYTES ((size_t)64 << 20)
 /* Memory for sorting incident ids when they do not arrive in order. */
 #define ID_SORT_MEMORY ((size_t)64 << 20)
+/* Memory for sorting lookup keys: a replacing load at warehouse scale
+ * spills runs to disk rather than grow past the loader's usual footprint. */
+#define KEY_SORT_MEMORY ((size_t)64 << 20)
+/* Meta entry listing the lookup key names a generation was loaded with. */
+#define META_KEYS "keys"
 /* An upsert grows the map and tries again at most this many times. */
 #define MAX_GROWTHS 8
 /* Internal: a streamed file is out of order; start the pass again. */
@@ -126,6 +143,13 @@ typedef struct load {
     size_t last_customer_len;
     bool have_last_customer;
     idcheck ids;
+    loader_keys *keys; /* NULL: no lookup keys */
+    uint64_t keys_written;
+    /* A row was rejected for a key another row holds, after it was
+     * written: this pass is written again without it. */
+    bool keys_again;
+    uint8_t *old; /* upsert: a copy of the record a customer replaces */
+    size_t old_cap;
     size_t since_commit;
     unsigned attempt;
     loader_phase phase;
@@ -514,6 +538,10 @@ static int advance(load *L, source *s)
                             .line = r.line,
                             .id_line = r.id_line,
                             .customer_line = r.customer_line};
+            /* Rejected in an earlier pass for what only shows across rows
+             * (a lookup key another row holds): fine on its own. */
+            if (L->rejected.count && line_set_has(&L->rejected, line_key(L, s, r.line)))
+                continue;
         } else {
             sorter_record r;
             rc = sorter_next(s->sort, &r, L->err);
@@ -638,11 +666,139 @@ static int ensure_room(load *L)
     return store_grow_map(L->st, want, L->err);
 }
 
+/* A fresh replacing load commits after every chunk of bytes written, so
+ * that memory stays bounded whatever the size. */
+static int written(load *L, size_t bytes)
+{
+    if (!L->opt->fresh || L->opt->mode != LOADER_REPLACE)
+        return 0;
+    L->since_commit += bytes;
+    if (L->since_commit < (L->opt->commit_bytes ? L->opt->commit_bytes : CHUNK_BYTES))
+        return 0;
+    L->since_commit = 0;
+    int rc = store_txn_commit(L->txn, L->err);
+    L->txn = NULL;
+    if (!rc)
+        rc = ensure_room(L);
+    if (!rc)
+        rc = store_txn_begin(L->st, &L->txn, L->err);
+    return rc;
+}
+
+/* ---- lookup keys ---- */
+
+typedef struct dropping {
+    load *L;
+    const uint8_t *id;
+    size_t id_len;
+} dropping;
+
+static int drop_key(void *ctx, size_t key, const char *value, size_t len)
+{
+    dropping *d = ctx;
+    const char *name = loader_keys_name(d->L->keys, key);
+    int rc = store_txn_delete_key(d->L->txn, name, value, len, d->id, d->id_len, d->L->err);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* Upsert: deletes the keys of the record customer r replaces. */
+static int drop_old_keys(load *L, const source *s, const rec *r)
+{
+    const void *val;
+    size_t len;
+    int rc = store_txn_get_packed(L->txn, r->key, r->key_len, &val, &len);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc)
+        return nba_error_set(L->err, rc, "%s:%zu: cannot read the stored customer: %s",
+                             rows_path(s->rows), r->line, strerror(-rc));
+    /* Deleting changes the transaction, and with it where val points. */
+    if (len > L->old_cap) {
+        uint8_t *old = realloc(L->old, len);
+        if (!old)
+            return nba_error_set(L->err, -ENOMEM, "out of memory");
+        L->old = old;
+        L->old_cap = len;
+    }
+    memcpy(L->old, val, len);
+    dropping d = {L, r->key, r->key_len};
+    rc = loader_keys_of_record(L->keys, L->old, len, drop_key, &d);
+    if (rc == -EBADMSG)
+        return nba_error_set(L->err, rc,
+                             "%s:%zu: the stored record of this customer does not decode",
+                             rows_path(s->rows), r->line);
+    return rc;
+}
+
+/* A row holding a key another holds, reported in L->err: skipped within
+ * max_errors, and the pass written again without it. */
+static int key_rejected(load *L, size_t line)
+{
+    int rc = reject(L, &L->src[SRC_CUSTOMERS], line, -EINVAL);
+    if (!rc)
+        L->keys_again = true;
+    return rc;
+}
+
+static int put_key(void *ctx, const char *name, const char *value, size_t value_len,
+                   const uint8_t *id, size_t id_len, size_t line)
+{
+    load *L = ctx;
+    if (L->keys_again)
+        return 0; /* written again anyway: only the rows to skip matter now */
+    char holder[STORE_MAX_ID + 1];
+    unsigned flags = L->opt->mode == LOADER_REPLACE ? STORE_PUT_APPEND : 0;
+    int rc = store_txn_put_key(L->txn, name, value, value_len, id, id_len, flags, holder, L->err);
+    const char *path = rows_path(L->src[SRC_CUSTOMERS].rows);
+    if (rc == -EEXIST) {
+        char quoted[ROWS_QUOTE_SIZE];
+        nba_error_set(L->err, -EINVAL,
+                      "%s:%zu: duplicate %s, held by customer_id '%s' in the database (column "
+                      "'%s': value '%s')",
+                      path, line, name, holder, name,
+                      rows_quote(quoted, sizeof quoted, value, value_len));
+        return key_rejected(L, line);
+    }
+    if (rc) {
+        nba_error_prefix(L->err, "%s:%zu", path, line);
+        return rc;
+    }
+    L->keys_written++;
+    return written(L, strlen(name) + 1 + value_len + id_len);
+}
+
+static int duplicate_key(void *ctx, const char *name, const char *value, size_t value_len,
+                         size_t line, size_t first_line)
+{
+    load *L = ctx;
+    char quoted[ROWS_QUOTE_SIZE];
+    nba_error_set(L->err, -EINVAL,
+                  "%s:%zu: duplicate %s, first on line %zu (column '%s': value '%s')",
+                  rows_path(L->src[SRC_CUSTOMERS].rows), line, name, first_line, name,
+                  rows_quote(quoted, sizeof quoted, value, value_len));
+    return key_rejected(L, line);
+}
+
+/* Every customer is in: the keys they hold are checked and written. */
+static int finish_keys(load *L)
+{
+    loader_keys_sink sink = {put_key, duplicate_key, L};
+    int rc = loader_keys_finish(L->keys, &sink, L->err);
+    if (!rc && L->keys_again)
+        return LOAD_RESTART;
+    return rc;
+}
+
 static int emit(load *L, source *s)
 {
     const rec *r = &s->head;
     int rc;
     if (s->kind == ROW_CUSTOMER) {
+        if (L->keys && L->opt->mode == LOADER_UPSERT) {
+            rc = drop_old_keys(L, s, r);
+            if (rc)
+                return rc;
+        }
         memcpy(L->last_customer, r->key, r->key_len);
         L->last_customer_len = r->key_len;
         L->have_last_customer = true;
@@ -666,21 +822,12 @@ static int emit(load *L, source *s)
     }
     s->loaded++;
     L->written++;
-    if (L->opt->fresh && L->opt->mode == LOADER_REPLACE) {
-        L->since_commit += r->key_len + r->val_len;
-        if (L->since_commit >= (L->opt->commit_bytes ? L->opt->commit_bytes : CHUNK_BYTES)) {
-            L->since_commit = 0;
-            rc = store_txn_commit(L->txn, L->err);
-            L->txn = NULL;
-            if (!rc)
-                rc = ensure_room(L);
-            if (!rc)
-                rc = store_txn_begin(L->st, &L->txn, L->err);
-            if (rc)
-                return rc;
-        }
+    if (s->kind == ROW_CUSTOMER && L->keys) {
+        rc = loader_keys_add(L->keys, r->key, r->key_len, r->val, r->val_len, r->line, L->err);
+        if (rc)
+            return rc;
     }
-    return 0;
+    return written(L, r->key_len + r->val_len);
 }
 
 static source *pick(load *L)
@@ -734,7 +881,15 @@ static int write_pass(load *L)
     L->have_last_customer = false;
     L->since_commit = 0;
     L->written = 0;
+    L->keys_written = 0;
+    L->keys_again = false;
     idcheck_reset(L);
+    if (L->keys) {
+        size_t memory = L->opt->sort_memory ? L->opt->sort_memory : KEY_SORT_MEMORY;
+        rc = loader_keys_begin(L->keys, store_dir(L->st), memory, L->err);
+        if (rc)
+            return rc;
+    }
     L->phase = streaming && !L->src[SRC_CUSTOMERS].sorted &&
                        (L->nsrc == 1 || !L->src[SRC_INCIDENTS].sorted)
                    ? LOADER_STREAMING
@@ -768,7 +923,17 @@ static int write_pass(load *L)
         if (rc)
             return rc;
     }
-    rc = put_timestamp(L);
+    if (L->keys) {
+        rc = finish_keys(L);
+        if (rc)
+            return rc;
+    }
+    /* The key names the data was loaded with; an upsert keeps them. */
+    if (L->opt->mode == LOADER_REPLACE)
+        rc = L->keys ? store_txn_put_meta(L->txn, META_KEYS, loader_keys_list(L->keys), L->err)
+                     : store_txn_delete_meta(L->txn, META_KEYS, L->err);
+    if (!rc)
+        rc = put_timestamp(L);
     if (!rc)
         rc = store_txn_commit(L->txn, L->err);
     L->txn = NULL; /* commit frees it, failed or not */
@@ -788,8 +953,55 @@ static void fill_stats(const load *L, loader_stats *stats)
         stats->rejected_incidents = L->src[SRC_INCIDENTS].rejected;
         stats->sorted_incidents = L->src[SRC_INCIDENTS].unordered;
     }
+    stats->keys = L->keys_written;
     stats->sort_runs = L->runs;
     stats->attempts = L->attempt + 1;
+}
+
+/* The lookup keys of the load: those given for a replacing load; for an
+ * upsert, those the database was loaded with (given ones must be the
+ * same), since a delta that left them behind would leave keys naming
+ * customers that no longer hold them. */
+static int setup_keys(load *L)
+{
+    const loader_options *o = L->opt;
+    loader_keys *given = NULL, *stored = NULL;
+    int rc = loader_keys_new(o->keys, &given, L->err);
+    if (!rc && o->mode == LOADER_UPSERT) {
+        char list[LOADER_MAX_KEYS * (STORE_MAX_KEY_NAME + 1) + 1];
+        rc = store_get_meta(L->st, META_KEYS, list, sizeof list);
+        if (rc == -ENOENT) {
+            list[0] = '\0';
+            rc = 0;
+        }
+        if (rc)
+            rc = nba_error_set(L->err, rc, "%s: cannot read the lookup key names: %s",
+                               store_dir(L->st), strerror(-rc));
+        if (!rc && loader_keys_new(list, &stored, L->err))
+            rc = nba_error_set(L->err, -EIO, "%s: the lookup key names stored ('%s') are damaged",
+                               store_dir(L->st), list);
+        if (!rc && given && !loader_keys_same(given, stored))
+            rc = stored ? nba_error_set(L->err, -EINVAL,
+                                        "%s: loaded with lookup keys '%s', not '%s': an upsert "
+                                        "keeps the keys of the full load (a full load changes "
+                                        "them)",
+                                        store_dir(L->st), list, o->keys)
+                        : nba_error_set(L->err, -EINVAL,
+                                        "%s: loaded without lookup keys: --keys takes effect "
+                                        "with a full load",
+                                        store_dir(L->st));
+        loader_keys_free(given);
+        given = stored;
+    }
+    if (rc) {
+        loader_keys_free(given);
+        return rc;
+    }
+    L->keys = given;
+    if (!L->keys)
+        return 0;
+    return rows_set_keys(L->src[SRC_CUSTOMERS].rows, loader_keys_names(L->keys),
+                         loader_keys_count(L->keys), L->err);
 }
 
 static int run(load *L)
@@ -800,6 +1012,10 @@ static int run(load *L)
     int rc = rows_open(o->customers, ROW_CUSTOMER, &L->src[SRC_CUSTOMERS].rows, L->err);
     if (!rc && o->incidents)
         rc = rows_open(o->incidents, ROW_INCIDENT, &L->src[SRC_INCIDENTS].rows, L->err);
+    if (rc)
+        return rc;
+    if (!rc)
+        rc = setup_keys(L);
     if (rc)
         return rc;
     L->nsrc = o->incidents ? 2 : 1;
@@ -865,6 +1081,8 @@ int loader_run(store *st, const loader_options *opt, loader_stats *stats, nba_er
         sorter_free(L.src[i].sort);
     }
     idcheck_reset(&L);
+    loader_keys_free(L.keys);
+    free(L.old);
     free(L.rejected.slots);
     free(L.deferred);
     if (rc && err)

@@ -20,6 +20,7 @@
 
 #include "clock.h"
 #include "csv.h"
+#include "loader_keys.h"
 #include "store.h"
 
 /* Longest value quoted back in an error message, in bytes. */
@@ -73,6 +74,7 @@ typedef struct header {
     size_t req[IC_COUNT]; /* column of each required name (IC_COUNT >= CC_COUNT) */
     attr_column *attrs;   /* the other columns, sorted by name */
     size_t nattrs;
+    size_t line; /* where the header row is */
 } header;
 
 /* What the reading thread hands over for one row: a row (key and value
@@ -129,6 +131,11 @@ struct row_reader {
     csv_reader *csv;
     locale_t c_locale; /* numbers are read with '.' whatever the process locale */
     header h;
+    /* Lookup key columns (rows_set_keys): their names, owned by the
+     * caller, and where each is in this file's header. */
+    const char *const *key_names;
+    size_t n_keys;
+    size_t key_cols[LOADER_MAX_KEYS];
     bool bad_row;           /* the last rows_next() found a bad row */
     size_t *attr_name_lens; /* of h.attrs[k].name */
     size_t attr_names;      /* their sum */
@@ -320,6 +327,7 @@ static int read_header(row_reader *r, const char *const *required, size_t nrequi
     if (rc == 0)
         return nba_error_set(err, -EINVAL, "%s:1: the file is empty; expected a header row", path);
     size_t line = csv_line(csv);
+    h->line = line;
 
     /* One allocation: the pointer array, then the texts. */
     size_t bytes = rec.count * sizeof(char *);
@@ -524,6 +532,15 @@ static int customer_row(row_reader *r, const csv_record *rec, row *out, nba_erro
     if (!language_ok(rec->fields[lang], rec->lengths[lang]))
         return field_error(r, rec, lang, err,
                            "language is not a BCP 47 language tag (e.g. en, it, zh-Hant, pt-BR)");
+    for (size_t k = 0; k < r->n_keys; k++) {
+        size_t col = r->key_cols[k];
+        const char *p = rec->fields[col], *end = p + rec->lengths[col], *value;
+        size_t len;
+        while (loader_keys_next_value(&p, end, &value, &len))
+            if (len > STORE_MAX_ID)
+                return field_error(r, rec, col, err, "a %s longer than %d bytes", r->h.names[col],
+                                   STORE_MAX_ID);
+    }
 
     rc = reserve(r, packed_bound(r, rec), err);
     if (rc)
@@ -630,6 +647,30 @@ static int incident_row(row_reader *r, const csv_record *rec, row *out, nba_erro
 static int ahead_start(row_reader *r, nba_error *err);
 static void ahead_stop(row_reader *r);
 
+/* Finds the lookup key columns in the header: each must be one of the
+ * extra columns (those kept as attributes). */
+static int find_key_columns(row_reader *r, nba_error *err)
+{
+    for (size_t k = 0; k < r->n_keys; k++) {
+        const char *name = r->key_names[k];
+        for (size_t c = 0; c < CC_COUNT; c++)
+            if (strcmp(name, customer_columns[c]) == 0)
+                return nba_error_set(err, -EINVAL,
+                                     "--keys: '%s' is a required column of the customers file; "
+                                     "lookup keys come from its other columns",
+                                     name);
+        size_t i = 0;
+        while (i < r->h.nattrs && strcmp(r->h.attrs[i].name, name) != 0)
+            i++;
+        if (i == r->h.nattrs)
+            return nba_error_set(err, -EINVAL,
+                                 "%s:%zu: the header has no column '%s' (a lookup key column)",
+                                 r->path, r->h.line, name);
+        r->key_cols[k] = r->h.attrs[i].col;
+    }
+    return 0;
+}
+
 /* Reads the header and sets up the messages from it. */
 static int start(row_reader *r, nba_error *err)
 {
@@ -640,6 +681,8 @@ static int start(row_reader *r, nba_error *err)
         rc = read_header(r, customer_columns, CC_COUNT, true, err);
     else
         rc = read_header(r, incident_columns, IC_COUNT, false, err);
+    if (!rc)
+        rc = find_key_columns(r, err);
     if (rc)
         return rc;
     free(r->attr_name_lens);
@@ -671,6 +714,16 @@ int rows_open(const char *path, row_kind kind, row_reader **out, nba_error *err)
     }
     *out = r;
     return 0;
+}
+
+int rows_set_keys(row_reader *r, const char *const *names, size_t n, nba_error *err)
+{
+    if (r->kind != ROW_CUSTOMER || n > LOADER_MAX_KEYS || r->ah)
+        return nba_error_set(err, -EINVAL, "%s: lookup keys are set on a customers file, first",
+                             r->path);
+    r->key_names = names;
+    r->n_keys = n;
+    return find_key_columns(r, err);
 }
 
 int rows_reopen(row_reader *r, nba_error *err)

@@ -43,6 +43,13 @@ typedef struct row_reader row_reader;
  * -EISDIR for the file). */
 int rows_open(const char *path, row_kind kind, row_reader **out, nba_error *err);
 
+/* Makes the customers file's columns names[0..n) lookup key columns (see
+ * loader_keys.h): each must be one of the file's extra columns, and every
+ * key in it at most STORE_MAX_ID bytes, or the row is bad. Before the first
+ * row is read; names must outlive the reader. Returns 0 or -EINVAL with a
+ * message ("path:line: the header has no column 'x' ..."). */
+int rows_set_keys(row_reader *r, const char *const *names, size_t n, nba_error *err);
+
 /* Reads, checks and packs the next row. Returns 1 with *out filled, 0 at the
  * end of the file, -EINVAL for a bad row with "path:line: what is wrong"
  * (rows_line() is where the row starts; rows_can_go_on() whether the rows

@@ -1,9 +1,9 @@
 /* nbactl - the command-line tool of nbad, for ops staff and data teams.
  *
  *   nbactl load --db DIR --customers FILE [--incidents FILE] [--map-size BYTES]
- *               [--upsert] [--no-switch] [--max-errors N]
+ *               [--upsert] [--no-switch] [--max-errors N] [--keys COL,COL]
  *   nbactl db list|switch|prune --db ROOT [GEN] [--keep N] [--json]
- *   nbactl decide --customer ID [--channel NAME] [--touchpoint NAME]
+ *   nbactl decide --customer ID | --key NAME=VALUE [--channel NAME] [--touchpoint NAME]
  *                 [--context k=v,k=v] [--language TAG] [--location ID]
  *                 [--at ISO8601] [--host H] [--port P] [--json]
  *   nbactl ping [--host H] [--port P] [--json]
@@ -33,6 +33,9 @@ static const char usage_text[] =
     "      --no-switch        build the new generation but leave current as it is\n"
     "      --max-errors N     skip and report up to N bad rows (default 0: the first\n"
     "                         bad row fails the load)\n"
+    "      --keys COL,COL     customers.csv columns holding lookup keys (booking_ref,\n"
+    "                         loyalty_card; several in one field separated by ';')\n"
+    "                         that contact points may send instead of the customer id\n"
     "  nbactl db list --db ROOT [--json]\n"
     "      The generations of a database root: which is current, sizes, record\n"
     "      counts, when each was loaded, which a process still has open.\n"
@@ -41,7 +44,8 @@ static const char usage_text[] =
     "  nbactl db prune --db ROOT [--keep N]\n"
     "      Remove every generation but the current one and the N before it\n"
     "      (default 1); one a process still has open is left.\n"
-    "  nbactl decide --customer ID [--channel desk|kiosk|ivr|web|mobile|call_center]\n"
+    "  nbactl decide --customer ID | --key NAME=VALUE\n"
+    "                [--channel desk|kiosk|ivr|web|mobile|call_center]\n"
     "                [--touchpoint checkin] [--context key=value,...] [--language TAG]\n"
     "                [--location ID] [--at 2026-11-22T10:00:00Z]\n"
     "                [--host 127.0.0.1] [--port 7411] [--json]\n"
@@ -56,7 +60,8 @@ static const char usage_text[] =
     "  nbactl rules simulate --rules NEW... --against CURRENT... --events FILE --db DIR\n"
     "                        [--sample N] [--json]\n"
     "      Replay contact events (JSON lines) against both rulesets; report changes.\n"
-    "  nbactl explain [--db DIR --rules FILE... | --host H --port P] --customer ID\n"
+    "  nbactl explain [--db DIR --rules FILE... | --host H --port P]\n"
+    "                 --customer ID | --key NAME=VALUE\n"
     "                 [--channel NAME] [--touchpoint NAME] [--context key=value,...]\n"
     "                 [--language TAG] [--location ID] [--at ISO8601] [--json]\n"
     "      Show why: every rule's conditions and fate. With --db and --rules it\n"

@@ -166,6 +166,19 @@ json_t *nbactl_explanation_json(const Nba__V1__Explanation *e)
 
 /* ---- nbactl explain ---- */
 
+/* "name=value" (--key booking_ref=X7K2QP) as the event's lookup key,
+ * pointing into text. Returns false when either side is empty. */
+static bool parse_key(char *text, Nba__V1__ContactEvent *ev)
+{
+    char *eq = strchr(text, '=');
+    if (!eq || eq == text || !eq[1])
+        return false;
+    *eq = '\0';
+    ev->key_name = text;
+    ev->key_value = eq + 1;
+    return true;
+}
+
 /* Splits "k=v,k=v" into context entries allocated from the arena. */
 static int parse_context(char *text, Nba__V1__ContactEvent *ev, arena *a)
 {
@@ -200,6 +213,7 @@ int nbactl_explain(int argc, char **argv)
         {"db", required_argument, NULL, 'd'},
         {"rules", required_argument, NULL, 'r'},
         {"customer", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
         {"channel", required_argument, NULL, 'C'},
         {"touchpoint", required_argument, NULL, 't'},
         {"context", required_argument, NULL, 'x'},
@@ -233,6 +247,10 @@ int nbactl_explain(int argc, char **argv)
             break;
         case 'c':
             ev.customer_id = optarg;
+            break;
+        case 'k':
+            if (!parse_key(optarg, &ev))
+                return nbactl_usage("--key takes NAME=VALUE, e.g. booking_ref=X7K2QP");
             break;
         case 'C':
             if (!nbactl_channel(optarg, &ev.channel))
@@ -273,10 +291,11 @@ int nbactl_explain(int argc, char **argv)
         }
     }
     bool remote = host || (!db && !n_rules);
-    if (optind < argc || ev.customer_id == protobuf_c_empty_string ||
+    if (optind < argc ||
+        (ev.customer_id == protobuf_c_empty_string && ev.key_name == protobuf_c_empty_string) ||
         (!remote && (!db || !n_rules)) || (remote && (db || n_rules)))
-        return nbactl_usage("explain needs --customer, and either --db and --rules (in-process) "
-                            "or nothing more or --host/--port (ask a running nbad)");
+        return nbactl_usage("explain needs --customer or --key, and either --db and --rules "
+                            "(in-process) or nothing more or --host/--port (ask a running nbad)");
 
     arena a;
     if (arena_init(&a, 64 * 1024) != 0)

@@ -174,6 +174,10 @@ static void print_summary(const loader_options *o, const loader_stats *s, const 
         printf("  %-22s %zu rows %s, %zu rejected%s\n", base_name(o->incidents), s->incidents,
                o->mode == LOADER_UPSERT ? "upserted" : "loaded", s->rejected_incidents,
                s->sorted_incidents ? " (not in key order: sorted)" : "");
+    if (s->keys)
+        printf("  %-22s %zu %s%s%s%s\n", "lookup keys", s->keys,
+               o->mode == LOADER_UPSERT ? "upserted" : "loaded", o->keys ? " (" : "",
+               o->keys ? o->keys : "", o->keys ? ")" : "");
     printf("  %-22s %.0f rows/s (%zu rows in %.2f s%s)\n", "rate", secs > 0 ? rows / secs : 0.0,
            rows, secs, s->attempts > 1 ? ", started again after sorting" : "");
     if (s->sort_runs)
@@ -295,6 +299,7 @@ int nbactl_load(int argc, char **argv)
         {"incidents", required_argument, NULL, 'i'},
         {"map-size", required_argument, NULL, 'm'},
         {"max-errors", required_argument, NULL, 'e'},
+        {"keys", required_argument, NULL, 'k'},
         {"upsert", no_argument, NULL, 'u'},
         {"no-switch", no_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
@@ -323,6 +328,9 @@ int nbactl_load(int argc, char **argv)
         case 'e':
             if (!parse_count(optarg, &o.max_errors))
                 return nbactl_usage("--max-errors takes a number of rows");
+            break;
+        case 'k':
+            o.keys = optarg;
             break;
         case 'u':
             o.mode = LOADER_UPSERT;

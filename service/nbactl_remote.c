@@ -44,6 +44,19 @@ static int parse_context(char *text, Nba__V1__ContactEvent *ev)
     return 0;
 }
 
+/* "name=value" (--key booking_ref=X7K2QP) as the event's lookup key,
+ * pointing into text. Returns false when either side is empty. */
+static bool parse_key(char *text, Nba__V1__ContactEvent *ev)
+{
+    char *eq = strchr(text, '=');
+    if (!eq || eq == text || !eq[1])
+        return false;
+    *eq = '\0';
+    ev->key_name = text;
+    ev->key_value = eq + 1;
+    return true;
+}
+
 static json_t *response_json(const Nba__V1__Response *resp)
 {
     json_t *root = json_pack("{s:I}", "id", (json_int_t)resp->id);
@@ -191,6 +204,7 @@ int nbactl_decide(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"customer", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
         {"channel", required_argument, NULL, 'C'},
         {"touchpoint", required_argument, NULL, 't'},
         {"context", required_argument, NULL, 'x'},
@@ -213,6 +227,12 @@ int nbactl_decide(int argc, char **argv)
         switch (opt) {
         case 'c':
             ev.customer_id = optarg;
+            break;
+        case 'k':
+            if (!parse_key(optarg, &ev)) {
+                code = nbactl_usage("--key takes NAME=VALUE, e.g. booking_ref=X7K2QP");
+                goto out;
+            }
             break;
         case 'C':
             if (!nbactl_channel(optarg, &ev.channel)) {
@@ -258,8 +278,9 @@ int nbactl_decide(int argc, char **argv)
             goto out;
         }
     }
-    if (optind < argc || ev.customer_id == protobuf_c_empty_string) {
-        code = nbactl_usage("decide needs --customer");
+    if (optind < argc ||
+        (ev.customer_id == protobuf_c_empty_string && ev.key_name == protobuf_c_empty_string)) {
+        code = nbactl_usage("decide needs --customer or --key");
         goto out;
     }
     if (context && parse_context(context, &ev) != 0) {

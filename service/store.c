@@ -33,6 +33,10 @@ struct store {
     MDB_env *env;
     MDB_dbi records;
     MDB_dbi meta;
+    MDB_dbi keys;
+    /* A generation written before lookup keys existed has no keys table;
+     * opened read-only, it is not created: every key lookup misses. */
+    bool has_keys;
     bool readonly;
     /* The last write transaction failed because the map was full: growing
      * the map (store_grow_map) and trying again can succeed. */
@@ -62,6 +66,9 @@ struct store_txn {
      * after store_txn_has_customer() found the customer) takes no descent
      * from the root. */
     MDB_cursor *cur;
+    /* On keys, opened with the first key put: appended keys go on from
+     * where the last one went. */
+    MDB_cursor *keys_cur;
     size_t customers; /* the counts as this transaction sees them, */
     size_t incidents; /* written to meta on commit */
     uint8_t *buf;     /* packing buffer, grown as needed and reused for every put */
@@ -241,6 +248,11 @@ static int open_dbis(store *st, nba_error *err)
     rc = mdb_dbi_open(txn, name, dbflags, &st->records);
     if (rc)
         goto table_error;
+    name = "keys";
+    rc = mdb_dbi_open(txn, name, dbflags, &st->keys);
+    if (rc && rc != MDB_NOTFOUND)
+        goto table_error;
+    st->has_keys = rc == 0;
     if (format == 0) {
         MDB_dbi old;
         rc = mdb_dbi_open(txn, "customers", 0, &old);
@@ -308,7 +320,7 @@ int store_open(const char *dir, unsigned flags, size_t map_size, unsigned max_re
 
     rc = mdb_env_create(&st->env);
     if (!rc)
-        rc = mdb_env_set_maxdbs(st->env, 4);
+        rc = mdb_env_set_maxdbs(st->env, 8);
     if (!rc)
         rc = mdb_env_set_mapsize(st->env, map_size ? map_size : STORE_DEFAULT_MAP_SIZE);
     if (!rc)
@@ -495,6 +507,48 @@ int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
     return 0;
 }
 
+/* ---- lookup keys ---- */
+
+/* The longest lookup key: name 0x00 value. */
+#define LOOKUP_KEY_MAX (STORE_MAX_KEY_NAME + 1 + STORE_MAX_ID)
+
+/* Builds name 0x00 value into buf (LOOKUP_KEY_MAX bytes): the name, a C
+ * string, holds no NUL byte, so no two names and values make the same
+ * key. Returns its length, or 0 when the name or the value is empty or too
+ * long. */
+static size_t lookup_key(uint8_t *buf, const char *name, const void *value, size_t value_len)
+{
+    size_t name_len = strlen(name);
+    if (name_len == 0 || name_len > STORE_MAX_KEY_NAME || value_len == 0 ||
+        value_len > STORE_MAX_ID)
+        return 0;
+    memcpy(buf, name, name_len);
+    buf[name_len] = 0;
+    memcpy(buf + name_len + 1, value, value_len);
+    return name_len + 1 + value_len;
+}
+
+int store_find_key(store_reader *r, const char *name, const char *value, arena *a,
+                   char **customer_id)
+{
+    uint8_t kbuf[LOOKUP_KEY_MAX];
+    *customer_id = NULL;
+    if (!r->st->has_keys || !name || !value)
+        return -ENOENT;
+    MDB_val key = {lookup_key(kbuf, name, value, strlen(value)), kbuf}, val;
+    if (key.mv_size == 0)
+        return -ENOENT;
+    /* A lookup of its own, not through the reader's cursor: that stays
+     * where store_get_customer() left it. */
+    int rc = mdb_get(r->txn, r->st->keys, &key, &val);
+    if (rc)
+        return lmdb_error(rc);
+    if (val.mv_size == 0 || val.mv_size > STORE_MAX_ID || memchr(val.mv_data, 0, val.mv_size))
+        return -EBADMSG;
+    *customer_id = arena_strndup(a, val.mv_data, val.mv_size);
+    return *customer_id ? 0 : -ENOMEM;
+}
+
 /* ---- the write transaction ---- */
 
 static int txn_fail(store_txn *t, int rc, const char *what, nba_error *err)
@@ -567,8 +621,10 @@ int store_txn_begin(store *st, store_txn **out, nba_error *err)
 int store_txn_clear(store_txn *t, nba_error *err)
 {
     t->customers = t->incidents = 0;
-    /* Emptied, not deleted: the cursor stays valid on the empty tree. */
+    /* Emptied, not deleted: the cursors stay valid on the empty trees. */
     int rc = mdb_drop(t->txn, t->st->records, 0);
+    if (!rc && t->st->has_keys)
+        rc = mdb_drop(t->txn, t->st->keys, 0);
     if (rc)
         return txn_fail(t, rc, "cannot clear", err);
     return 0;
@@ -691,6 +747,92 @@ int store_txn_delete_packed(store_txn *t, const void *key, size_t key_len, nba_e
     return 0;
 }
 
+int store_txn_get_packed(store_txn *t, const void *key, size_t key_len, const void **val,
+                         size_t *val_len)
+{
+    MDB_val k = {key_len, (void *)key}, v;
+    if (key_len == 0 || key_len > 2 * STORE_MAX_ID + 1)
+        return -ENOENT;
+    int rc = mdb_get(t->txn, t->st->records, &k, &v);
+    if (rc)
+        return lmdb_error(rc);
+    *val = v.mv_data;
+    *val_len = v.mv_size;
+    return 0;
+}
+
+/* The transaction's cursor on keys, opened on first use. Returns an LMDB
+ * code. */
+static int keys_cursor(store_txn *t)
+{
+    if (t->keys_cur)
+        return 0;
+    if (!t->st->has_keys)
+        return MDB_NOTFOUND;
+    return mdb_cursor_open(t->txn, t->st->keys, &t->keys_cur);
+}
+
+int store_txn_put_key(store_txn *t, const char *name, const void *value, size_t value_len,
+                      const void *customer_id, size_t id_len, unsigned flags, char *holder,
+                      nba_error *err)
+{
+    uint8_t kbuf[LOOKUP_KEY_MAX];
+    MDB_val key = {lookup_key(kbuf, name, value, value_len), kbuf};
+    if (key.mv_size == 0 || memchr(name, ',', strlen(name)))
+        return nba_error_set(err, -EINVAL, "not a lookup key (name '%s', %zu bytes of value)", name,
+                             value_len);
+    if (id_len == 0 || id_len > STORE_MAX_ID)
+        return nba_error_set(err, -EINVAL, "a lookup key's customer_id of %zu bytes", id_len);
+    int rc = keys_cursor(t);
+    if (rc)
+        return txn_fail(t, rc, "cannot open the keys table", err);
+    MDB_val data = {id_len, (void *)customer_id};
+    if (flags & STORE_PUT_APPEND) {
+        rc = mdb_cursor_put(t->keys_cur, &key, &data, MDB_APPEND);
+        if (rc == MDB_KEYEXIST)
+            return nba_error_set(err, -EINVAL,
+                                 "%s: an appended lookup key does not sort after the last one",
+                                 t->st->dir);
+    } else {
+        /* On MDB_KEYEXIST LMDB returns the stored value in `data`. */
+        rc = mdb_cursor_put(t->keys_cur, &key, &data, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) {
+            if (data.mv_size == id_len && memcmp(data.mv_data, customer_id, id_len) == 0)
+                return 0;
+            if (holder) {
+                size_t n = data.mv_size > STORE_MAX_ID ? STORE_MAX_ID : data.mv_size;
+                memcpy(holder, data.mv_data, n);
+                holder[n] = '\0';
+            }
+            return nba_error_set(err, -EEXIST, "%s: lookup key %s '%.*s' is another customer's",
+                                 t->st->dir, name, (int)value_len, (const char *)value);
+        }
+    }
+    if (rc)
+        return txn_fail(t, rc, "cannot store a lookup key", err);
+    return 0;
+}
+
+int store_txn_delete_key(store_txn *t, const char *name, const void *value, size_t value_len,
+                         const void *customer_id, size_t id_len, nba_error *err)
+{
+    uint8_t kbuf[LOOKUP_KEY_MAX];
+    MDB_val key = {lookup_key(kbuf, name, value, value_len), kbuf}, data;
+    if (key.mv_size == 0 || !t->st->has_keys)
+        return -ENOENT;
+    int rc = mdb_get(t->txn, t->st->keys, &key, &data);
+    if (rc == MDB_NOTFOUND)
+        return -ENOENT;
+    if (rc)
+        return txn_fail(t, rc, "cannot read a lookup key", err);
+    if (data.mv_size != id_len || memcmp(data.mv_data, customer_id, id_len) != 0)
+        return -ENOENT;
+    rc = mdb_del(t->txn, t->st->keys, &key, NULL);
+    if (rc)
+        return txn_fail(t, rc, "cannot delete a lookup key", err);
+    return 0;
+}
+
 int store_txn_has_customer(store_txn *t, const char *customer_id)
 {
     MDB_val key = {strlen(customer_id), (void *)customer_id}, val;
@@ -712,6 +854,18 @@ int store_txn_put_meta(store_txn *t, const char *key, const char *value, nba_err
     int rc = meta_put(t->txn, t->st->meta, key, value);
     if (rc)
         return txn_fail(t, rc, "cannot store meta entry", err);
+    return 0;
+}
+
+int store_txn_delete_meta(store_txn *t, const char *key, nba_error *err)
+{
+    if (strcmp(key, META_FORMAT) == 0 || strcmp(key, META_CUSTOMERS) == 0 ||
+        strcmp(key, META_INCIDENTS) == 0)
+        return nba_error_set(err, -EINVAL, "meta entry '%s' is the store's own", key);
+    MDB_val k = {strlen(key), (void *)key};
+    int rc = mdb_del(t->txn, t->st->meta, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return txn_fail(t, rc, "cannot delete meta entry", err);
     return 0;
 }
 

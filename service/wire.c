@@ -236,6 +236,12 @@ static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__Co
             rc = decode_context_entry(ed, en, dc, ev->context[ev->n_context]);
             ev->n_context += rc == 0;
             break;
+        case 8: /* a lookup key instead of the customer_id */
+            rc = read_string(&r, w, dc, &ev->key_name);
+            break;
+        case 9:
+            rc = read_string(&r, w, dc, &ev->key_value);
+            break;
         default:
             rc = skip(&r, w) ? 0 : FALLBACK;
         }

@@ -19,6 +19,7 @@
 
 #include "arena.h"
 #include "clock.h"
+#include "facts_load.h"
 #include "loader.h"
 #include "store.h"
 
@@ -1156,6 +1157,415 @@ static void records_are_packed_as_protobuf_c_packs_them(void **state)
     mdb_env_close(env);
 }
 
+/* ---- lookup keys ---- */
+
+#define KEYED_HEADER                                                                               \
+    "customer_id,name,tier,lifetime_value,predicted_ltv,language,booking_ref,loyalty_card\n"
+
+/* The customer lookup key name = value names, or NULL when none does. */
+static const char *key_owner(fixture *fx, const char *name, const char *value, arena *a)
+{
+    store_reader *r;
+    char *id = NULL;
+    assert_int_equal(store_reader_new(fx->st, &r, NULL), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    int rc = store_find_key(r, name, value, a, &id);
+    store_reader_end(r);
+    store_reader_free(r);
+    if (rc == -ENOENT)
+        return NULL;
+    assert_int_equal(rc, 0);
+    return id;
+}
+
+static void assert_owner(fixture *fx, const char *name, const char *value, const char *want)
+{
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    const char *got = key_owner(fx, name, value, &a);
+    if (!want && got)
+        fail_msg("%s=%s names %s, expected nobody", name, value, got);
+    if (want && (!got || strcmp(got, want) != 0))
+        fail_msg("%s=%s names %s, expected %s", name, value, got ? got : "nobody", want);
+    arena_destroy(&a);
+}
+
+/* Entries in the keys table, read with LMDB itself. */
+static size_t keys_in_table(fixture *fx)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat ms;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, fx->db, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "keys", 0, &dbi), 0);
+    assert_int_equal(mdb_stat(txn, dbi, &ms), 0);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return ms.ms_entries;
+}
+
+static void load_keyed(fixture *fx, const char *customers, const char *incidents,
+                       loader_stats *stats)
+{
+    write_file(fx->customers, customers);
+    write_file(fx->incidents, incidents ? incidents : INCIDENTS_HEADER);
+    loader_options o = {
+        .customers = fx->customers, .incidents = fx->incidents, .keys = "booking_ref,loyalty_card"};
+    nba_error err = {{0}};
+    loader_stats s;
+    int rc = loader_run(fx->st, &o, stats ? stats : &s, &err);
+    if (rc)
+        fail_msg("load failed: %s", err.msg);
+}
+
+/* Key columns go into the keys table (several keys to a field, spaces
+ * around them dropped, empty ones ignored) and stay attributes; the names
+ * are in meta; facts_load() resolves an event's key to its customer in
+ * the snapshot it reads them from. */
+static void lookup_keys_are_loaded_and_resolved(void **state)
+{
+    fixture *fx = *state;
+    loader_stats stats;
+    load_keyed(fx,
+               KEYED_HEADER "K1,Ann,gold,100,200,en,X7K2QP; B3RT9Z ,LC-1\n"
+                            "K2,Bob,none,1,2,de,,LC-2\n"
+                            "K3,Cid,none,1,2,fr,;Q1W2E3;;,\n",
+               INCIDENTS_HEADER "J1,K1,delay,2,2026-01-01T00:00:00Z,AZ1,0,\n"
+                                "J2,K1,delay,3,2026-01-02T00:00:00Z,AZ1,0,\n",
+               &stats);
+    assert_int_equal(stats.customers, 3);
+    assert_int_equal(stats.keys, 5);
+    assert_int_equal(keys_in_table(fx), 5);
+    assert_owner(fx, "booking_ref", "X7K2QP", "K1");
+    assert_owner(fx, "booking_ref", "B3RT9Z", "K1");
+    assert_owner(fx, "loyalty_card", "LC-1", "K1");
+    assert_owner(fx, "loyalty_card", "LC-2", "K2");
+    assert_owner(fx, "booking_ref", "Q1W2E3", "K3");
+    assert_owner(fx, "booking_ref", " B3RT9Z ", NULL);
+    assert_owner(fx, "booking_ref", "LC-1", NULL); /* another column's key */
+    assert_owner(fx, "pnr", "X7K2QP", NULL);       /* a name never loaded */
+    assert_owner(fx, "booking_ref", "", NULL);
+    char names[128];
+    assert_int_equal(store_get_meta(fx->st, "keys", names, sizeof names), 0);
+    assert_string_equal(names, "booking_ref,loyalty_card");
+
+    store_reader *r;
+    arena a;
+    Nba__V1__Customer *c;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_reader_new(fx->st, &r, NULL), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_get_customer(r, "K1", &a, &c), 0);
+    const Nba__V1__Attribute *ref = find_attr(c, "booking_ref");
+    assert_non_null(ref);
+    assert_string_equal(ref->text, "X7K2QP; B3RT9Z ");
+    store_reader_end(r);
+
+    Nba__V1__ContactEvent ev = NBA__V1__CONTACT_EVENT__INIT;
+    ev.key_name = "booking_ref";
+    ev.key_value = "B3RT9Z";
+    ev.touchpoint = "checkin";
+    facts f;
+    assert_int_equal(facts_load(r, &ev, &a, &f), 0);
+    assert_ptr_not_equal(f.event, &ev);
+    assert_string_equal(f.event->customer_id, "K1");
+    assert_string_equal(f.event->touchpoint, "checkin");
+    assert_string_equal(ev.customer_id, ""); /* the request itself is left as it came */
+    assert_non_null(f.customer);
+    assert_string_equal(f.customer->customer_id, "K1");
+    assert_int_equal(f.n_incidents, 2);
+
+    ev.key_value = "NOSUCH";
+    assert_int_equal(facts_load(r, &ev, &a, &f), 0);
+    assert_ptr_equal(f.event, &ev);
+    assert_string_equal(f.event->customer_id, "");
+    assert_null(f.customer);
+    ev.key_name = "pnr";
+    ev.key_value = "X7K2QP";
+    assert_int_equal(facts_load(r, &ev, &a, &f), 0);
+    assert_null(f.customer);
+
+    /* A customer_id wins over a key. */
+    ev.customer_id = "K2";
+    ev.key_name = "booking_ref";
+    assert_int_equal(facts_load(r, &ev, &a, &f), 0);
+    assert_ptr_equal(f.event, &ev);
+    assert_non_null(f.customer);
+    assert_string_equal(f.customer->customer_id, "K2");
+    store_reader_free(r);
+    arena_destroy(&a);
+}
+
+/* At scale, out of order: the keys are sorted in runs on disk and appended
+ * across the commits of a fresh load. */
+static void lookup_keys_at_scale(void **state)
+{
+    fixture *fx = *state;
+    const int n = 60000;
+    FILE *f = fopen(fx->customers, "w");
+    assert_non_null(f);
+    fputs(KEYED_HEADER, f);
+    for (int i = 0; i < n; i++) {
+        int id = (int)(((long)i * 7919) % n);
+        fprintf(f, "M%06d,Name %d,gold,1,2,en,B%06d;C%06d,L%d\n", id, id, n - id, id, id);
+    }
+    assert_int_equal(fclose(f), 0);
+    write_file(fx->incidents, INCIDENTS_HEADER);
+    loader_options o = {.customers = fx->customers,
+                        .incidents = fx->incidents,
+                        .keys = "loyalty_card,booking_ref",
+                        .sort_memory = 1 << 20,
+                        .fresh = true,
+                        .commit_bytes = 1 << 20};
+    loader_stats stats;
+    nba_error err = {{0}};
+    int rc = loader_run(fx->st, &o, &stats, &err);
+    if (rc)
+        fail_msg("load failed: %s", err.msg);
+    assert_int_equal(stats.customers, n);
+    assert_int_equal(stats.keys, 3 * n);
+    assert_true(stats.sort_runs > 2);
+    assert_int_equal(keys_in_table(fx), 3 * n);
+    char id[16], b[16], c[16], l[16];
+    for (int i = 0; i < n; i += 997) {
+        snprintf(id, sizeof id, "M%06d", i);
+        snprintf(b, sizeof b, "B%06d", n - i);
+        snprintf(c, sizeof c, "C%06d", i);
+        snprintf(l, sizeof l, "L%d", i);
+        assert_owner(fx, "booking_ref", b, id);
+        assert_owner(fx, "booking_ref", c, id);
+        assert_owner(fx, "loyalty_card", l, id);
+    }
+}
+
+/* Two customers with one key: the later row is bad, named with the line
+ * of the first (the lowest line, whatever the file's order); the database
+ * stays as it was. With max_errors the row is skipped with its incidents,
+ * and the other customer keeps the key. */
+static void duplicate_key_names_both_lines(void **state)
+{
+    fixture *fx = *state;
+    load_good(fx);
+    static const char *const files[] = {
+        KEYED_HEADER "K1,Ann,gold,1,2,en,X1,LC-1\n"
+                     "K2,Bob,gold,1,2,en,X2,LC-2\n"
+                     "K3,Cid,gold,1,2,en,X3;X1,LC-3\n",
+        /* out of key order: K3 (line 2) is put after K1 (line 4) */
+        KEYED_HEADER "K3,Cid,gold,1,2,en,X3;X1,LC-3\n"
+                     "K2,Bob,gold,1,2,en,X2,LC-2\n"
+                     "K1,Ann,gold,1,2,en,X1,LC-1\n",
+    };
+    static const size_t bad_line[] = {4, 4}, first_line[] = {2, 2}, keys[] = {4, 5};
+    static const char *const bad_id[] = {"K3", "K1"}, *const good_id[] = {"K1", "K3"};
+    static const char incidents[] = INCIDENTS_HEADER "J1,K1,delay,2,2026-01-01,AZ1,0,\n"
+                                                     "J3,K3,delay,2,2026-01-01,AZ1,0,\n";
+    for (size_t v = 0; v < 2; v++) {
+        write_file(fx->customers, files[v]);
+        write_file(fx->incidents, incidents);
+        loader_options o = {.customers = fx->customers,
+                            .incidents = fx->incidents,
+                            .keys = "booking_ref,loyalty_card"};
+        nba_error err = {{0}};
+        assert_int_equal(loader_run(fx->st, &o, NULL, &err), -EINVAL);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "%s:%zu: duplicate booking_ref, first on line %zu (column 'booking_ref': value "
+                 "'X1')",
+                 fx->customers, bad_line[v], first_line[v]);
+        if (!strstr(err.msg, want))
+            fail_msg("got %s", err.msg);
+        verify_good(fx);
+        assert_int_equal(keys_in_table(fx), 0);
+
+        rejections rj = {0};
+        o.max_errors = 2;
+        o.rejected = on_rejected;
+        o.ctx = &rj;
+        loader_stats stats;
+        int rc = loader_run(fx->st, &o, &stats, &err);
+        if (rc)
+            fail_msg("load failed: %s", err.msg);
+        assert_int_equal(rj.n, 2);
+        assert_true(rejected_has(&rj, fx->customers, bad_line[v], "duplicate booking_ref"));
+        assert_true(rejected_has(&rj, fx->incidents, strcmp(bad_id[v], "K1") ? 3 : 2,
+                                 "or whose row was rejected"));
+        assert_int_equal(stats.customers, 2);
+        assert_int_equal(stats.rejected_customers, 1);
+        assert_int_equal(stats.rejected_incidents, 1);
+        assert_int_equal(stats.keys, keys[v]);
+        assert_int_equal(keys_in_table(fx), keys[v]);
+        assert_owner(fx, "booking_ref", "X1", good_id[v]);
+        assert_owner(fx, "booking_ref", "X3", strcmp(bad_id[v], "K3") ? "K3" : NULL);
+        assert_owner(fx, "loyalty_card", "LC-2", "K2");
+        store_stats ss;
+        assert_int_equal(store_get_stats(fx->st, &ss), 0);
+        assert_int_equal(ss.customers, 2);
+
+        /* One bad row too many. */
+        load_good(fx);
+        write_file(fx->customers, files[v]);
+        write_file(fx->incidents, incidents);
+        o.max_errors = 1;
+        rj.n = 0;
+        assert_int_equal(loader_run(fx->st, &o, NULL, &err), -EINVAL);
+        if (!strstr(err.msg, "more than the 1 bad rows allowed"))
+            fail_msg("got %s", err.msg);
+        verify_good(fx);
+    }
+}
+
+/* An upsert keeps the keys of the full load right: a customer's old keys
+ * go, its new ones come, a key may move to another customer of the delta
+ * (sorting before or after it); one a customer outside the delta holds is
+ * a bad row. */
+static void upsert_moves_a_key(void **state)
+{
+    fixture *fx = *state;
+    load_keyed(fx,
+               KEYED_HEADER "K1,Ann,gold,1,2,en,X1;X9,LC-1\n"
+                            "K2,Bob,gold,1,2,en,X2,LC-2\n"
+                            "K3,Cid,gold,1,2,en,X3,LC-3\n",
+               NULL, NULL);
+    write_file(fx->customers, KEYED_HEADER "K0,Dee,gold,1,2,en,X1,LC-0\n"
+                                           "K1,Ann,gold,1,2,en,X9,LC-1\n"
+                                           "K2,Bob,gold,1,2,en,X22,LC-2\n"
+                                           "K4,Eve,gold,1,2,en,,\n");
+    write_file(fx->incidents, INCIDENTS_HEADER);
+    /* No --keys: those the database was loaded with. */
+    loader_options o = {
+        .customers = fx->customers, .incidents = fx->incidents, .mode = LOADER_UPSERT};
+    loader_stats stats;
+    nba_error err = {{0}};
+    int rc = loader_run(fx->st, &o, &stats, &err);
+    if (rc)
+        fail_msg("upsert failed: %s", err.msg);
+    assert_int_equal(stats.customers, 4);
+    assert_owner(fx, "booking_ref", "X1", "K0");
+    assert_owner(fx, "booking_ref", "X9", "K1");
+    assert_owner(fx, "booking_ref", "X2", NULL);
+    assert_owner(fx, "booking_ref", "X22", "K2");
+    assert_owner(fx, "booking_ref", "X3", "K3");
+    assert_owner(fx, "loyalty_card", "LC-0", "K0");
+    assert_owner(fx, "loyalty_card", "LC-1", "K1");
+    assert_int_equal(keys_in_table(fx), 8);
+
+    /* The key back to its first customer, the other way round. */
+    write_file(fx->customers, KEYED_HEADER "K0,Dee,gold,1,2,en,,LC-0\n"
+                                           "K1,Ann,gold,1,2,en,X1;X9,LC-1\n");
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), 0);
+    assert_owner(fx, "booking_ref", "X1", "K1");
+    assert_owner(fx, "loyalty_card", "LC-0", "K0");
+    assert_int_equal(keys_in_table(fx), 8);
+
+    /* A key a customer outside the delta holds. */
+    write_file(fx->customers, KEYED_HEADER "K4,Eve,gold,1,2,en,X3,LC-4\n");
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), -EINVAL);
+    char want[256];
+    snprintf(want, sizeof want,
+             "%s:2: duplicate booking_ref, held by customer_id 'K3' in the database (column "
+             "'booking_ref': value 'X3')",
+             fx->customers);
+    if (!strstr(err.msg, want))
+        fail_msg("got %s", err.msg);
+    assert_owner(fx, "booking_ref", "X3", "K3");
+    assert_owner(fx, "loyalty_card", "LC-4", NULL);
+    /* Skipped, the rest of the delta goes in. */
+    write_file(fx->customers, KEYED_HEADER "K4,Eve,gold,1,2,en,X3,LC-4\n"
+                                           "K5,Fay,gold,1,2,en,X5,LC-5\n");
+    rejections rj = {0};
+    o.max_errors = 1;
+    o.rejected = on_rejected;
+    o.ctx = &rj;
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), 0);
+    assert_int_equal(rj.n, 1);
+    assert_int_equal(stats.customers, 1);
+    assert_owner(fx, "booking_ref", "X5", "K5");
+    assert_owner(fx, "loyalty_card", "LC-4", NULL);
+    o.max_errors = 0;
+    o.rejected = NULL;
+
+    /* The same names in another order are the same keys; others are not. */
+    write_file(fx->customers, KEYED_HEADER "K2,Bob,gold,1,2,en,X2,LC-2\n");
+    o.keys = "loyalty_card,booking_ref";
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), 0);
+    assert_owner(fx, "booking_ref", "X2", "K2");
+    o.keys = "booking_ref";
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "loaded with lookup keys 'booking_ref,loyalty_card'"));
+    /* A delta without a key column would drop the keys of its customers. */
+    o.keys = NULL;
+    write_file(fx->customers, CUSTOMERS_HEADER "K2,Bob,gold,1,2,en\n");
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), -EINVAL);
+    snprintf(want, sizeof want, "%s:1: the header has no column 'booking_ref'", fx->customers);
+    if (!strstr(err.msg, want))
+        fail_msg("got %s", err.msg);
+    assert_owner(fx, "booking_ref", "X2", "K2");
+
+    /* A database loaded without keys takes none from an upsert. */
+    load_good(fx);
+    write_file(fx->customers, KEYED_HEADER "K2,Bob,gold,1,2,en,X2,LC-2\n");
+    o.keys = "booking_ref";
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "loaded without lookup keys"));
+    o.keys = NULL;
+    assert_int_equal(loader_run(fx->st, &o, &stats, &err), 0);
+    assert_int_equal(stats.keys, 0);
+    assert_int_equal(keys_in_table(fx), 0);
+}
+
+/* A load without keys is what it always was, and one after a keyed load
+ * leaves no keys and no key names behind; wrong key columns and keys too
+ * long are reported. */
+static void keyless_loads_and_bad_keys(void **state)
+{
+    fixture *fx = *state;
+    load_good(fx);
+    char names[128];
+    assert_int_equal(store_get_meta(fx->st, "keys", names, sizeof names), -ENOENT);
+    assert_int_equal(keys_in_table(fx), 0);
+    load_keyed(fx, KEYED_HEADER "K1,Ann,gold,1,2,en,X1,LC-1\n", NULL, NULL);
+    assert_int_equal(keys_in_table(fx), 2);
+    load_good(fx);
+    verify_good(fx);
+    assert_int_equal(store_get_meta(fx->st, "keys", names, sizeof names), -ENOENT);
+    assert_int_equal(keys_in_table(fx), 0);
+    assert_owner(fx, "booking_ref", "X1", NULL);
+
+    static const struct {
+        const char *keys, *customers, *text;
+        size_t line; /* 0: a message without a file */
+    } cases[] = {
+        {"pnr", KEYED_HEADER "K1,Ann,gold,1,2,en,X1,LC-1\n", "the header has no column 'pnr'", 1},
+        {"tier", KEYED_HEADER "K1,Ann,gold,1,2,en,X1,LC-1\n", "'tier' is a required column", 0},
+        {"booking_ref,,loyalty_card", KEYED_HEADER "K1,Ann,gold,1,2,en,X1,LC-1\n",
+         "an empty column name", 0},
+        {"booking_ref,booking_ref", KEYED_HEADER "K1,Ann,gold,1,2,en,X1,LC-1\n", "given twice", 0},
+        {"booking_ref",
+         KEYED_HEADER "K1,Ann,gold,1,2,en,X1,LC-1\nK2,Bob,gold,1,2,en,"
+                      "X2;XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
+                      "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
+                      "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
+                      "XXXXXXXXXXXXXXXXXXXXXXXXXX,LC-2\n",
+         "a booking_ref longer than 200 bytes (column 'booking_ref'", 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_file(fx->customers, cases[i].customers);
+        loader_options o = {
+            .customers = fx->customers, .incidents = fx->incidents, .keys = cases[i].keys};
+        nba_error err = {{0}};
+        assert_int_equal(loader_run(fx->st, &o, NULL, &err), -EINVAL);
+        char want[160];
+        snprintf(want, sizeof want, "%s:%zu: ", fx->customers, cases[i].line);
+        if (!strstr(err.msg, cases[i].text) || (cases[i].line && !strstr(err.msg, want)))
+            fail_msg("case %zu: got %s", i, err.msg);
+        verify_good(fx);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1178,6 +1588,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(progress_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(records_are_packed_as_protobuf_c_packs_them, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(lookup_keys_are_loaded_and_resolved, setup, teardown),
+        cmocka_unit_test_setup_teardown(lookup_keys_at_scale, setup, teardown),
+        cmocka_unit_test_setup_teardown(duplicate_key_names_both_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(upsert_moves_a_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(keyless_loads_and_bad_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -890,6 +890,128 @@ static void in_use_by_another_process(void **state)
     assert_int_equal(store_open(f->dir, STORE_READONLY, 0, 0, &f->st, NULL), 0);
 }
 
+/* The keys table: a key names one customer; inserting it again for the
+ * same customer is no change, for another is refused naming the holder;
+ * a delete only removes a key of the customer named; appended keys must
+ * come in order; a clear empties it. */
+static void lookup_keys_put_find_delete(void **state)
+{
+    fixture *f = *state;
+    store_txn *t;
+    nba_error err;
+    char holder[STORE_MAX_ID + 1] = "";
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    put_customer(t, "C1", "gold");
+    put_customer(t, "C2", "gold");
+    assert_int_equal(
+        store_txn_put_key(t, "booking_ref", "AAA", 3, "C1", 2, STORE_PUT_APPEND, NULL, &err), 0);
+    assert_int_equal(
+        store_txn_put_key(t, "booking_ref", "BBB", 3, "C2", 2, STORE_PUT_APPEND, NULL, &err), 0);
+    assert_int_equal(
+        store_txn_put_key(t, "booking_ref", "AB", 2, "C2", 2, STORE_PUT_APPEND, NULL, &err),
+        -EINVAL);
+    /* A key of another name with the same value is another key. */
+    assert_int_equal(store_txn_put_key(t, "loyalty", "AAA", 3, "C2", 2, 0, NULL, &err), 0);
+    assert_int_equal(store_txn_put_key(t, "booking_ref", "AAA", 3, "C1", 2, 0, holder, &err), 0);
+    assert_int_equal(store_txn_put_key(t, "booking_ref", "AAA", 3, "C2", 2, 0, holder, &err),
+                     -EEXIST);
+    assert_string_equal(holder, "C1");
+    assert_int_equal(store_txn_put_key(t, "", "AAA", 3, "C2", 2, 0, NULL, &err), -EINVAL);
+    assert_int_equal(store_txn_put_key(t, "a,b", "AAA", 3, "C2", 2, 0, NULL, &err), -EINVAL);
+    assert_int_equal(store_txn_put_key(t, "booking_ref", "", 0, "C2", 2, 0, NULL, &err), -EINVAL);
+    assert_int_equal(store_txn_put_key(t, "booking_ref", "CCC", 3, "", 0, 0, NULL, &err), -EINVAL);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+
+    store_reader *r;
+    arena a;
+    char *id;
+    Nba__V1__Customer *c;
+    Nba__V1__Incident **list;
+    size_t n;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_reader_new(f->st, &r, NULL), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    /* The customer found first, then a key: the incidents still follow. */
+    assert_int_equal(store_get_customer(r, "C1", &a, &c), 0);
+    assert_int_equal(store_find_key(r, "booking_ref", "BBB", &a, &id), 0);
+    assert_string_equal(id, "C2");
+    assert_int_equal(store_get_incidents(r, "C1", &a, &list, &n), 0);
+    assert_int_equal(store_find_key(r, "booking_ref", "AAA", &a, &id), 0);
+    assert_string_equal(id, "C1");
+    assert_int_equal(store_find_key(r, "loyalty", "AAA", &a, &id), 0);
+    assert_string_equal(id, "C2");
+    assert_int_equal(store_find_key(r, "booking_ref", "AA", &a, &id), -ENOENT);
+    assert_null(id);
+    assert_int_equal(store_find_key(r, "booking", "AAA", &a, &id), -ENOENT);
+    assert_int_equal(store_find_key(r, "", "", &a, &id), -ENOENT);
+    store_reader_end(r);
+
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    assert_int_equal(store_txn_delete_key(t, "booking_ref", "AAA", 3, "C2", 2, &err), -ENOENT);
+    assert_int_equal(store_txn_delete_key(t, "booking_ref", "AAA", 3, "C1", 2, &err), 0);
+    assert_int_equal(store_txn_delete_key(t, "booking_ref", "AAA", 3, "C1", 2, &err), -ENOENT);
+    assert_int_equal(store_txn_put_key(t, "booking_ref", "AAA", 3, "C2", 2, 0, holder, &err), 0);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_find_key(r, "booking_ref", "AAA", &a, &id), 0);
+    assert_string_equal(id, "C2");
+    store_reader_end(r);
+
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    assert_int_equal(store_txn_clear(t, &err), 0);
+    assert_int_equal(store_txn_commit(t, &err), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_find_key(r, "booking_ref", "AAA", &a, &id), -ENOENT);
+    store_reader_end(r);
+    store_reader_free(r);
+    arena_destroy(&a);
+}
+
+/* A generation written before the keys table existed: read-only, every
+ * key lookup misses; a writer adds the table. */
+static void generation_without_keys_table(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nba-nokeys-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi records, meta;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "records", MDB_CREATE, &records), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+    MDB_val k = {6, "format"}, v = {1, "2"};
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    store *st;
+    store_reader *r;
+    nba_error err;
+    arena a;
+    char *id;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_open(dir, STORE_READONLY, 0, 0, &st, &err), 0);
+    assert_false(has_table(dir, "keys"));
+    assert_int_equal(store_reader_new(st, &r, NULL), 0);
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_find_key(r, "booking_ref", "AAA", &a, &id), -ENOENT);
+    store_reader_end(r);
+    store_reader_free(r);
+    store_close(st);
+
+    assert_int_equal(store_open(dir, 0, 1 << 26, 0, &st, &err), 0);
+    store_close(st);
+    assert_true(has_table(dir, "keys"));
+    arena_destroy(&a);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -908,6 +1030,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(in_use_by_another_process, setup, teardown),
         cmocka_unit_test(format1_database_is_refused_then_replaced),
         cmocka_unit_test(unknown_format_is_refused),
+        cmocka_unit_test_setup_teardown(lookup_keys_put_find_delete, setup, teardown),
+        cmocka_unit_test(generation_without_keys_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
