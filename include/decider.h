@@ -40,8 +40,9 @@ void decider_free(decider *d);
  * Returns 0. */
 int decider_follow(decider *d, store_live *live, store *st, uint64_t generation);
 
-/* Moves to the generation serving now, as a request would: for a thread
- * that has had no request for a while, so that it lets go of the old one. */
+/* Moves to the generation serving now, as a request would, and lets go of
+ * the state snapshot kept between requests: for a thread that has had no
+ * request for a while, so that it holds on to neither. */
 void decider_follow_now(decider *d);
 
 /* Fills what a status request reports beyond the server's name and the

@@ -66,6 +66,12 @@ typedef struct ruleset_effect {
 int ruleset_effects(const ruleset *rs, const facts *f, const rule_hit *hits, size_t n_hits,
                     const Nba__V1__Decision *d, ruleset_effect *out, size_t max, size_t *n);
 
+/* Whether a rule of hits[0..n_hits) gives an action of a type the policy
+ * records. When not, a decision made from these hits has no effects, and
+ * ruleset_effects() need not be asked; when so, it may still have none
+ * (actions held back, or not for this channel). Compares no strings. */
+bool ruleset_hits_record(const ruleset *rs, const rule_hit *hits, size_t n_hits);
+
 /* Whether the policy records action_type in the contact history, and
  * whether it recovers the incident it answers. */
 bool ruleset_records(const ruleset *rs, const char *action_type);

@@ -21,11 +21,14 @@
  * Big-endian numbers make history sort oldest first and the outbox in the
  * order letters were decided.
  *
- * Readers and writers follow include/store.h: a state_reader renews one read
- * transaction per decision; one state_txn at a time writes, and commits
- * durably (LMDB's fsync) before anyone is told it is done. Several
- * processes may use the environment at once (nbad writing decisions,
- * `nbactl outbox` acknowledging letters): LMDB serialises their writes.
+ * Readers and writers follow include/store.h, but for one thing: a
+ * state_reader keeps its read transaction between snapshots and renews it
+ * only when something was committed since (the state changes far less
+ * often than it is read), until state_reader_release(). One state_txn at a
+ * time writes, and commits durably (LMDB's fsync) before anyone is told it
+ * is done. Several processes may use the environment at once (nbad writing
+ * decisions, `nbactl outbox` acknowledging letters): LMDB serialises their
+ * writes, and a reader sees another process's commits as its own.
  *
  * Ownership: records read are decoded into the caller's arena and outlive
  * the transaction; records passed in are copied.
@@ -66,8 +69,9 @@ void state_close(state *st);
 int state_reader_new(state *st, state_reader **out, nba_error *err);
 void state_reader_free(state_reader *r);
 
-/* Starts a read snapshot (renews the reader's transaction). Returns 0 or a
- * negative errno. */
+/* Starts a read snapshot of the state as last committed: the one the
+ * reader holds when nothing was committed since, else a renewed one.
+ * Returns 0 or a negative errno. */
 int state_reader_begin(state_reader *r);
 
 /* Makes the reader read inside write transaction t instead, seeing what t
@@ -76,8 +80,15 @@ int state_reader_begin(state_reader *r);
  * and before t ends. Returns 0 or a negative errno. */
 int state_reader_attach(state_reader *r, state_txn *t);
 
-/* Ends the snapshot or the attachment. */
+/* Ends the snapshot or the attachment. The snapshot's transaction is kept
+ * for the next state_reader_begin(). */
 void state_reader_end(state_reader *r);
+
+/* Lets go of the transaction a reader keeps between snapshots. A kept
+ * transaction holds on to the pages of its snapshot, which the writer
+ * cannot reuse meanwhile: a thread calls this when it goes idle (nbad's
+ * workers, every second). */
+void state_reader_release(state_reader *r);
 
 /* What the state holds about one customer, decoded into an arena. */
 typedef struct state_customer {
@@ -100,6 +111,18 @@ typedef struct state_customer {
  * a record that does not decode, -ENOMEM, or another negative errno. */
 int state_get_customer(state_reader *r, const char *customer_id, const char *key, size_t key_len,
                        arena *a, state_customer *out);
+
+/* How many decisions the reader's last state_get_customer() found stored
+ * for its customer, under any key: with none, a caller need not work out
+ * an idempotency key to look one up. */
+size_t state_reader_decisions(const state_reader *r);
+
+/* The decision stored for customer_id under key[0..key_len), read inside
+ * the reader's snapshot or attachment, copied into the arena as
+ * state_get_customer() gives it: *decision NULL when none. Returns 0,
+ * -ENOMEM, or another negative errno. */
+int state_get_decision(state_reader *r, const char *customer_id, const char *key, size_t key_len,
+                       arena *a, const uint8_t **decision, size_t *len, int64_t *at_ms);
 
 /* ---- writing ---- */
 

@@ -2,7 +2,7 @@
  * operation, in this process, without the network.
  *
  *   nbabench [--db DIR] [--customers N] [--rules FILE] [--time S] [--runs N]
- *            [--filter TEXT] [--json]
+ *            [--filter TEXT] [--no-state | --state DIR] [--map-size BYTES] [--json]
  *
  * With --db, the database nbactl load built from nbagen's extracts of
  * --customers customers (the ids both tools derive from that count); without
@@ -30,10 +30,23 @@
  *   rules.arbitrate         priority order, groups, limits
  *   rules.render            language, actions, messages
  *   rules.decide            match + arbitrate + render
+ *   state.snapshot          the state's read transaction renewed and reset
+ *   state.lookup            snapshot + what the state holds about the
+ *                           event's customer
+ *   policy.idempotency_key  the event's idempotency key
+ *   policy.effects          what a decision would record
  *   decider.decide          decider_decide: facts from LMDB, then the rules
  *   decider.handle          decode + decide + Response: decider_handle
  *   decider.handle_encode   decider_handle + the answer frame, the work
  *                           nbad times per decision apart from its buffers
+ *
+ * The decider reads a state as nbad's workers do: an empty one of its own,
+ * or with --state the state directory of a database root that nbad has
+ * written to (DB/state, copied aside: nbabench only reads it), where some
+ * of the events' customers have a history; --no-state leaves it out (and
+ * the state.* cases), for what a decision costs without one. --map-size
+ * maps the database smaller than LMDB's default 64 GiB, which valgrind
+ * cannot map.
  *
  * Nothing is asserted: the numbers are for reading and comparing.
  *
@@ -58,6 +71,7 @@
 #include "decider.h"
 #include "facts.h"
 #include "frame.h"
+#include "policy.h"
 #include "rng.h"
 #include "rules_live.h"
 #include "ruleset.h"
@@ -78,7 +92,7 @@ enum exit_code {
 #define EVENTS        4096 /* distinct contact events the cases cycle through */
 #define CALIBRATE_NS  (5ull * 1000 * 1000)
 #define MAX_RULES     64
-#define MAX_CASES     (16 + MAX_RULES)
+#define MAX_CASES     (24 + MAX_RULES)
 
 typedef struct options {
     const char *db;
@@ -88,6 +102,9 @@ typedef struct options {
     int runs;
     const char *filter;
     bool json;
+    bool no_state;     /* the decider reads no state */
+    const char *state; /* NULL: an empty state of its own */
+    size_t map_size;   /* 0: LMDB's default */
 } options;
 
 /* One ruleset of a single rule of the shipped file, for rules.match[<id>]. */
@@ -123,9 +140,10 @@ typedef struct bench {
     size_t n_single;
     size_t cur_single; /* the rule rules.match[...] runs now */
 
-    size_t next;   /* event the next operation uses */
-    uint64_t sink; /* results folded in, so nothing is optimised away */
-    state *state;  /* an empty state: the decider reads it as nbad's do */
+    size_t next;                /* event the next operation uses */
+    uint64_t sink;              /* results folded in, so nothing is optimised away */
+    state *state;               /* an empty state: the decider reads it as nbad's do */
+    state_reader *state_reader; /* the state.* cases' own */
 } bench;
 
 typedef struct bench_case {
@@ -279,6 +297,45 @@ static void run_rules_decide(bench *b, uint64_t iters)
         n = ruleset_arbitrate(b->rs, &b->facts[i], b->work_hits, n);
         ruleset_render(b->rs, &b->facts[i], b->work_hits, n, &b->scratch, &d);
         b->sink += d.n_actions;
+    }
+}
+
+static void run_state_snapshot(bench *b, uint64_t iters)
+{
+    for (uint64_t k = 0; k < iters; k++) {
+        b->sink += (uint64_t)state_reader_begin(b->state_reader);
+        state_reader_end(b->state_reader);
+    }
+}
+
+static void run_state_lookup(bench *b, uint64_t iters)
+{
+    for (uint64_t k = 0; k < iters; k++) {
+        state_customer sc;
+        arena_reset(&b->scratch);
+        state_reader_begin(b->state_reader);
+        b->sink += (uint64_t)state_get_customer(
+            b->state_reader, b->event[next_event(b)]->customer_id, NULL, 0, &b->scratch, &sc);
+        state_reader_end(b->state_reader);
+        b->sink += sc.n_history;
+    }
+}
+
+static void run_idempotency_key(bench *b, uint64_t iters)
+{
+    char key[STATE_MAX_KEY];
+    for (uint64_t k = 0; k < iters; k++)
+        b->sink += ruleset_idempotency_key(b->rs, &b->facts[next_event(b)], key, sizeof key);
+}
+
+static void run_effects(bench *b, uint64_t iters)
+{
+    ruleset_effect effects[16];
+    for (uint64_t k = 0; k < iters; k++) {
+        size_t i = next_event(b), n = 0;
+        b->sink += (uint64_t)ruleset_effects(b->rs, &b->facts[i], b->hits[i], b->n_hits[i],
+                                             b->response[i]->decision, effects, 16, &n);
+        b->sink += n;
     }
 }
 
@@ -682,6 +739,8 @@ static int prepare_events(bench *b, const options *o, nba_error *err)
         f->customer = c;
         f->incidents = inc;
         f->n_incidents = n_inc;
+        f->history = NULL; /* the state is empty */
+        f->n_history = 0;
         f->now_ms = req->contact->occurred_at_ms ? req->contact->occurred_at_ms : now;
 
         b->hits[i] = arena_alloc(k, (ruleset_rule_count(b->rs) + 1) * sizeof(rule_hit));
@@ -755,7 +814,7 @@ static int usage(const char *problem)
     if (problem)
         fprintf(stderr, "nbabench: %s\n", problem);
     fputs("usage: nbabench [--db DIR] [--customers N] [--rules FILE] [--time S] [--runs N]\n"
-          "                [--filter TEXT] [--json]\n"
+          "                [--filter TEXT] [--no-state | --state DIR] [--map-size BYTES] [--json]\n"
           "  --db DIR       database built by nbactl load from nbagen's extracts (default:\n"
           "                 build a synthetic one in a temporary directory)\n"
           "  --customers N  customers in that database, as given to nbagen (default 100000)\n"
@@ -763,6 +822,10 @@ static int usage(const char *problem)
           "  --time S       seconds per case, all runs together (default 1)\n"
           "  --runs N       runs per case, the median is reported (default 5, at most 64)\n"
           "  --filter TEXT  only the cases whose name contains TEXT\n"
+          "  --no-state     the decider reads no state (nbad's always reads one)\n"
+          "  --state DIR    the decider reads this state directory (default: an empty one)\n"
+          "  --map-size B   map the database with B bytes (default LMDB's 64 GiB, which\n"
+          "                 valgrind cannot map)\n"
           "  --json         one JSON object instead of the table\n",
           problem ? stderr : stdout);
     return problem ? EXIT_USAGE : EXIT_OK;
@@ -771,15 +834,12 @@ static int usage(const char *problem)
 static int parse_options(int argc, char **argv, options *o)
 {
     static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"customers", required_argument, NULL, 'c'},
-        {"rules", required_argument, NULL, 'r'},
-        {"time", required_argument, NULL, 't'},
-        {"runs", required_argument, NULL, 'n'},
-        {"filter", required_argument, NULL, 'f'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"db", required_argument, NULL, 'd'},    {"customers", required_argument, NULL, 'c'},
+        {"rules", required_argument, NULL, 'r'}, {"time", required_argument, NULL, 't'},
+        {"runs", required_argument, NULL, 'n'},  {"filter", required_argument, NULL, 'f'},
+        {"json", no_argument, NULL, 'j'},        {"no-state", no_argument, NULL, 's'},
+        {"state", required_argument, NULL, 'S'}, {"map-size", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     *o = (options){.rules = DEFAULT_RULES, .customers = 100000, .seconds = 1, .runs = 5};
     int opt;
@@ -813,6 +873,19 @@ static int parse_options(int argc, char **argv, options *o)
         case 'j':
             o->json = true;
             break;
+        case 's':
+            o->no_state = true;
+            break;
+        case 'S':
+            o->state = optarg;
+            break;
+        case 'm': {
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*end || v < (1u << 20))
+                return usage("--map-size takes bytes, at least 1048576");
+            o->map_size = (size_t)v;
+            break;
+        }
         case 'h':
             usage(NULL);
             return -1;
@@ -822,6 +895,8 @@ static int parse_options(int argc, char **argv, options *o)
     }
     if (optind < argc)
         return usage("unexpected argument");
+    if (o->no_state && o->state)
+        return usage("--no-state and --state exclude each other");
     return 0;
 }
 
@@ -837,10 +912,17 @@ int main(int argc, char **argv)
     int status = EXIT_SOFTWARE;
     char tmp[] = "/tmp/nbabench-XXXXXX";
     char state_dir[] = "/tmp/nbabench-state-XXXXXX";
+    bool own_state = !o.no_state && !o.state;
     bool own_db = !o.db;
     bool registered = false;
     bench_case *cases = calloc(MAX_CASES, sizeof *cases);
     result *res = calloc(MAX_CASES, sizeof *res);
+    struct stat sb;
+    if (o.state && (stat(o.state, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
+        fprintf(stderr, "nbabench: %s: no such state directory\n", o.state);
+        status = EXIT_NOINPUT;
+        goto out;
+    }
     if (!cases || !res || arena_init(&b.scratch, 64 * 1024) || arena_init(&b.keep, 1 << 20)) {
         fprintf(stderr, "nbabench: out of memory\n");
         goto out;
@@ -860,7 +942,7 @@ int main(int argc, char **argv)
         }
     }
     /* A database root (generations) or a flat environment: nbad's view. */
-    if (store_open_serving(o.db, 0, 0, &b.st, NULL, &err)) {
+    if (store_open_serving(o.db, o.map_size, 0, &b.st, NULL, &err)) {
         fprintf(stderr, "nbabench: %s\n", err.msg);
         status = EXIT_NOINPUT;
         goto out;
@@ -872,16 +954,19 @@ int main(int argc, char **argv)
     }
     rules_live_register_thread();
     registered = true;
-    /* The decider reads an empty state of its own, as every decision in
-     * nbad reads the customer's state (and works out what it would
-     * record); with no writer attached, nothing is deferred. */
-    if (!mkdtemp(state_dir)) {
+    /* The decider reads a state (an empty one of its own unless --state
+     * names one), as every decision in nbad reads the customer's state (and
+     * works out what it would record); with no writer attached, nothing is
+     * deferred. */
+    if (own_state && !mkdtemp(state_dir)) {
         fprintf(stderr, "nbabench: cannot create a temporary directory: %s\n", strerror(errno));
         goto out;
     }
     if (store_reader_new(b.st, &b.reader, &err) || decider_new(b.st, b.live, &b.dec, &err) ||
-        state_open(state_dir, (size_t)1 << 26, &b.state, &err) ||
-        decider_attach_state(b.dec, b.state, NULL, NULL, NULL, &err) ||
+        (!o.no_state && (state_open(o.state ? o.state : state_dir,
+                                    o.state ? o.map_size : (size_t)1 << 26, &b.state, &err) ||
+                         decider_attach_state(b.dec, b.state, NULL, NULL, NULL, &err) ||
+                         state_reader_new(b.state, &b.state_reader, &err))) ||
         load_single_rules(&b, o.rules, &err) || prepare_events(&b, &o, &err)) {
         fprintf(stderr, "nbabench: %s\n", err.msg);
         goto out;
@@ -906,6 +991,12 @@ int main(int argc, char **argv)
     ADD("rules.arbitrate (with match)", run_arbitrate);
     ADD("rules.render", run_render);
     ADD("rules.decide", run_rules_decide);
+    if (b.state) {
+        ADD("state.snapshot", run_state_snapshot);
+        ADD("state.lookup", run_state_lookup);
+    }
+    ADD("policy.idempotency_key", run_idempotency_key);
+    ADD("policy.effects", run_effects);
     ADD("decider.decide", run_decider_decide);
     ADD("decider.handle", run_decider_handle);
     ADD("decider.handle_encode", run_decider_handle_encode);
@@ -928,8 +1019,9 @@ int main(int argc, char **argv)
 
 out:
     decider_free(b.dec);
+    state_reader_free(b.state_reader);
     state_close(b.state);
-    if (b.state)
+    if (b.state && own_state)
         nftw(state_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
     store_reader_free(b.reader);
     if (registered)

@@ -126,6 +126,9 @@ static void follow_generation(decider *d)
 void decider_follow_now(decider *d)
 {
     follow_generation(d);
+    /* Its snapshot would keep the writer from reusing the pages it holds. */
+    if (d->state_reader)
+        state_reader_release(d->state_reader);
 }
 
 void decider_free(decider *d)
@@ -161,6 +164,15 @@ static bool within(int64_t a, int64_t b, int64_t window)
     return diff <= window && diff >= -window;
 }
 
+/* x's idempotency key, or none (key_len 0) when the ruleset defines none
+ * or it is too long to keep (then the event is decided afresh each time). */
+static void idempotency_key(const ruleset *rs, decided *x)
+{
+    x->key_len = ruleset_idempotency_key(rs, &x->f, x->key, sizeof x->key);
+    if (x->key_len >= sizeof x->key)
+        x->key_len = 0;
+}
+
 /* Decides ev with rs into out. The state, when the decider has one, is
  * read in a snapshot of its own, or inside t when t is not NULL (the
  * writer deciding again in the transaction that will record the
@@ -175,9 +187,11 @@ static int decide(decider *d, const ruleset *rs, const Nba__V1__ContactEvent *ev
     if (rc)
         return rc;
     if (d->state_reader) {
-        x->key_len = ruleset_idempotency_key(rs, &x->f, x->key, sizeof x->key);
-        if (x->key_len >= sizeof x->key)
-            x->key_len = 0; /* too long to keep: decided afresh each time */
+        /* The writer records the decision under its key. Otherwise the key
+         * only finds a decision stored for the customer, and most have
+         * none: it is worked out when the state holds some. */
+        if (t)
+            idempotency_key(rs, x);
         rc = t ? state_reader_attach(d->state_reader, t) : state_reader_begin(d->state_reader);
         if (rc)
             return rc;
@@ -186,6 +200,11 @@ static int decide(decider *d, const ruleset *rs, const Nba__V1__ContactEvent *ev
         int64_t stored_at;
         rc = facts_add_state(d->state_reader, x->key, x->key_len, &d->arena, &x->f, &stored,
                              &stored_len, &stored_at);
+        if (rc == 0 && !t && state_reader_decisions(d->state_reader) > 0) {
+            idempotency_key(rs, x);
+            rc = state_get_decision(d->state_reader, x->f.event->customer_id, x->key, x->key_len,
+                                    &d->arena, &stored, &stored_len, &stored_at);
+        }
         state_reader_end(d->state_reader);
         if (rc)
             return rc;
@@ -214,8 +233,11 @@ static int decide(decider *d, const ruleset *rs, const Nba__V1__ContactEvent *ev
     out->known = x->f.customer != NULL;
     rc = ruleset_render(rs, &x->f, hits, n, &d->arena, out);
     /* Nothing is recorded without a customer_id to record it under (a key
-     * no customer has). */
-    if (rc == 0 && d->state_reader && out->customer_id && out->customer_id[0]) {
+     * no customer has), nor by a decision whose rules give no action the
+     * policy records, as most (a greeting, a language) do not: that is
+     * told without ruleset_effects() walking the hits again. */
+    if (rc == 0 && d->state_reader && out->customer_id && out->customer_id[0] &&
+        ruleset_hits_record(rs, hits, n)) {
         rc = ruleset_effects(rs, &x->f, hits, n, out, x->effects, DECIDER_MAX_EFFECTS,
                              &x->n_effects);
         if (rc == -ENOSPC)

@@ -586,6 +586,17 @@ int ruleset_effects(const ruleset *rs, const facts *f, const rule_hit *hits, siz
     return count > max ? -ENOSPC : 0;
 }
 
+bool ruleset_hits_record(const ruleset *rs, const rule_hit *hits, size_t n_hits)
+{
+    if (!rs->n_records)
+        return false;
+    for (size_t i = 0; i < n_hits; i++)
+        for (size_t k = 0; k < hits[i].rule->n_actions; k++)
+            if (hits[i].rule->actions[k].record)
+                return true;
+    return false;
+}
+
 bool ruleset_records(const ruleset *rs, const char *action_type)
 {
     return action_type && policy_find(rs, action_type, strlen(action_type)) != NULL;

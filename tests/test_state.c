@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -192,6 +193,138 @@ static void test_attach_and_savepoints(void **ctx)
     assert_string_equal(sc.incidents[0]->incident_id, "I1");
     state_reader_end(snap);
     state_reader_free(snap);
+    state_reader_free(r);
+}
+
+/* The decisions stored for a customer are counted by the read of the
+ * customer (a caller with none need not work out an idempotency key), and
+ * each is found by its whole key, in a snapshot and inside a write. */
+static void test_stored_decisions(void **ctx)
+{
+    fixture *f = *ctx;
+    nba_error err;
+    state_txn *t;
+    const uint8_t one[] = {1}, two[] = {2, 2};
+    assert_int_equal(state_txn_begin(f->st, &t, &err), 0);
+    assert_int_equal(state_txn_put_decision(t, "C1", "k1", 2, 100, one, 1, &err), 0);
+    assert_int_equal(state_txn_put_decision(t, "C1", "k2", 2, 200, two, 2, &err), 0);
+    assert_int_equal(state_txn_put_decision(t, "C10", "k3", 2, 300, one, 1, &err), 0);
+    add_history(t, "C1", 1000, "upgrade", "I1", true);
+    assert_int_equal(state_txn_commit(t, &err), 0);
+
+    state_reader *r;
+    assert_int_equal(state_reader_new(f->st, &r, &err), 0);
+    assert_int_equal(state_reader_begin(r), 0);
+    state_customer sc;
+    assert_int_equal(state_get_customer(r, "C1", NULL, 0, &f->a, &sc), 0);
+    assert_null(sc.decision);
+    assert_int_equal(sc.n_history, 1);
+    assert_int_equal(state_reader_decisions(r), 2);
+    const uint8_t *d;
+    size_t len;
+    int64_t at;
+    assert_int_equal(state_get_decision(r, "C1", "k2", 2, &f->a, &d, &len, &at), 0);
+    assert_int_equal(len, 2);
+    assert_memory_equal(d, two, 2);
+    assert_int_equal(at, 200);
+    /* Not another customer's, nor a key that only begins like one. */
+    assert_int_equal(state_get_decision(r, "C1", "k3", 2, &f->a, &d, &len, &at), 0);
+    assert_null(d);
+    assert_int_equal(state_get_decision(r, "C1", "k", 1, &f->a, &d, &len, &at), 0);
+    assert_null(d);
+    assert_int_equal(state_get_decision(r, "C1", "k1x", 3, &f->a, &d, &len, &at), 0);
+    assert_null(d);
+    assert_int_equal(state_get_decision(r, "C1", "", 0, &f->a, &d, &len, &at), 0);
+    assert_null(d);
+    assert_int_equal(state_get_customer(r, "C10", NULL, 0, &f->a, &sc), 0);
+    assert_int_equal(state_reader_decisions(r), 1);
+    assert_int_equal(state_get_customer(r, "C2", NULL, 0, &f->a, &sc), 0);
+    assert_int_equal(state_reader_decisions(r), 0);
+    state_reader_end(r);
+
+    /* Attached to a write, the reader finds what the write stored. */
+    assert_int_equal(state_txn_begin(f->st, &t, &err), 0);
+    assert_int_equal(state_txn_put_decision(t, "C2", "k1", 2, 400, two, 2, &err), 0);
+    assert_int_equal(state_reader_attach(r, t), 0);
+    assert_int_equal(state_get_customer(r, "C2", NULL, 0, &f->a, &sc), 0);
+    assert_int_equal(state_reader_decisions(r), 1);
+    assert_int_equal(state_get_decision(r, "C2", "k1", 2, &f->a, &d, &len, &at), 0);
+    assert_non_null(d);
+    assert_int_equal(at, 400);
+    state_reader_end(r);
+    state_txn_abort(t);
+    state_reader_free(r);
+}
+
+/* Commits an incident of cid in a process of its own, as another program
+ * on the same state would. */
+static void commit_elsewhere(fixture *f, const char *cid)
+{
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        state *st = NULL;
+        state_txn *t;
+        nba_error err;
+        Nba__V1__Incident inc;
+        nba__v1__incident__init(&inc);
+        inc.customer_id = (char *)cid;
+        inc.incident_id = "I-elsewhere";
+        inc.kind = "delay";
+        inc.severity = 2;
+        int ok = state_open(f->dir, 64u << 20, &st, &err) == 0;
+        ok = ok && state_txn_begin(st, &t, &err) == 0;
+        ok = ok && state_txn_put_incident(t, &inc, NULL, &err) == 0;
+        ok = ok && state_txn_commit(t, &err) == 0;
+        if (st)
+            state_close(st);
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static size_t incidents_of(fixture *f, state_reader *r, const char *cid)
+{
+    state_customer sc;
+    assert_int_equal(state_reader_begin(r), 0);
+    assert_int_equal(state_get_customer(r, cid, NULL, 0, &f->a, &sc), 0);
+    state_reader_end(r);
+    return sc.n_incidents;
+}
+
+/* A reader keeps its snapshot from one read to the next, but a commit made
+ * in between, by this process or another, is seen by the next read; one
+ * that lets its snapshot go reads on. An empty state has nothing for
+ * anyone, except inside a write that just added something. */
+static void test_kept_snapshot_sees_commits(void **ctx)
+{
+    fixture *f = *ctx;
+    nba_error err;
+    state_reader *r;
+    assert_int_equal(state_reader_new(f->st, &r, &err), 0);
+    assert_int_equal(incidents_of(f, r, "C1"), 0);
+    assert_int_equal(incidents_of(f, r, "C1"), 0);
+
+    state_txn *t;
+    assert_int_equal(state_txn_begin(f->st, &t, &err), 0);
+    put_incident(t, "C1", "I1", false);
+    assert_int_equal(state_reader_attach(r, t), 0);
+    state_customer sc;
+    assert_int_equal(state_get_customer(r, "C1", NULL, 0, &f->a, &sc), 0);
+    assert_int_equal(sc.n_incidents, 1);
+    state_reader_end(r);
+    assert_int_equal(incidents_of(f, r, "C1"), 0); /* not committed yet */
+    assert_int_equal(state_txn_commit(t, &err), 0);
+    assert_int_equal(incidents_of(f, r, "C1"), 1);
+
+    commit_elsewhere(f, "C1");
+    assert_int_equal(incidents_of(f, r, "C1"), 2);
+    commit_elsewhere(f, "C2");
+    state_reader_release(r);
+    state_reader_release(r); /* twice is harmless */
+    assert_int_equal(incidents_of(f, r, "C2"), 1);
     state_reader_free(r);
 }
 
@@ -427,6 +560,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_customer_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_recovery_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attach_and_savepoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_decisions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_snapshot_sees_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_ids_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_list, setup, teardown),
