@@ -74,6 +74,9 @@ typedef struct ruleset_diags ruleset_diags;
 /* An empty list of problems. Returns 0 or -ENOMEM. */
 int ruleset_diags_new(ruleset_diags **out);
 void ruleset_diags_free(ruleset_diags *d);
+/* The problems kept: the first 500, so that a file of garbage cannot make
+ * a list of millions. ruleset_diags_errors() and ruleset_diags_warnings()
+ * count every problem found, kept or not. */
 size_t ruleset_diags_count(const ruleset_diags *d);
 /* The i-th problem, in file order then by position; valid while d lives. */
 const ruleset_diag *ruleset_diags_get(const ruleset_diags *d, size_t i);
