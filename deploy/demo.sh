@@ -45,16 +45,23 @@ decide() { build/nbactl decide --port "$port" "$@"; }
 
 say "Giulia Rossi (C1001: platinum, Italian, broken seat-back screen on AZ611 ten days ago) checks in at a kiosk"
 decide --customer C1001 --channel kiosk --touchpoint checkin --context flight=AZ610,cabin=Y
-say "... the same passenger at a check-in desk"
+say "... walks on to a check-in desk for the same flight: the upgrade is already done"
 decide --customer C1001 --channel desk --touchpoint checkin --context flight=AZ610,cabin=Y
-say "... and by phone (IVR)"
+say "... and calls the IVR: the same"
 decide --customer C1001 --channel ivr --touchpoint checkin --context flight=AZ610,cabin=Y
+say "The contact history (nbactl history): one upgrade, one apology letter, for one incident"
+build/nbactl history --db "$work/db" --customer C1001
+say "The apology letter waiting for the letter service (nbactl outbox export)"
+build/nbactl outbox export --db "$work/db" "$work/letters"
+for letter in "$work"/letters/*.txt; do
+  grep -q "" "$letter" && head -c 2000 "$letter" && echo && break
+done
 say "A low-value passenger with no incidents checks in at a kiosk"
 decide --customer C1002 --channel kiosk --touchpoint checkin --context cabin=Y
 say "A passenger nbad does not know"
 decide --customer C9999 --channel kiosk --touchpoint checkin --context cabin=Y
-say "The kiosk decision for C1001 as JSON (nbactl decide --json)"
-decide --customer C1001 --channel kiosk --touchpoint checkin --context cabin=Y --json
+say "The kiosk decision for C1001 as JSON (nbactl decide --json): a retry gets the same answer"
+decide --customer C1001 --channel kiosk --touchpoint checkin --context flight=AZ610,cabin=Y --json
 
 say "Why? nbactl explain asks nbad for every rule's conditions and fate"
 build/nbactl explain --port "$port" --customer C1001 --channel kiosk --touchpoint checkin \
