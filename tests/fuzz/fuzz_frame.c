@@ -1,11 +1,15 @@
 /* fuzz_frame - the wire as a contact point could send it: a byte stream cut
  * into frames with frame_cut() (at most FRAME_DEFAULT_MAX body bytes), each
- * body decoded as an nba.v1.Request into an arena, as the decider does.
+ * body decoded as an nba.v1.Request twice: by wire_decode_request(), the
+ * decider's hand-written decoder, and by protobuf-c's unpack, the reference
+ * it promises to match. Both decode into arenas whose first block is small,
+ * so decoding chains blocks.
  *
- * Checked for every input: frame_cut() agrees with the header's length, a
- * decoded request is well formed, packs again to a frame that frame_cut()
- * accepts whole, and decodes again to the same request. The arena's first
- * block is small, so decoding chains blocks. */
+ * Checked for every input: frame_cut() agrees with the header's length; the
+ * two decoders accept the same bodies and give the same request (compared
+ * as packed bytes, unknown fields aside); a decoded request has every
+ * string the decider reads, packs again to a frame that frame_cut() accepts
+ * whole, and decodes again to the same request. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,17 +20,19 @@
 #include "frame.h"
 #include "fuzz_util.h"
 #include "nba.pb-c.h"
+#include "wire.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static arena decode_arena;
+static arena decode_arena; /* protobuf-c's unpack, and the round trip */
+static arena wire_arena;   /* wire_decode_request() */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    if (arena_init(&decode_arena, 1024) != 0)
+    if (arena_init(&decode_arena, 1024) != 0 || arena_init(&wire_arena, 1024) != 0)
         fuzz_fail("out of memory");
     return 0;
 }
@@ -78,6 +84,29 @@ static void strip_unknown(ProtobufCMessage *m)
                 strip_unknown(sub);
         }
     }
+}
+
+/* The packed bytes of a request, without its unknown fields. */
+static uint8_t *packed(Nba__V1__Request *req, size_t *len)
+{
+    strip_unknown(&req->base);
+    *len = protobuf_c_message_get_packed_size(&req->base);
+    uint8_t *out = arena_alloc(&decode_arena, *len + 1);
+    FUZZ_CHECK(out != NULL, "out of memory");
+    FUZZ_CHECK(protobuf_c_message_pack(&req->base, out) == *len, "pack and size disagree");
+    return out;
+}
+
+/* wire_decode_request() gives exactly what protobuf-c gives. */
+static void check_same(Nba__V1__Request *reference, Nba__V1__Request *fast)
+{
+    size_t ref_len, fast_len;
+    const uint8_t *ref_bytes = packed(reference, &ref_len);
+    const uint8_t *fast_bytes = packed(fast, &fast_len);
+    FUZZ_CHECK(ref_len == fast_len && memcmp(ref_bytes, fast_bytes, ref_len) == 0,
+               "wire_decode_request and protobuf-c decode a request differently (%zu and %zu "
+               "bytes packed)",
+               fast_len, ref_len);
 }
 
 /* Packs req as a frame, cuts it again and decodes the body: the round trip
@@ -150,14 +179,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(memcmp(header, buf, FRAME_HEADER_SIZE) == 0, "frame_put_length disagrees");
 
         arena_reset(&decode_arena);
-        Nba__V1__Request *req = nba__v1__request__unpack(arena_pb_allocator(&decode_arena),
-                                                         body_len, buf + FRAME_HEADER_SIZE);
+        arena_reset(&wire_arena);
+        const uint8_t *body = buf + FRAME_HEADER_SIZE;
+        Nba__V1__Request *req =
+            nba__v1__request__unpack(arena_pb_allocator(&decode_arena), body_len, body);
+        Nba__V1__Request *fast = wire_decode_request(body, body_len, &wire_arena);
+        FUZZ_CHECK((req == NULL) == (fast == NULL),
+                   "a %u-byte body: protobuf-c %s it, wire_decode_request %s it",
+                   (unsigned)body_len, req ? "decodes" : "refuses", fast ? "decodes" : "refuses");
         if (!req)
             break; /* nbad answers bad_request and closes the connection */
+        check_request(fast);
         check_request(req);
+        check_same(req, fast);
         check_round_trip(req);
         pos += FRAME_HEADER_SIZE + body_len;
     }
     arena_reset(&decode_arena);
+    arena_reset(&wire_arena);
     return 0;
 }

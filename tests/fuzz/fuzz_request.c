@@ -1,17 +1,22 @@
 /* fuzz_request - the whole request path, bytes in to bytes out, as a worker
  * runs it for one connection: frames cut with frame_cut(), each body answered
  * by decider_handle() with a real LMDB store and the shipped rules, each
- * response packed with frame_pack() and decoded again.
+ * response packed as nbad sends it (wire_response_pack) and as protobuf-c
+ * packs it (frame_pack), then decoded again.
  *
  * The store (a scratch directory, created once) holds a few customers with
  * attributes and incidents; the rules are rules/airline-checkin.yaml, or the
  * file named by $NBA_FUZZ_RULES.
  *
- * Checked for every frame: a response comes back and packs into a frame
- * that decodes; it echoes the request's id when the request decoded and is
- * bad_request (ending the connection) when it did not; a decision names the
- * ruleset serving and the customer asked about; a ping answers with the
- * ruleset serving; the store never reads as unavailable. */
+ * Checked for every frame: a response comes back; the hand-written encoder
+ * writes exactly protobuf-c's bytes; the frame decodes; it echoes the
+ * request's id when the request decoded and is bad_request (ending the
+ * connection) when it did not; a decision, and an explanation's decision,
+ * names the ruleset serving and the customer asked about, known exactly for
+ * the stored customers; an explain request without a contact event is
+ * bad_request; a ping answers with the ruleset serving, a reload with what
+ * serves after it; an incident report or resolution is acknowledged for the
+ * incident it names, or refused; the store never reads as unavailable. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,9 +28,11 @@
 #include "decider.h"
 #include "frame.h"
 #include "fuzz_util.h"
+#include "log.h"
 #include "nba.pb-c.h"
 #include "rules_live.h"
 #include "store.h"
+#include "wire.h"
 
 #ifndef NBA_FUZZ_RULES_DEFAULT
 #define NBA_FUZZ_RULES_DEFAULT "rules/airline-checkin.yaml"
@@ -135,6 +142,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     nba_error err = {{0}};
+    log_set_level(LOG_WARN); /* not a line per reload request */
     if (arena_init(&check_arena, 4096) != 0)
         fuzz_fail("out of memory");
     if (fuzz_mkdtemp(db_dir, sizeof db_dir, "fuzz_request") != 0)
@@ -188,7 +196,29 @@ static void check_decision(const Nba__V1__Decision *d, const Nba__V1__ContactEve
                    "an action without its type or rule");
 }
 
-/* Packs resp as nbad sends it, then decodes the frame as a client would. */
+/* An acknowledgment names the incident the request named. */
+static void check_incident_ack(const Nba__V1__IncidentAck *ack, const Nba__V1__Request *req)
+{
+    const char *customer_id, *incident_id;
+    if (req->body_case == NBA__V1__REQUEST__BODY_REPORT_INCIDENT) {
+        const Nba__V1__Incident *inc = req->report_incident->incident;
+        FUZZ_CHECK(inc != NULL, "a report without its incident was acknowledged");
+        customer_id = inc->customer_id;
+        incident_id = inc->incident_id;
+    } else {
+        customer_id = req->resolve_incident->customer_id;
+        incident_id = req->resolve_incident->incident_id;
+        FUZZ_CHECK(!ack->created, "resolving an incident acknowledged it as created");
+    }
+    FUZZ_CHECK(strcmp(ack->customer_id, customer_id) == 0 &&
+                   strcmp(ack->incident_id, incident_id) == 0,
+               "an acknowledgment for incident '%s' of '%s', asked about '%s' of '%s'",
+               ack->incident_id, ack->customer_id, incident_id, customer_id);
+}
+
+/* Packs resp as nbad sends it (wire_response_pack), checks that those are
+ * the bytes protobuf-c writes (frame_pack), then decodes the frame as a
+ * client would. */
 static const Nba__V1__Response *send_and_receive(const Nba__V1__Response *resp)
 {
     size_t size = frame_packed_size(&resp->base);
@@ -196,6 +226,17 @@ static const Nba__V1__Response *send_and_receive(const Nba__V1__Response *resp)
     FUZZ_CHECK(out != NULL, "out of memory");
     size_t written = frame_pack(&resp->base, out);
     FUZZ_CHECK(written == size, "frame_pack wrote %zu bytes of %zu", written, size);
+
+    wire_plan plan;
+    size_t fast_size = wire_response_size(resp, &check_arena, &plan);
+    FUZZ_CHECK(fast_size == size, "wire_response_size says %zu bytes, frame_packed_size %zu",
+               fast_size, size);
+    uint8_t *fast = arena_alloc(&check_arena, fast_size);
+    FUZZ_CHECK(fast != NULL, "out of memory");
+    FUZZ_CHECK(wire_response_pack(resp, &plan, fast) == fast_size,
+               "wire_response_pack wrote another size than it measured");
+    FUZZ_CHECK(memcmp(fast, out, size) == 0,
+               "wire_response_pack and frame_pack write different bytes");
     uint32_t body_len = 0;
     FUZZ_CHECK(frame_cut(out, written, UINT32_MAX, &body_len) == FRAME_READY &&
                    body_len == written - FRAME_HEADER_SIZE,
@@ -209,11 +250,20 @@ static const Nba__V1__Response *send_and_receive(const Nba__V1__Response *resp)
 }
 
 /* Answers one frame body; returns false when the connection ends. */
-static bool answer(const uint8_t *body, uint32_t len)
+static bool answer(const uint8_t *body, uint32_t len, bool *reloaded)
 {
     arena_reset(&check_arena);
     const Nba__V1__Request *req =
         nba__v1__request__unpack(arena_pb_allocator(&check_arena), len, body);
+    /* One reload per input, and the stream ends at a second one, as if the
+     * client had gone: each reload compiles the whole rule file again (ms
+     * under ASan), and as every extra one raises the compiler's hit counts,
+     * libFuzzer would otherwise breed streams of reloads and crawl. */
+    if (req && req->body_case == NBA__V1__REQUEST__BODY_RELOAD) {
+        if (*reloaded)
+            return false;
+        *reloaded = true;
+    }
 
     Nba__V1__Response *resp = NULL;
     int rc = decider_handle(dec, body, len, &resp);
@@ -244,6 +294,37 @@ static bool answer(const uint8_t *body, uint32_t len)
                    "a contact event was not answered with a decision");
         check_decision(got->decision, req->contact);
         break;
+    case NBA__V1__REQUEST__BODY_EXPLAIN:
+        if (req->explain->contact) {
+            FUZZ_CHECK(got->body_case == NBA__V1__RESPONSE__BODY_EXPLANATION &&
+                           got->explanation->decision,
+                       "an explain request was not answered with an explanation");
+            check_decision(got->explanation->decision, req->explain->contact);
+        } else {
+            FUZZ_CHECK(got->body_case == NBA__V1__RESPONSE__BODY_ERROR &&
+                           strcmp(got->error->code, "bad_request") == 0,
+                       "an explain request without a contact event was not refused");
+        }
+        break;
+    case NBA__V1__REQUEST__BODY_REPORT_INCIDENT:
+    case NBA__V1__REQUEST__BODY_RESOLVE_INCIDENT:
+        /* Acknowledged for the incident named, or refused (a server that
+         * does not store reports answers unsupported). */
+        if (got->body_case == NBA__V1__RESPONSE__BODY_INCIDENT)
+            check_incident_ack(got->incident, req);
+        else
+            FUZZ_CHECK(got->body_case == NBA__V1__RESPONSE__BODY_ERROR,
+                       "an incident request was answered with body %d", (int)got->body_case);
+        break;
+    case NBA__V1__REQUEST__BODY_RELOAD:
+        /* The rule file may have been edited meanwhile: what serves now is
+         * what the reload says. */
+        FUZZ_CHECK(got->body_case == NBA__V1__RESPONSE__BODY_RELOAD,
+                   "a reload request was not answered with its result");
+        rules_live_id(rules, serving_id, sizeof serving_id);
+        FUZZ_CHECK(strcmp(got->reload->ruleset, serving_id) == 0,
+                   "a reload reports '%s' serving, '%s' serves", got->reload->ruleset, serving_id);
+        break;
     case NBA__V1__REQUEST__BODY_PING:
         FUZZ_CHECK(got->body_case == NBA__V1__RESPONSE__BODY_PONG &&
                        strcmp(got->pong->ruleset, serving_id) == 0,
@@ -258,6 +339,7 @@ static bool answer(const uint8_t *body, uint32_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t pos = 0;
+    bool reloaded = false;
     for (;;) {
         uint32_t len = 0;
         frame_status st = frame_cut(data + pos, size - pos, FRAME_DEFAULT_MAX, &len);
@@ -272,7 +354,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             send_and_receive(resp);
             break;
         }
-        if (!answer(data + pos + FRAME_HEADER_SIZE, len))
+        if (!answer(data + pos + FRAME_HEADER_SIZE, len, &reloaded))
             break;
         pos += FRAME_HEADER_SIZE + (size_t)len;
     }

@@ -63,11 +63,18 @@ req_ping() { printf '%s%s' "$(fint 1 "$1")" "$(fbytes 3 '')"; }
 DESK=1 KIOSK=2 IVR=3 WEB=4 MOBILE=5 CALL_CENTER=6
 NOW=1795168800000 # 2026-11-20T10:00:00Z, the time the fuzz store's incidents are relative to
 
+# Empties corpus directory $1 of the seeds written here, but keeps the
+# inputs that fuzzing found and `-merge=1` added (named by their SHA-1):
+# they reach code no seed does.
+fresh() {
+  mkdir -p "$1"
+  find "$1" -maxdepth 1 -type f -regextype posix-extended ! -regex '.*/[0-9a-f]{40}' -delete
+}
+
 # ---- request streams: fuzz_frame and fuzz_request share them
 requests() {
   local d=$1
-  mkdir -p "$d"
-  rm -f "$d"/*
+  fresh "$d"
   emit "$d/ping" "$(frame "$(req_ping 1)")"
   emit "$d/ping-id0" "$(frame "$(fbytes 3 '')")"
   emit "$d/empty-body" "$(frame '')"
@@ -90,6 +97,18 @@ requests() {
   emit "$d/explain" \
     "$(frame "$(fint 1 21)$(fbytes 5 "$(fbytes 1 "$(contact C1001 $KIOSK checkin $NOW cabin=Y)")")")"
   emit "$d/reload" "$(frame "$(fint 1 22)$(fbytes 6 '')")"
+  emit "$d/explain-no-contact" "$(frame "$(fint 1 25)$(fbytes 5 '')")"
+  # the customer service system: an incident reported, then resolved; a
+  # report without its incident
+  local inc
+  inc=$(fstr 1 INC-7)$(fstr 2 C1001)$(fstr 3 delay)$(fint 4 3)$(fint 5 $((NOW - 7200000)))
+  inc+=$(fstr 6 AZ610)$(fstr 8 "2 h late")
+  emit "$d/report-incident" "$(frame "$(fint 1 26)$(fbytes 7 "$(fbytes 1 "$inc")")")"
+  emit "$d/report-then-decide" "$(frame "$(fint 1 27)$(fbytes 7 "$(fbytes 1 "$inc")")")$(frame \
+    "$(req_contact 28 C1001 $KIOSK checkin $NOW cabin=Y)")"
+  emit "$d/report-no-incident" "$(frame "$(fint 1 29)$(fbytes 7 '')")"
+  emit "$d/resolve-incident" \
+    "$(frame "$(fint 1 30)$(fbytes 8 "$(fstr 1 C1001)$(fstr 2 INC-1)$(fint 3 $NOW)")")"
   # an unknown field, and a negative time (ten bytes of varint)
   emit "$d/unknown-field" "$(frame "$(fint 1 23)$(fstr 15 future)$(fbytes 3 '')")"
   emit "$d/negative-time" \
@@ -105,8 +124,7 @@ requests "$out/fuzz_request"
 
 # ---- rule files: fuzz_rules
 d=$out/fuzz_rules
-mkdir -p "$d"
-rm -f "$d"/*
+fresh "$d"
 cp "$root/rules/airline-checkin.yaml" "$d/airline-checkin.yaml"
 HEAD='ruleset: t
 version: 1
@@ -181,6 +199,57 @@ ${HEAD}rules:
     when: 'event.touchpoint < "m" and event.customer_id != "x\\n\\t\\"" and event.channel == "desk"'
     then: [{action: c}]
 EOF
+cat >"$d/tables.yaml" <<EOF
+${HEAD}attributes:
+  segment: text
+  miles_ytd: number
+  member_since: time
+  newsletter: bool
+  tags: any
+context:
+  cabin: text
+  seat: text
+  party_size: number
+  departs: time
+  lounge_open: bool
+channels:
+  ivr: { cannot: [meal_voucher] }
+  mobile: { max_actions: 1 }
+groups:
+  compensation: One compensation per contact
+rules:
+  - id: late
+    group: compensation
+    when: >
+      has(event.context.seat) or event.time_of_day >= 22h or event.time < 2026-11-01T08:30:00Z
+      or age(customer.member_since) > 52w and days_since(event.context.departs) < 2
+      or sum(incidents, severity, open) > 4 or latest(incidents, kind) == "delay"
+      or min(incidents, occurred_at) > 2026-01-01 or event.context.lounge_open
+      or customer.newsletter and customer.tags == 7 and event.context.party_size >= 2
+    then: [{action: meal_voucher, params: { at: "{{event.time}} {{event.time_of_day}}" }}]
+tables:
+  - id: miles
+    priority: 30
+    policy: first
+    when: event.touchpoint == "checkin"
+    group: compensation
+    columns:
+      tier: { value: customer.tier, values: [platinum, gold, silver, none] }
+      severity: { value: "max(incidents, severity, open and age < 90d)", range: [1, 5] }
+      wait: sum(incidents, age, kind == "delay")
+    rows:
+      - { tier: platinum, severity: ">= 3", then: [{ action: miles, params: { miles: "20000" } }] }
+      - { tier: [gold, silver], severity: 1..2, wait: "< 1h30m", then: [{ action: miles }] }
+      - { id: nothing, tier: "*", then: [] }
+  - id: prio
+    policy: priority
+    columns: { lang: customer.language }
+    rows:
+      - { lang: it, priority: 2, then: [{ action: a }] }
+      - { lang: it, priority: 2, then: [{ action: b }] }
+EOF
+printf '%srules:\n  - {id: main, when: "true", then: [{action: a, say: hi}]}\nmessages:\n  hi: {en: "Hi {{customer.name}}"}\n\377rules:\n  - {id: part, priority: 5, when: customer.known, then: [{action: b, say: hi}]}\nmessages:\n  bye: {en: "Bye"}\n' \
+  "$HEAD" >"$d/two-files"
 # files that must be refused, each a different way
 printf '%srulez: []\n' "$HEAD" >"$d/error-unknown-key.yaml"
 printf '%srules:\n  - id: r\n    when: customer.tier = "gold" && (1 < 2 < 3\n    then: [{action: a}]\n' \
@@ -196,8 +265,7 @@ printf 'ruleset: t\r\nversion: 1\r\nlanguages: [en]\r\ndefault_language: en\r\nr
 
 # ---- CSV: fuzz_csv (customers, then a 0xFF byte, then incidents)
 d=$out/fuzz_csv
-mkdir -p "$d"
-rm -f "$d"/*
+fresh "$d"
 customers='customer_id,name,tier,lifetime_value,predicted_ltv,language,home_airport,miles
 C1001,Giulia Rossi,platinum,86500.00,48000,it,FCO,120000
 C1030,陳美玲,gold,30500,41000,zh-Hant,TPE,-3.5e2
