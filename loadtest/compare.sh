@@ -227,9 +227,13 @@ wait_until() { # seconds command...: runs command until it succeeds
     done
 }
 
-say "starting nbad (--threads $THREADS), nbaceiling and nbaceiling --no-lookup"
+# The peers keep no contact history, so nbad runs as a read-only replica
+# (record_contacts off): every contact is decided from the warehouse data
+# alone, as the Lua script decides it. What recording costs is measured
+# apart (BENCHMARKS.md, "Decisions that write").
+say "starting nbad (--threads $THREADS, read-only), nbaceiling and nbaceiling --no-lookup"
 "$NBAD" --db "$DATA/db" --rules "$ROOT/rules/airline-checkin.yaml" --listen 127.0.0.1 \
-    --port "$P_NBAD" --threads "$THREADS" 2>"$OUT/nbad.log" &
+    --port "$P_NBAD" --threads "$THREADS" --record-contacts=false 2>"$OUT/nbad.log" &
 PIDS+=($!)
 "$CEILING" --db "$DATA/db" --port "$P_CEIL" --threads "$THREADS" 2>"$OUT/nbaceiling.log" &
 PIDS+=($!)

@@ -27,9 +27,18 @@
 --     younger than 180 days -> apology_letter (follow-up)
 --   first-language (80): known, no language picked at the contact point, and
 --     the customer's language is spoken -> set_language
+--   goodwill-miles (table, 30): touchpoint checkin; the worst severity of the
+--     open incidents younger than 90 days, by tier: platinum >= 3 -> 20000
+--     miles (row 1), 1..2 -> 10000 (row 2); gold >= 3 -> 10000 (row 3),
+--     1..2 -> 5000 (row 4); silver or none >= 4 -> 2500 (row 5); otherwise
+--     nothing -> goodwill_miles (follow-up), rule id goodwill-miles#<row>
 --   greeting (10): known with a name -> greet
 -- The triggering incident of a recovery rule is the most recent one that
--- passes its filter.
+-- passes its filter; of the miles table the first in incident_id order with
+-- the worst severity (nbad reads a customer's incidents in that order).
+-- The contact history is not kept here: nbad runs with record_contacts off
+-- for the comparison, so its policy (once per incident, caps) and the
+-- upgrade-confirmed rule never come into play.
 --
 -- Two ways to run it, both measured by compare.sh:
 --   SCRIPT LOAD, then EVALSHA per request. Redis runs the whole file on every
@@ -42,6 +51,7 @@
 
 local RULESET = 'airline-checkin@1'
 local MAX_AGE_MS = 180 * 86400000
+local MILES_AGE_MS = 90 * 86400000
 
 -- Languages spoken, by lower-case tag, with the rule file's aliases.
 local SPOKEN = {
@@ -92,6 +102,10 @@ local function build_texts(lang)
       ['greeting/desk'] = "Saluti il passeggero per nome: {name}.",
       ['greeting/kiosk'] = "Che piacere rivederla, {name}!",
       ['greeting/ivr'] = "Buongiorno {name}, grazie per averci chiamato.",
+      ['goodwill_miles/default'] = "Come gesto di cortesia, le accrediteremo delle miglia sul suo conto.",
+      ['goodwill_miles/desk'] = "Informi {name} che dopo questo viaggio le verranno accreditate miglia di cortesia.",
+      ['goodwill_miles/kiosk'] = "Come gesto di cortesia, le accrediteremo delle miglia, {name}.",
+      ['goodwill_miles/ivr'] = "Come gesto di cortesia, le accrediteremo delle miglia sul suo conto.",
       ['kind/ife_broken'] = "il sistema di intrattenimento di bordo guasto",
       ['kind/delay'] = "il ritardo",
       ['kind/lost_baggage'] = "lo smarrimento del suo bagaglio",
@@ -120,6 +134,10 @@ local function build_texts(lang)
       ['greeting/desk'] = "請以姓名問候旅客：{name}。",
       ['greeting/kiosk'] = "{name}，歡迎回來！",
       ['greeting/ivr'] = "{name}您好，感謝您的來電。",
+      ['goodwill_miles/default'] = "為表歉意，我們將在您的帳戶中存入里程。",
+      ['goodwill_miles/desk'] = "請告知{name}：本次旅程後將存入致意里程。",
+      ['goodwill_miles/kiosk'] = "{name}，為表歉意，我們將在您的帳戶中存入里程。",
+      ['goodwill_miles/ivr'] = "為表歉意，我們將在您的帳戶中存入里程。",
       ['kind/ife_broken'] = "機上娛樂系統故障",
       ['kind/delay'] = "延誤",
       ['kind/lost_baggage'] = "行李遺失",
@@ -148,6 +166,10 @@ local function build_texts(lang)
       ['greeting/desk'] = "请用姓名问候旅客：{name}。",
       ['greeting/kiosk'] = "{name}，欢迎回来！",
       ['greeting/ivr'] = "{name}您好，感谢您的来电。",
+      ['goodwill_miles/default'] = "为表歉意，我们将在您的账户中存入里程。",
+      ['goodwill_miles/desk'] = "请告知{name}：本次旅程后将存入致意里程。",
+      ['goodwill_miles/kiosk'] = "{name}，为表歉意，我们将在您的账户中存入里程。",
+      ['goodwill_miles/ivr'] = "为表歉意，我们将在您的账户中存入里程。",
       ['kind/ife_broken'] = "机上娱乐系统故障",
       ['kind/delay'] = "延误",
       ['kind/lost_baggage'] = "行李丢失",
@@ -176,6 +198,10 @@ local function build_texts(lang)
     ['greeting/desk'] = "Greet the passenger by name: {name}.",
     ['greeting/kiosk'] = "Welcome back, {name}!",
     ['greeting/ivr'] = "Hello {name}, thank you for calling.",
+    ['goodwill_miles/default'] = "As a goodwill gesture, we will credit miles to your account.",
+    ['goodwill_miles/desk'] = "Tell {name} that goodwill miles will be credited to their account after this trip.",
+    ['goodwill_miles/kiosk'] = "As a goodwill gesture, we will credit miles to your account, {name}.",
+    ['goodwill_miles/ivr'] = "As a goodwill gesture, we will credit miles to your account.",
     ['kind/ife_broken'] = "the broken in-flight entertainment system",
     ['kind/delay'] = "the delay",
     ['kind/lost_baggage'] = "your lost baggage",
@@ -189,6 +215,8 @@ local function reason(key, v)
   local t
   if key == 'upgrade' then
     t = "Valuable passenger (tier {tier}, predicted value {pltv}) with an open service incident: {kind}, flight {flight} on {date}, severity {severity} (incident {id}). Service recovery: upgrade to First; an apology letter follows."
+  elseif key == 'miles' then
+    t = "Goodwill miles for tier {tier} after an open service incident in the last 90 days: {kind} (incident {id}, severity {severity})."
   elseif key == 'apology' then
     t = "Open service incident: {kind}, flight {flight} on {date}, severity {severity} (incident {id}). An apology letter will be sent after this contact."
   else
@@ -228,21 +256,36 @@ local lang = speaks(picked) or (known and speaks(clang)) or 'en'
 
 -- ---- match and arbitrate
 local upgrade, apology -- the triggering incidents, { date, severity, kind, flight, id }
+local miles, miles_row, worst -- goodwill miles: amount, table row, triggering incident
 if known and touchpoint == 'checkin' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local recent = redis.call('ZREVRANGEBYSCORE', KEYS[2], '+inf', '(' .. (now - MAX_AGE_MS))
+  local recent = redis.call('ZREVRANGEBYSCORE', KEYS[2], '+inf', '(' .. (now - MAX_AGE_MS),
+                            'WITHSCORES')
   local open_any, open_severe
-  for i = 1, #recent do
+  for i = 1, #recent, 2 do
     local date, sev, resolved, kind, flight, id =
       string.match(recent[i], '^([^|]*)|(%d)|(%d)|([^|]*)|([^|]*)|(.*)$')
     if resolved == '0' then
       local inc = { date = date, severity = sev, kind = kind, flight = flight, id = id }
       open_any = open_any or inc
-      if tonumber(sev) >= 2 then
+      if not open_severe and tonumber(sev) >= 2 then
         open_severe = inc
-        break
       end
+      if tonumber(recent[i + 1]) > now - MILES_AGE_MS and (not worst
+          or sev > worst.severity or (sev == worst.severity and id < worst.id)) then
+        worst = inc
+      end
+    end
+  end
+  if worst then
+    local sev = tonumber(worst.severity)
+    if tier == 'platinum' then
+      miles, miles_row = sev >= 3 and '20000' or '10000', sev >= 3 and 1 or 2
+    elseif tier == 'gold' then
+      miles, miles_row = sev >= 3 and '10000' or '5000', sev >= 3 and 3 or 4
+    elseif (tier == 'silver' or tier == 'none') and sev >= 4 then
+      miles, miles_row = '2500', 5
     end
   end
   local ltv = tonumber(pltv)
@@ -257,7 +300,7 @@ local first_language = known and picked == '' and speaks(clang)
 local greet = known and name and name ~= ''
 
 local reply = { cid, known and 1 or 0, lang, RULESET }
-if not (upgrade or apology or first_language or greet) then
+if not (upgrade or apology or first_language or miles or greet) then
   return reply
 end
 
@@ -292,6 +335,10 @@ end
 if apology then
   reply[#reply + 1] = { 'apology_letter', 'recovery-apology', say('apology_letter', apology),
                         reason('apology', reason_vars(apology)), 1, 'incident', apology.id }
+end
+if miles then
+  reply[#reply + 1] = { 'goodwill_miles', 'goodwill-miles#' .. miles_row, say('goodwill_miles'),
+                        reason('miles', reason_vars(worst)), 1, 'miles', miles }
 end
 if greet then
   reply[#reply + 1] = { 'greet', 'greeting', say('greeting'), '', 0 }
