@@ -41,8 +41,8 @@ void decider_free(decider *d);
 int decider_follow(decider *d, store_live *live, store *st, uint64_t generation);
 
 /* Moves to the generation serving now, as a request would, and lets go of
- * the state snapshot kept between requests: for a thread that has had no
- * request for a while, so that it holds on to neither. */
+ * the database and state snapshots kept between requests: for a thread
+ * that has had no request for a while, so that it holds on to none. */
 void decider_follow_now(decider *d);
 
 /* Fills what a status request reports beyond the server's name and the

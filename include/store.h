@@ -27,9 +27,11 @@
  * cannot be read; a write transaction replaces it.
  *
  * Readers: each worker thread owns one store_reader: a read-only transaction
- * and a cursor created once, then reset and renewed around each request, as
- * LMDB recommends for short, frequent reads. Records are copied out of the
- * map into the caller's arena before the transaction is reset.
+ * and a cursor created once and renewed, as LMDB recommends for short,
+ * frequent reads. The transaction is kept between requests while nothing
+ * is committed (an upsert), and reset when the thread goes idle. Records
+ * are copied out of the map into the caller's arena, so nothing read
+ * depends on the transaction after the request.
  *
  * Writers: one store_txn at a time per environment (LMDB serialises writers).
  * Everything put in a store_txn becomes visible at once on commit, or not at
@@ -105,14 +107,22 @@ int store_reader_new(store *st, store_reader **out, nba_error *err);
 /* Frees a reader (ends its transaction if one is open). */
 void store_reader_free(store_reader *r);
 
-/* Starts a read snapshot: renews the reader's transaction. Every lookup
- * between begin and end sees the same committed state. Returns 0 or a
- * negative errno. */
+/* Starts a read snapshot of the database as last committed: the one the
+ * reader kept from its last snapshot when nothing was committed since, else
+ * a renewed one. Every lookup between begin and end sees the same committed
+ * state. Returns 0 or a negative errno. */
 int store_reader_begin(store_reader *r);
 
-/* Ends the snapshot: resets the transaction. Pointers into the map are then
- * invalid; data copied into an arena stays valid. */
+/* Ends the snapshot. Pointers into the map must not be used after it; data
+ * copied into an arena stays valid. The transaction is kept for the next
+ * store_reader_begin(). */
 void store_reader_end(store_reader *r);
+
+/* Lets go of the transaction a reader keeps between snapshots. A kept
+ * transaction holds on to the pages of its snapshot, which a writer (an
+ * upsert) cannot reuse meanwhile: a thread calls this when it goes idle
+ * (nbad's workers, every second). */
+void store_reader_release(store_reader *r);
 
 /* Looks up a customer inside a snapshot and decodes it into arena `a`.
  * Returns 0, -ENOENT when there is no such customer, -EBADMSG when the stored

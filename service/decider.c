@@ -126,7 +126,8 @@ static void follow_generation(decider *d)
 void decider_follow_now(decider *d)
 {
     follow_generation(d);
-    /* Its snapshot would keep the writer from reusing the pages it holds. */
+    /* Kept snapshots would keep writers from reusing the pages they hold. */
+    store_reader_release(d->reader);
     if (d->state_reader)
         state_reader_release(d->state_reader);
 }

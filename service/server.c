@@ -240,9 +240,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (w->pool.idle_ticks)
         conn_pool_tick(&w->pool);
     /* A worker without requests still lets go of a database generation
-     * that no longer serves, and of the state snapshot it keeps between
-     * requests, whose pages the writer cannot reuse while it is held (a
-     * busy worker pays one more renewal a second for that). */
+     * that no longer serves, and of the database and state snapshots it
+     * keeps between requests, whose pages writers cannot reuse while they
+     * are held (a busy worker pays one more renewal a second for that). */
     if (w->decider)
         decider_follow_now(w->decider);
 }

@@ -50,9 +50,10 @@ struct store {
 
 struct store_reader {
     store *st;
-    MDB_txn *txn;    /* kept across requests: reset after, renewed before */
+    MDB_txn *txn;    /* kept across snapshots while nothing is committed */
     MDB_cursor *cur; /* on records, renewed with the transaction */
-    bool active;
+    bool active;     /* between store_reader_begin() and store_reader_end() */
+    bool held;       /* txn is a live snapshot (not reset) */
     /* The cursor rests on the customer store_get_customer() just found, so
      * that store_get_incidents() for that customer goes on from there. */
     bool on_customer;
@@ -405,15 +406,30 @@ void store_reader_free(store_reader *r)
     free(r);
 }
 
+/* Renewing costs more than the lookup of a customer's first page: LMDB
+ * looks the records table up again in the renewed snapshot. A snapshot no
+ * commit has overtaken is as good as a renewed one, so it is kept. */
 int store_reader_begin(store_reader *r)
 {
     if (r->active)
         return 0;
+    if (r->held) {
+        MDB_envinfo info;
+        if (mdb_env_info(r->st->env, &info) == 0 && info.me_last_txnid == mdb_txn_id(r->txn)) {
+            r->active = true;
+            r->on_customer = false;
+            return 0;
+        }
+        store_reader_release(r);
+    }
     int rc = mdb_txn_renew(r->txn);
     if (!rc)
         rc = mdb_cursor_renew(r->txn, r->cur);
-    if (rc)
+    if (rc) {
+        mdb_txn_reset(r->txn);
         return lmdb_error(rc);
+    }
+    r->held = true;
     r->active = true;
     r->on_customer = false;
     return 0;
@@ -421,11 +437,17 @@ int store_reader_begin(store_reader *r)
 
 void store_reader_end(store_reader *r)
 {
-    if (!r->active)
-        return;
-    mdb_txn_reset(r->txn);
     r->active = false;
     r->on_customer = false;
+}
+
+void store_reader_release(store_reader *r)
+{
+    store_reader_end(r);
+    if (r->held) {
+        mdb_txn_reset(r->txn);
+        r->held = false;
+    }
 }
 
 int store_get_customer(store_reader *r, const char *customer_id, arena *a, Nba__V1__Customer **out)

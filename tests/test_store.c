@@ -120,6 +120,61 @@ static void committed_data_is_read_back(void **state)
     arena_destroy(&a);
 }
 
+/* The tier of customer_id in a snapshot of its own. */
+static const char *tier_now(store_reader *r, arena *a, const char *customer_id)
+{
+    Nba__V1__Customer *c = NULL;
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_get_customer(r, customer_id, a, &c), 0);
+    store_reader_end(r);
+    return c->tier;
+}
+
+/* A reader keeps its transaction between snapshots, but a snapshot begun
+ * after a commit (an upsert while nbad serves) sees it; a snapshot under
+ * way does not, and a released reader starts afresh. */
+static void kept_snapshot_sees_later_commits(void **state)
+{
+    fixture *f = *state;
+    store_txn *t;
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    put_customer(t, "C1", "gold");
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+
+    store_reader *r;
+    arena a;
+    assert_int_equal(arena_init(&a, 4096), 0);
+    assert_int_equal(store_reader_new(f->st, &r, NULL), 0);
+    assert_string_equal(tier_now(r, &a, "C1"), "gold");
+
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    put_customer(t, "C1", "platinum");
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+    assert_string_equal(tier_now(r, &a, "C1"), "platinum");
+
+    /* Committed while a snapshot is under way: seen by the next one. */
+    Nba__V1__Customer *c = NULL;
+    assert_int_equal(store_reader_begin(r), 0);
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    put_customer(t, "C1", "silver");
+    assert_int_equal(store_txn_commit(t, NULL), 0);
+    assert_int_equal(store_get_customer(r, "C1", &a, &c), 0);
+    assert_string_equal(c->tier, "platinum");
+    store_reader_end(r);
+    assert_string_equal(tier_now(r, &a, "C1"), "silver");
+
+    /* An aborted write changes nothing; a released reader reads on. */
+    assert_int_equal(store_txn_begin(f->st, &t, NULL), 0);
+    put_customer(t, "C1", "none");
+    store_txn_abort(t);
+    assert_string_equal(tier_now(r, &a, "C1"), "silver");
+    store_reader_release(r);
+    store_reader_release(r);
+    assert_string_equal(tier_now(r, &a, "C1"), "silver");
+    store_reader_free(r);
+    arena_destroy(&a);
+}
+
 static void many_incidents_grow_the_list(void **state)
 {
     fixture *f = *state;
@@ -1016,6 +1071,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(committed_data_is_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(kept_snapshot_sees_later_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(many_incidents_grow_the_list, setup, teardown),
         cmocka_unit_test_setup_teardown(abort_and_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_ids_are_rejected, setup, teardown),
