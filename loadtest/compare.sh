@@ -6,7 +6,7 @@
 #   loadtest/compare.sh [--customers 1000000] [--duration 10] [--warmup 2]
 #                       [--threads 2] [--client-threads 1] [--rate 5000]
 #                       [--out DIR] [--data DIR] [--build DIR] [--port-base 27411]
-#                       [--parity 200] [--no-install]
+#                       [--parity 200] [--settle 10] [--no-install]
 #   loadtest/compare.sh --report DIR     the table again, from an earlier run's DIR
 #
 # Everything listens on 127.0.0.1 and every run is bounded in time; the
@@ -25,6 +25,7 @@ DATA=""
 BUILD="$ROOT/build"
 PORT_BASE=27411
 PARITY=200
+SETTLE=10
 INSTALL=1
 REPORT_ONLY=0
 
@@ -44,6 +45,7 @@ options:
                       (${TMPDIR:-/tmp}/nba-compare-<customers>)
   --build DIR         CMake build directory, configured and built here (build/)
   --port-base P       ports P..P+3: nbad, nbaceiling, nbaceiling --no-lookup, Redis
+  --settle S          seconds between loading Redis and the next run (10)
   --parity N          contacts checked for identical decisions first, 0 = skip (200)
   --no-install        do not apt-get install redis-server when it is missing
   --report DIR        print the table and ratios of the runs in DIR, run nothing
@@ -75,6 +77,7 @@ while [[ $# -gt 0 ]]; do
     --data) DATA=$val ;;
     --build) BUILD=$val ;;
     --port-base) positive "$opt" "$val"; PORT_BASE=$val ;;
+    --settle) seconds "$opt" "$val"; SETTLE=$val ;;
     --parity) [[ $val =~ ^[0-9]+$ ]] || die "--parity takes a count"; PARITY=$val ;;
     --report) OUT=$val; REPORT_ONLY=1 ;;
     *) usage >&2; die "unknown option $opt" ;;
@@ -243,18 +246,6 @@ for p in "$P_NBAD" "$P_CEIL" "$P_FLOOR"; do
     wait_until 30 "$NBACTL" ping --port "$p" || die "nothing answers on port $p (see $OUT/*.log)"
 done
 
-say "starting Redis on port $P_REDIS and loading the same data"
-redis-server --port "$P_REDIS" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --dir "$OUT" --pidfile "$OUT/redis.pid" --logfile "$OUT/redis.log" ||
-    die "redis-server did not start (see $OUT/redis.log)"
-REDIS_STARTED=1
-wait_until 10 redis-cli -p "$P_REDIS" ping || die "Redis does not answer (see $OUT/redis.log)"
-redis-cli -p "$P_REDIS" flushall >/dev/null
-"$REDISLOAD" --customers "$DATA/customers.csv" --incidents "$DATA/incidents.csv" |
-    redis-cli -p "$P_REDIS" --pipe >"$OUT/redis-load.log" 2>&1
-grep -q "errors: 0," "$OUT/redis-load.log" || die "loading Redis failed (see $OUT/redis-load.log)"
-SHA=$(redis-cli -p "$P_REDIS" script load "$(cat "$LUA")")
-[[ $SHA =~ ^[0-9a-f]{40}$ ]] || die "SCRIPT LOAD failed: $SHA"
 # The same file as a Redis function: the part above "-- ---- per call" is
 # the library, loaded once; the rest is the function's body.
 function_library() {
@@ -264,20 +255,40 @@ function_library() {
     sed -n '/^-- ---- per call$/,$p' "$LUA"
     echo 'end)'
 }
-redis-cli -p "$P_REDIS" function load replace "$(function_library)" >/dev/null ||
-    die "FUNCTION LOAD failed"
 
-if [[ $PARITY -gt 0 ]]; then
-    if command -v python3 >/dev/null; then
-        say "checking that the peer decides as nbad ($PARITY contacts)"
-        python3 "$ROOT/loadtest/peers/redis/parity.py" --nbactl "$NBACTL" --nbad-port "$P_NBAD" \
-            --redis-port "$P_REDIS" --sha "$SHA" --customers-csv "$DATA/customers.csv" \
-            --count "$PARITY" | tee "$OUT/parity.txt" >&2 ||
-            die "the Redis peer does not decide as nbad (see $OUT/parity.txt)"
-    else
-        say "python3 is missing: the parity check is skipped"
+# Redis starts after the latency runs: loading 3 million keys into it
+# leaves the kernel busy for some seconds (page faults, compaction), which
+# showed as millisecond stalls in whatever ran next. It then gets SETTLE
+# seconds before anything is timed.
+start_redis() {
+    say "starting Redis on port $P_REDIS and loading the same data"
+    redis-server --port "$P_REDIS" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+        --dir "$OUT" --pidfile "$OUT/redis.pid" --logfile "$OUT/redis.log" ||
+        die "redis-server did not start (see $OUT/redis.log)"
+    REDIS_STARTED=1
+    wait_until 10 redis-cli -p "$P_REDIS" ping || die "Redis does not answer (see $OUT/redis.log)"
+    redis-cli -p "$P_REDIS" flushall >/dev/null
+    "$REDISLOAD" --customers "$DATA/customers.csv" --incidents "$DATA/incidents.csv" |
+        redis-cli -p "$P_REDIS" --pipe >"$OUT/redis-load.log" 2>&1
+    grep -q "errors: 0," "$OUT/redis-load.log" || die "loading Redis failed (see $OUT/redis-load.log)"
+    SHA=$(redis-cli -p "$P_REDIS" script load "$(cat "$LUA")")
+    [[ $SHA =~ ^[0-9a-f]{40}$ ]] || die "SCRIPT LOAD failed: $SHA"
+    redis-cli -p "$P_REDIS" function load replace "$(function_library)" >/dev/null ||
+        die "FUNCTION LOAD failed"
+
+    if [[ $PARITY -gt 0 ]]; then
+        if command -v python3 >/dev/null; then
+            say "checking that the peer decides as nbad ($PARITY contacts)"
+            python3 "$ROOT/loadtest/peers/redis/parity.py" --nbactl "$NBACTL" --nbad-port "$P_NBAD" \
+                --redis-port "$P_REDIS" --sha "$SHA" --customers-csv "$DATA/customers.csv" \
+                --count "$PARITY" | tee "$OUT/parity.txt" >&2 ||
+                die "the Redis peer does not decide as nbad (see $OUT/parity.txt)"
+        else
+            say "python3 is missing: the parity check is skipped"
+        fi
     fi
-fi
+    sleep "$SETTLE"
+}
 
 # ---- the runs
 cat >"$OUT/setup.txt" <<EOF
@@ -297,6 +308,7 @@ LOW=(--connections 4 --pipeline 1 --rate "$RATE")
 run a-floor-ceiling-no-lookup "$P_FLOOR" "${LOW[@]}"
 run a-floor-nbad-ping "$P_NBAD" "${LOW[@]}" --ping
 run b-moderate-nbad "$P_NBAD" "${LOW[@]}"
+start_redis
 for shape in "c 1" "d 16"; do
     set -- $shape
     CONC=(--connections 50 --pipeline "$2")
