@@ -131,6 +131,12 @@ static int read_bool(reader *r, unsigned wire, protobuf_c_boolean *out)
     return 0;
 }
 
+/* A varint field's raw value; the caller casts it to the field's type. */
+static int read_varint_field(reader *r, unsigned wire, uint64_t *out)
+{
+    return wire == WIRE_VARINT && read_varint(r, out) ? 0 : -EBADMSG;
+}
+
 static int read_double_field(reader *r, unsigned wire, double *out)
 {
     return wire == WIRE_I64 && read_double(r, out) ? 0 : -EBADMSG;
@@ -259,7 +265,7 @@ int record_decode_incident(const uint8_t *buf, size_t len, arena *a, Nba__V1__In
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
-        uint64_t v;
+        uint64_t v = 0;
         int rc = 0;
         if (!read_key(&r, &field, &wire))
             return -EBADMSG;
@@ -274,13 +280,11 @@ int record_decode_incident(const uint8_t *buf, size_t len, arena *a, Nba__V1__In
             rc = read_string(&r, wire, &st, &m->kind);
             break;
         case 4: /* int32: a negative value is sign-extended to ten bytes */
-            if (wire != WIRE_VARINT || !read_varint(&r, &v))
-                return -EBADMSG;
+            rc = read_varint_field(&r, wire, &v);
             m->severity = (int32_t)(uint32_t)v;
             break;
         case 5:
-            if (wire != WIRE_VARINT || !read_varint(&r, &v))
-                return -EBADMSG;
+            rc = read_varint_field(&r, wire, &v);
             m->occurred_at_ms = (int64_t)v;
             break;
         case 6:
@@ -296,9 +300,133 @@ int record_decode_incident(const uint8_t *buf, size_t len, arena *a, Nba__V1__In
             rc = read_string(&r, wire, &st, &m->recovered_by);
             break;
         case 10:
-            if (wire != WIRE_VARINT || !read_varint(&r, &v))
-                return -EBADMSG;
+            rc = read_varint_field(&r, wire, &v);
             m->recovered_at_ms = (int64_t)v;
+            break;
+        default:
+            rc = skip(&r, wire) ? 0 : -EBADMSG;
+        }
+        if (rc)
+            return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+/* A map entry (key = 1, value = 2, both strings): how protobuf writes each
+ * pair of a map<string, string>. */
+static int decode_string_pair(const uint8_t *buf, size_t len, strings *st, char **key, char **value)
+{
+    reader r = {buf, buf + len};
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
+        int rc = 0;
+        if (!read_key(&r, &field, &wire))
+            return -EBADMSG;
+        if (field == 1)
+            rc = read_string(&r, wire, st, key);
+        else if (field == 2)
+            rc = read_string(&r, wire, st, value);
+        else
+            rc = skip(&r, wire) ? 0 : -EBADMSG;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The params and context maps of a history entry: counted first, so each
+ * gets its pointers and entries in one allocation. */
+static int history_maps(const uint8_t *buf, size_t len, arena *a, Nba__V1__HistoryEntry *m)
+{
+    size_t params, context;
+    int rc = count_field(buf, len, 8, &params);
+    if (rc == 0)
+        rc = count_field(buf, len, 9, &context);
+    if (rc)
+        return rc;
+    if (params) {
+        m->params = arena_alloc(a, params * (sizeof *m->params + sizeof **m->params));
+        if (!m->params)
+            return -ENOMEM;
+        Nba__V1__HistoryEntry__ParamsEntry *e =
+            (Nba__V1__HistoryEntry__ParamsEntry *)(m->params + params);
+        for (size_t i = 0; i < params; i++) {
+            nba__v1__history_entry__params_entry__init(&e[i]);
+            m->params[i] = &e[i];
+        }
+    }
+    if (context) {
+        m->context = arena_alloc(a, context * (sizeof *m->context + sizeof **m->context));
+        if (!m->context)
+            return -ENOMEM;
+        Nba__V1__HistoryEntry__ContextEntry *e =
+            (Nba__V1__HistoryEntry__ContextEntry *)(m->context + context);
+        for (size_t i = 0; i < context; i++) {
+            nba__v1__history_entry__context_entry__init(&e[i]);
+            m->context[i] = &e[i];
+        }
+    }
+    return 0;
+}
+
+int record_decode_history(const uint8_t *buf, size_t len, arena *a, Nba__V1__HistoryEntry **out)
+{
+    Nba__V1__HistoryEntry *m = arena_alloc(a, sizeof *m);
+    strings st = {arena_alloc(a, len + 1)};
+    if (!m || !st.next)
+        return -ENOMEM;
+    nba__v1__history_entry__init(m);
+    int rc = history_maps(buf, len, a, m);
+    if (rc)
+        return rc;
+    reader r = {buf, buf + len};
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
+        uint64_t v = 0;
+        const uint8_t *d;
+        size_t n;
+        if (!read_key(&r, &field, &wire))
+            return -EBADMSG;
+        switch (field) {
+        case 1:
+            rc = read_string(&r, wire, &st, &m->customer_id);
+            break;
+        case 2:
+            rc = read_varint_field(&r, wire, &v);
+            m->at_ms = (int64_t)v;
+            break;
+        case 3: /* an open enum: any int32 value is kept */
+            rc = read_varint_field(&r, wire, &v);
+            m->channel = (Nba__V1__Channel)(int32_t)(uint32_t)v;
+            break;
+        case 4:
+            rc = read_string(&r, wire, &st, &m->touchpoint);
+            break;
+        case 5:
+            rc = read_string(&r, wire, &st, &m->action);
+            break;
+        case 6:
+            rc = read_string(&r, wire, &st, &m->rule_id);
+            break;
+        case 7:
+            rc = read_string(&r, wire, &st, &m->incident_id);
+            break;
+        case 8:
+            if (wire != WIRE_LEN || !read_len(&r, &d, &n))
+                return -EBADMSG;
+            rc = decode_string_pair(d, n, &st, &m->params[m->n_params]->key,
+                                    &m->params[m->n_params]->value);
+            m->n_params++;
+            break;
+        case 9:
+            if (wire != WIRE_LEN || !read_len(&r, &d, &n))
+                return -EBADMSG;
+            rc = decode_string_pair(d, n, &st, &m->context[m->n_context]->key,
+                                    &m->context[m->n_context]->value);
+            m->n_context++;
             break;
         default:
             rc = skip(&r, wire) ? 0 : -EBADMSG;

@@ -283,8 +283,7 @@ static int push(arena *a, void ***arr, size_t *n, size_t *cap, void *item)
 
 static int unpack_history(const MDB_val *v, arena *a, Nba__V1__HistoryEntry **out)
 {
-    *out = nba__v1__history_entry__unpack(arena_pb_allocator(a), v->mv_size, v->mv_data);
-    return *out ? 0 : -EBADMSG;
+    return record_decode_history(v->mv_data, v->mv_size, a, out);
 }
 
 /* A stored decision's value (decided at, 8 bytes big-endian, then the

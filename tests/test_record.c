@@ -1,4 +1,4 @@
-/* Unit tests of the stored-record decoder (include/record.h), against
+/* Unit tests of the stored-record decoders (include/record.h), against
  * protobuf-c's generated unpack as the reference: the same messages from
  * the same bytes, for complete records, defaults, unknown fields, repeated
  * values, every truncation and every single-byte corruption of a record. */
@@ -65,6 +65,31 @@ static void assert_incident_equal(const Nba__V1__Incident *want, const Nba__V1__
     assert_ptr_equal(got->base.descriptor, &nba__v1__incident__descriptor);
 }
 
+static void assert_history_equal(const Nba__V1__HistoryEntry *want,
+                                 const Nba__V1__HistoryEntry *got)
+{
+    assert_string_equal(got->customer_id, want->customer_id);
+    assert_int_equal(got->at_ms, want->at_ms);
+    assert_int_equal(got->channel, want->channel);
+    assert_string_equal(got->touchpoint, want->touchpoint);
+    assert_string_equal(got->action, want->action);
+    assert_string_equal(got->rule_id, want->rule_id);
+    assert_string_equal(got->incident_id, want->incident_id);
+    assert_int_equal(got->n_params, want->n_params);
+    for (size_t i = 0; i < want->n_params; i++) {
+        assert_string_equal(got->params[i]->key, want->params[i]->key);
+        assert_string_equal(got->params[i]->value, want->params[i]->value);
+        assert_ptr_equal(got->params[i]->base.descriptor, want->params[i]->base.descriptor);
+    }
+    assert_int_equal(got->n_context, want->n_context);
+    for (size_t i = 0; i < want->n_context; i++) {
+        assert_string_equal(got->context[i]->key, want->context[i]->key);
+        assert_string_equal(got->context[i]->value, want->context[i]->value);
+        assert_ptr_equal(got->context[i]->base.descriptor, want->context[i]->base.descriptor);
+    }
+    assert_ptr_equal(got->base.descriptor, &nba__v1__history_entry__descriptor);
+}
+
 /* Decodes bytes both ways. What protobuf-c refuses is refused; what both
  * accept has the same fields. With `strict`, what protobuf-c accepts must
  * be accepted too. Corrupted records are checked without it: protobuf-c
@@ -104,6 +129,29 @@ static void check_incident(const uint8_t *buf, size_t len, bool strict)
         assert_int_equal(rc, -EBADMSG);
     }
     nba__v1__incident__free_unpacked(want, NULL);
+}
+
+static void check_history(const uint8_t *buf, size_t len, bool strict)
+{
+    Nba__V1__HistoryEntry *want = nba__v1__history_entry__unpack(NULL, len, buf), *got = NULL;
+    arena_reset(&A);
+    int rc = record_decode_history(buf, len, &A, &got);
+    if (!want) {
+        assert_int_equal(rc, -EBADMSG);
+        return;
+    }
+    if (strict || rc == 0) {
+        assert_int_equal(rc, 0);
+        assert_history_equal(want, got);
+    } else {
+        assert_int_equal(rc, -EBADMSG);
+    }
+    nba__v1__history_entry__free_unpacked(want, NULL);
+}
+
+static void check_history_bytes(const uint8_t *buf, size_t len)
+{
+    check_history(buf, len, true);
 }
 
 static void check_customer_bytes(const uint8_t *buf, size_t len)
@@ -159,6 +207,43 @@ static size_t pack_incident(uint8_t *buf, size_t cap, int32_t severity)
     return nba__v1__incident__pack(&inc, buf);
 }
 
+/* An upgrade given at the kiosk: two params, three context entries. */
+static size_t pack_history(uint8_t *buf, size_t cap, int64_t at_ms)
+{
+    Nba__V1__HistoryEntry__ParamsEntry p1 = NBA__V1__HISTORY_ENTRY__PARAMS_ENTRY__INIT,
+                                       p2 = NBA__V1__HISTORY_ENTRY__PARAMS_ENTRY__INIT;
+    Nba__V1__HistoryEntry__ParamsEntry *params[] = {&p1, &p2};
+    p1.key = "cabin";
+    p1.value = "F";
+    p2.key = "note";
+    p2.value = "";
+    Nba__V1__HistoryEntry__ContextEntry c1 = NBA__V1__HISTORY_ENTRY__CONTEXT_ENTRY__INIT,
+                                        c2 = NBA__V1__HISTORY_ENTRY__CONTEXT_ENTRY__INIT,
+                                        c3 = NBA__V1__HISTORY_ENTRY__CONTEXT_ENTRY__INIT;
+    Nba__V1__HistoryEntry__ContextEntry *context[] = {&c1, &c2, &c3};
+    c1.key = "flight";
+    c1.value = "AZ611";
+    c2.key = "cabin";
+    c2.value = "Y";
+    c3.key = "booking";
+    c3.value = "QX7 K2P";
+    Nba__V1__HistoryEntry h = NBA__V1__HISTORY_ENTRY__INIT;
+    h.customer_id = "C0000042";
+    h.at_ms = at_ms;
+    h.channel = NBA__V1__CHANNEL__KIOSK;
+    h.touchpoint = "checkin";
+    h.action = "upgrade";
+    h.rule_id = "recovery-upgrade";
+    h.incident_id = "INC-7";
+    h.n_params = 2;
+    h.params = params;
+    h.n_context = 3;
+    h.context = context;
+    size_t n = nba__v1__history_entry__get_packed_size(&h);
+    assert_true(n <= cap);
+    return nba__v1__history_entry__pack(&h, buf);
+}
+
 static void complete_records_decode_like_protobuf_c(void **state)
 {
     (void)state;
@@ -166,6 +251,8 @@ static void complete_records_decode_like_protobuf_c(void **state)
     check_customer_bytes(buf, pack_customer(buf, sizeof buf));
     check_incident_bytes(buf, pack_incident(buf, sizeof buf, 3));
     check_incident_bytes(buf, pack_incident(buf, sizeof buf, -2)); /* ten-byte varint */
+    check_history_bytes(buf, pack_history(buf, sizeof buf, 1794904200000));
+    check_history_bytes(buf, pack_history(buf, sizeof buf, -1));
 }
 
 static void empty_record_has_the_defaults(void **state)
@@ -181,6 +268,14 @@ static void empty_record_has_the_defaults(void **state)
     assert_string_equal(i->note, "");
     assert_int_equal(i->severity, 0);
     check_customer_bytes((const uint8_t *)"", 0);
+    Nba__V1__HistoryEntry *h = NULL;
+    assert_int_equal(record_decode_history((const uint8_t *)"", 0, &A, &h), 0);
+    assert_string_equal(h->action, "");
+    assert_int_equal(h->n_params, 0);
+    assert_null(h->params);
+    assert_int_equal(h->n_context, 0);
+    assert_null(h->context);
+    check_history_bytes((const uint8_t *)"", 0);
 }
 
 /* Fields a newer loader might write, of every wire type, and a field given
@@ -205,6 +300,24 @@ static void unknown_and_repeated_fields(void **state)
     assert_string_equal(c->tier, "gold");
     assert_int_equal(c->n_attributes, 4);
     assert_string_equal(c->attributes[3]->name, "zzz");
+
+    n = pack_history(buf, 500, 1794904200000);
+    static const uint8_t more[] = {
+        0x78, 0x96, 0x01,                             /* 15: varint 150 */
+        0x2a, 0x04, 'm',  'i',  'l', 'e',             /* 5: action again, "mile" */
+        0x42, 0x06, 0x0a, 0x01, 'x', 0x12, 0x01, 'y', /* 8: a third param, x=y */
+        0x4a, 0x05, 0x0a, 0x01, 'k', 0x18, 0x07,      /* 9: key k, unknown field 3 */
+    };
+    memcpy(buf + n, more, sizeof more);
+    check_history_bytes(buf, n + sizeof more);
+    Nba__V1__HistoryEntry *h = NULL;
+    assert_int_equal(record_decode_history(buf, n + sizeof more, &A, &h), 0);
+    assert_string_equal(h->action, "mile");
+    assert_int_equal(h->n_params, 3);
+    assert_string_equal(h->params[2]->value, "y");
+    assert_int_equal(h->n_context, 4);
+    assert_string_equal(h->context[3]->key, "k");
+    assert_string_equal(h->context[3]->value, "");
 }
 
 /* Every prefix, and every value of every byte: accepted exactly when
@@ -231,6 +344,16 @@ static void truncated_and_corrupted_records(void **state)
             memcpy(buf, good, n);
             buf[i] = (uint8_t)v;
             check_incident(buf, n, false);
+        }
+    }
+    n = pack_history(good, sizeof good, 1794904200000);
+    for (size_t len = 0; len <= n; len++)
+        check_history_bytes(good, len);
+    for (size_t i = 0; i < n; i++) {
+        for (unsigned v = 0; v < 256; v++) {
+            memcpy(buf, good, n);
+            buf[i] = (uint8_t)v;
+            check_history(buf, n, false);
         }
     }
 }
