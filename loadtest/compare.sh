@@ -6,7 +6,7 @@
 #   loadtest/compare.sh [--customers 1000000] [--duration 10] [--warmup 2]
 #                       [--threads 2] [--client-threads 1] [--rate 5000]
 #                       [--out DIR] [--data DIR] [--build DIR] [--port-base 27411]
-#                       [--parity 200] [--settle 10] [--no-install]
+#                       [--parity 200] [--settle 10] [--rounds 1] [--no-install]
 #   loadtest/compare.sh --report DIR     the table again, from an earlier run's DIR
 #
 # Everything listens on 127.0.0.1 and every run is bounded in time; the
@@ -26,6 +26,7 @@ BUILD="$ROOT/build"
 PORT_BASE=27411
 PARITY=200
 SETTLE=10
+ROUNDS=1
 INSTALL=1
 REPORT_ONLY=0
 
@@ -46,6 +47,8 @@ options:
   --build DIR         CMake build directory, configured and built here (build/)
   --port-base P       ports P..P+3: nbad, nbaceiling, nbaceiling --no-lookup, Redis
   --settle S          seconds between loading Redis and the next run (10)
+  --rounds N          every run N times, round after round; the ratios are
+                      then each round's, and their medians are judged (1)
   --parity N          contacts checked for identical decisions first, 0 = skip (200)
   --no-install        do not apt-get install redis-server when it is missing
   --report DIR        print the table and ratios of the runs in DIR, run nothing
@@ -78,6 +81,7 @@ while [[ $# -gt 0 ]]; do
     --build) BUILD=$val ;;
     --port-base) positive "$opt" "$val"; PORT_BASE=$val ;;
     --settle) seconds "$opt" "$val"; SETTLE=$val ;;
+    --rounds) positive "$opt" "$val"; ROUNDS=$val ;;
     --parity) [[ $val =~ ^[0-9]+$ ]] || die "--parity takes a count"; PARITY=$val ;;
     --report) OUT=$val; REPORT_ONLY=1 ;;
     *) usage >&2; die "unknown option $opt" ;;
@@ -96,51 +100,93 @@ verdict() { # value op target
         if (v == "n/a") { print "n/a"; exit }
         ok = op == ">=" ? v >= t : v <= t; print ok ? "met" : "NOT met" }'
 }
-report() {
-    local f n nbad16 ceil16 ev16 fc16 redis16 nbad1 ceil1 p50_nbad p50_floor r_redis r_ceil16 r_ceil1 r_p50
-    cat "$OUT/setup.txt"
-    echo
+# The figures the targets speak of, from the runs in directory $1, as
+# "nbad16 r_redis r_ceil16 r_ceil1 r_p50 r_ping ev_fc".
+metrics() {
+    local d=$1 ev16 fc16 redis16 nbad16 p50_floor
+    nbad16=$(field "$d/d-50x16-nbad.json" throughput_rps)
+    ev16=$(field "$d/d-50x16-redis-evalsha.json" throughput_rps)
+    fc16=$(field "$d/d-50x16-redis-fcall.json" throughput_rps)
+    redis16=$(awk -v a="$ev16" -v b="$fc16" 'BEGIN { print (a + 0 > b + 0) ? a : b }')
+    p50_floor=$(field "$d/a-floor-ceiling-no-lookup.json" p50)
+    echo "$nbad16" "$(ratio "$nbad16" "$redis16")" \
+        "$(ratio "$nbad16" "$(field "$d/d-50x16-ceiling.json" throughput_rps)")" \
+        "$(ratio "$(field "$d/c-50x1-nbad.json" throughput_rps)" \
+            "$(field "$d/c-50x1-ceiling.json" throughput_rps)")" \
+        "$(ratio "$(field "$d/b-moderate-nbad.json" p50)" "$p50_floor")" \
+        "$(ratio "$(field "$d/a-floor-nbad-ping.json" p50)" "$p50_floor")" \
+        "$(ratio "$ev16" "$fc16")"
+}
+median() { # numbers...: their median ("n/a" when one is)
+    case " $* " in *" n/a "*) echo "n/a"; return ;; esac
+    printf "%s\n" "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (!NR) { print "n/a"; exit }
+              m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              print (m == int(m) ? m : sprintf("%.2f", m)) }'
+}
+table() { # directory: every run's answers/s, p50, p99, errors
+    local f n
     printf "%-34s %12s %10s %10s %8s\n" "scenario / system" "answers/s" "p50 us" "p99 us" "errors"
-    for f in "$OUT"/[abcd]-*.json; do
+    for f in "$1"/[abcd]-*.json; do
         n=$(basename "$f" .json)
         printf "%-34s %12.0f %10s %10s %8s\n" "$n" "$(field "$f" throughput_rps)" \
             "$(field "$f" p50)" "$(field "$f" p99)" "$(field "$f" total)"
     done
+}
+report() {
+    local r dirs=() m nbad16=() r_redis=() r_ceil16=() r_ceil1=() r_p50=() r_ping=() ev_fc=()
+    cat "$OUT/setup.txt"
+    if [[ -d $OUT/round-1 ]]; then
+        for r in "$OUT"/round-*; do dirs+=("$r"); done
+    else
+        dirs=("$OUT")
+    fi
+    for r in "${dirs[@]}"; do
+        echo
+        [[ ${#dirs[@]} -gt 1 ]] && echo "$(basename "$r"):"
+        table "$r"
+        read -r -a m <<<"$(metrics "$r")"
+        nbad16+=("${m[0]}") r_redis+=("${m[1]}") r_ceil16+=("${m[2]}") r_ceil1+=("${m[3]}")
+        r_p50+=("${m[4]}") r_ping+=("${m[5]}") ev_fc+=("${m[6]}")
+    done
     echo
-    nbad16=$(field "$OUT/d-50x16-nbad.json" throughput_rps)
-    ceil16=$(field "$OUT/d-50x16-ceiling.json" throughput_rps)
-    ev16=$(field "$OUT/d-50x16-redis-evalsha.json" throughput_rps)
-    fc16=$(field "$OUT/d-50x16-redis-fcall.json" throughput_rps)
-    redis16=$(awk -v a="$ev16" -v b="$fc16" 'BEGIN { print (a + 0 > b + 0) ? a : b }')
-    nbad1=$(field "$OUT/c-50x1-nbad.json" throughput_rps)
-    ceil1=$(field "$OUT/c-50x1-ceiling.json" throughput_rps)
-    p50_nbad=$(field "$OUT/b-moderate-nbad.json" p50)
-    p50_floor=$(field "$OUT/a-floor-ceiling-no-lookup.json" p50)
-    r_redis=$(ratio "$nbad16" "$redis16")
-    r_ceil16=$(ratio "$nbad16" "$ceil16")
-    r_ceil1=$(ratio "$nbad1" "$ceil1")
-    r_p50=$(ratio "$p50_nbad" "$p50_floor")
-    printf "%-58s %10s %8s %s\n" "target" "measured" "wanted" ""
-    printf "%-58s %10.0f %8s %s\n" "50x16: nbad decisions/s" "$nbad16" ">=400000" \
-        "$(verdict "$nbad16" ">=" 400000)"
+    local what="measured"
+    if [[ ${#dirs[@]} -gt 1 ]]; then
+        what="median"
+        printf "%-6s %12s %10s %10s %10s %10s\n" "round" "50x16 nbad" "/Redis" "/ceiling" \
+            "50x1 /ceil" "4conn p50"
+        for r in "${!dirs[@]}"; do
+            printf "%-6s %12.0f %10s %10s %10s %10s\n" "$((r + 1))" "${nbad16[r]}" "${r_redis[r]}" \
+                "${r_ceil16[r]}" "${r_ceil1[r]}" "${r_p50[r]}"
+        done
+        echo
+    fi
+    local v
+    printf "%-58s %10s %8s %s\n" "target" "$what" "wanted" ""
+    v=$(median "${nbad16[@]}")
+    printf "%-58s %10.0f %8s %s\n" "50x16: nbad decisions/s" "$v" ">=400000" \
+        "$(verdict "$v" ">=" 400000)"
+    v=$(median "${r_redis[@]}")
     printf "%-58s %10s %8s %s\n" "50x16: nbad / Redis+Lua (the faster of EVALSHA, FCALL)" \
-        "$r_redis" ">=3" "$(verdict "$r_redis" ">=" 3)"
-    printf "%-58s %10s %8s %s\n" "50x16: nbad / nbaceiling" "$r_ceil16" ">=0.60" \
-        "$(verdict "$r_ceil16" ">=" 0.60)"
-    printf "%-58s %10s %8s %s\n" "50x1: nbad / nbaceiling" "$r_ceil1" ">=0.85" \
-        "$(verdict "$r_ceil1" ">=" 0.85)"
-    printf "%-58s %10s %8s %s\n" "4 conn at $RATE/s: nbad p50 / loopback round trip p50" "$r_p50" \
-        "<=1.20" "$(verdict "$r_p50" "<=" 1.20)"
+        "$v" ">=3" "$(verdict "$v" ">=" 3)"
+    v=$(median "${r_ceil16[@]}")
+    printf "%-58s %10s %8s %s\n" "50x16: nbad / nbaceiling" "$v" ">=0.60" "$(verdict "$v" ">=" 0.60)"
+    v=$(median "${r_ceil1[@]}")
+    printf "%-58s %10s %8s %s\n" "50x1: nbad / nbaceiling" "$v" ">=0.85" "$(verdict "$v" ">=" 0.85)"
+    v=$(median "${r_p50[@]}")
+    printf "%-58s %10s %8s %s\n" "4 conn at $RATE/s: nbad p50 / loopback round trip p50" "$v" \
+        "<=1.20" "$(verdict "$v" "<=" 1.20)"
     echo
-    echo "for reference: nbad Ping p50 / loopback round trip p50 = $(ratio \
-        "$(field "$OUT/a-floor-nbad-ping.json" p50)" "$p50_floor"), Redis EVALSHA / FCALL at 50x16 =" \
-        "$(ratio "$ev16" "$fc16")"
+    echo "for reference ($what): nbad Ping p50 / loopback round trip p50 = $(median "${r_ping[@]}")," \
+        "Redis EVALSHA / FCALL at 50x16 = $(median "${ev_fc[@]}")"
 }
 
 OUT=${OUT:-$PWD/compare-results/$(date +%Y%m%d-%H%M%S)}
 if [[ $REPORT_ONLY == 1 ]]; then
     [[ -f $OUT/setup.txt ]] || die "$OUT holds no compare.sh run"
-    RATE=$(sed -n 's/.*"rate": \([0-9.]*\).*/\1/p' "$OUT/b-moderate-nbad.json" | head -1)
+    first=$OUT
+    [[ -d $OUT/round-1 ]] && first=$OUT/round-1
+    RATE=$(sed -n 's/.*"rate": \([0-9.]*\).*/\1/p' "$first/b-moderate-nbad.json" | head -1)
     RATE=${RATE%.0}
     report
     exit 0
@@ -294,6 +340,7 @@ start_redis() {
 cat >"$OUT/setup.txt" <<EOF
 nbad vs its peers: $CUSTOMERS customers, $DURATION s per run after $WARMUP s of warmup,
 nbad and nbaceiling --threads $THREADS, nbaload --threads $CLIENT_THREADS, $(nproc) CPUs, $(date -u +%FT%TZ)
+$ROUNDS round(s): every run once per round, the rounds one after the other
 EOF
 COMMON=(--customers "$CUSTOMERS" --duration "$DURATION" --warmup "$WARMUP"
     --threads "$CLIENT_THREADS" --json)
@@ -301,21 +348,29 @@ run() { # name port nbaload-options...
     local name=$1 port=$2
     shift 2
     say "$name"
-    timeout "$RUN_LIMIT" "$NBALOAD" --port "$port" "${COMMON[@]}" "$@" >"$OUT/$name.json" ||
-        echo "compare.sh: $name: nbaload exit $? (errors counted in $OUT/$name.json)" >&2
+    timeout "$RUN_LIMIT" "$NBALOAD" --port "$port" "${COMMON[@]}" "$@" >"$RUN_DIR/$name.json" ||
+        echo "compare.sh: $name: nbaload exit $? (errors counted in $RUN_DIR/$name.json)" >&2
 }
 LOW=(--connections 4 --pipeline 1 --rate "$RATE")
-run a-floor-ceiling-no-lookup "$P_FLOOR" "${LOW[@]}"
-run a-floor-nbad-ping "$P_NBAD" "${LOW[@]}" --ping
-run b-moderate-nbad "$P_NBAD" "${LOW[@]}"
-start_redis
-for shape in "c 1" "d 16"; do
-    set -- $shape
-    CONC=(--connections 50 --pipeline "$2")
-    run "$1-50x$2-nbad" "$P_NBAD" "${CONC[@]}"
-    run "$1-50x$2-ceiling" "$P_CEIL" "${CONC[@]}"
-    run "$1-50x$2-redis-evalsha" "$P_REDIS" "${CONC[@]}" --protocol resp --redis-script-sha "$SHA"
-    run "$1-50x$2-redis-fcall" "$P_REDIS" "${CONC[@]}" --protocol resp --redis-function checkin
+for ((round = 1; round <= ROUNDS; round++)); do
+    RUN_DIR=$OUT
+    if [[ $ROUNDS -gt 1 ]]; then
+        RUN_DIR=$OUT/round-$round
+        mkdir -p "$RUN_DIR"
+        say "round $round of $ROUNDS"
+    fi
+    run a-floor-ceiling-no-lookup "$P_FLOOR" "${LOW[@]}"
+    run a-floor-nbad-ping "$P_NBAD" "${LOW[@]}" --ping
+    run b-moderate-nbad "$P_NBAD" "${LOW[@]}"
+    [[ $round == 1 ]] && start_redis
+    for shape in "c 1" "d 16"; do
+        set -- $shape
+        CONC=(--connections 50 --pipeline "$2")
+        run "$1-50x$2-nbad" "$P_NBAD" "${CONC[@]}"
+        run "$1-50x$2-ceiling" "$P_CEIL" "${CONC[@]}"
+        run "$1-50x$2-redis-evalsha" "$P_REDIS" "${CONC[@]}" --protocol resp --redis-script-sha "$SHA"
+        run "$1-50x$2-redis-fcall" "$P_REDIS" "${CONC[@]}" --protocol resp --redis-function checkin
+    done
 done
 
 report | tee "$OUT/summary.txt"
