@@ -93,6 +93,12 @@ static json_t *response_json(const Nba__V1__Response *resp)
         json_object_set_new(status, "write_commits", json_integer((json_int_t)st->write_commits));
         json_object_set_new(status, "write_largest_batch",
                             json_integer((json_int_t)st->write_largest_batch));
+        json_object_set_new(status, "connections_refused",
+                            json_integer((json_int_t)st->connections_refused));
+        json_object_set_new(status, "connections_idle_closed",
+                            json_integer((json_int_t)st->connections_idle_closed));
+        json_object_set_new(status, "tls_handshakes_failed",
+                            json_integer((json_int_t)st->tls_handshakes_failed));
         break;
     }
     case NBA__V1__RESPONSE__BODY_EXPLANATION:
@@ -124,8 +130,12 @@ static void print_status(const Nba__V1__Status *st)
 {
     printf("server       %s serving %s\n", st->server, st->ruleset);
     printf("uptime       %.1f s\n", (double)st->uptime_ms / 1000.0);
-    printf("connections  %llu open, %llu since start\n", (unsigned long long)st->connections_open,
-           (unsigned long long)st->connections_total);
+    printf("connections  %llu open, %llu since start; %llu refused at max_connections, %llu "
+           "closed idle, %llu failed TLS handshakes\n",
+           (unsigned long long)st->connections_open, (unsigned long long)st->connections_total,
+           (unsigned long long)st->connections_refused,
+           (unsigned long long)st->connections_idle_closed,
+           (unsigned long long)st->tls_handshakes_failed);
     printf("requests     %llu answered: %llu decisions, %llu errors\n",
            (unsigned long long)st->requests_total, (unsigned long long)st->decisions_total,
            (unsigned long long)st->errors_total);

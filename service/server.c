@@ -325,6 +325,11 @@ static int fill_status(void *arg, Nba__V1__Status *out)
         out->requests_total += atomic_load_explicit(&st->requests, memory_order_relaxed);
         out->decisions_total += atomic_load_explicit(&st->decisions, memory_order_relaxed);
         out->errors_total += atomic_load_explicit(&st->errors, memory_order_relaxed);
+        out->connections_refused +=
+            atomic_load_explicit(&st->connections_refused, memory_order_relaxed);
+        out->connections_idle_closed +=
+            atomic_load_explicit(&st->connections_idle, memory_order_relaxed);
+        out->tls_handshakes_failed += atomic_load_explicit(&st->tls_failed, memory_order_relaxed);
         histogram_merge(h, &st->decision_latency);
     }
     out->uptime_ms = (clock_mono_ns() - s->started_ns) / 1000000u;

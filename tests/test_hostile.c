@@ -586,6 +586,9 @@ static void thousands_of_idle_connections_are_closed_when_idle(void **state)
     }
     free(fds);
     assert_int_equal(closed, n);
+    Nba__V1__Response *keep;
+    assert_true(status_of(W.d.port, &keep)->connections_idle_closed >= (uint64_t)n);
+    nba__v1__response__free_unpacked(keep, NULL);
     good_stop_and_check(&g);
 }
 
@@ -709,6 +712,7 @@ static void connections_past_max_connections_are_refused_politely(void **state)
     close(fds[0]);
     /* The count goes back when nbad has seen the close: bounded retries. */
     bool served = false;
+    uint64_t refused = EXTRA;
     for (int t = 0; t < 100 && !served; t++) {
         int fd = connect_raw(d.port, 0);
         uint8_t frame[64];
@@ -720,10 +724,24 @@ static void connections_past_max_connections_are_refused_politely(void **state)
             fds[0] = fd;
         else
             close(fd);
-        if (!served)
+        if (!served) {
+            refused++;
             sleep_ms(20);
+        }
     }
     assert_true(served);
+    /* Status, asked on a connection already in, counts every refusal. */
+    uint8_t frame[64];
+    Nba__V1__Request req = NBA__V1__REQUEST__INIT;
+    Nba__V1__StatusRequest sr = NBA__V1__STATUS_REQUEST__INIT;
+    req.id = 7;
+    req.body_case = NBA__V1__REQUEST__BODY_STATUS;
+    req.status = &sr;
+    send_all(fds[1], frame, frame_pack(&req.base, frame));
+    Nba__V1__Response *st = recv_response(fds[1]);
+    assert_int_equal(st->body_case, NBA__V1__RESPONSE__BODY_STATUS);
+    assert_int_equal(st->status->connections_refused, refused);
+    nba__v1__response__free_unpacked(st, NULL);
     for (int i = 0; i < MAX - 1; i++)
         close(fds[i]);
     good_stop_and_check(&g);

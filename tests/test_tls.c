@@ -318,6 +318,20 @@ static int recv_exact(int fd, void *buf, size_t n)
     return 0;
 }
 
+/* One answer read from a plain TCP connection, decoded. */
+static Nba__V1__Response *recv_plain_response(int fd)
+{
+    uint8_t header[FRAME_HEADER_SIZE];
+    static uint8_t body[65536];
+    assert_int_equal(recv_exact(fd, header, sizeof header), 0);
+    uint32_t n = frame_get_length(header);
+    assert_true(n < sizeof body);
+    assert_int_equal(recv_exact(fd, body, n), 0);
+    Nba__V1__Response *r = nba__v1__response__unpack(NULL, n, body);
+    assert_non_null(r);
+    return r;
+}
+
 /* Plain TCP to a TLS port: an error the client can read, tls_required,
  * then EOF. */
 static void plain_tcp_to_the_tls_port_is_refused(void **state)
@@ -327,18 +341,34 @@ static void plain_tcp_to_the_tls_port_is_refused(void **state)
     uint8_t frame[64];
     size_t len = pack_ping(frame, 3);
     assert_int_equal(send(fd, frame, len, MSG_NOSIGNAL), (ssize_t)len);
-    uint8_t header[FRAME_HEADER_SIZE], body[512];
-    assert_int_equal(recv_exact(fd, header, sizeof header), 0);
-    uint32_t n = frame_get_length(header);
-    assert_true(n < sizeof body);
-    assert_int_equal(recv_exact(fd, body, n), 0);
-    Nba__V1__Response *r = nba__v1__response__unpack(NULL, n, body);
-    assert_non_null(r);
+    Nba__V1__Response *r = recv_plain_response(fd);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_ERROR);
     assert_string_equal(r->error->code, "tls_required");
     nba__v1__response__free_unpacked(r, NULL);
-    assert_int_equal(recv_exact(fd, body, 1), 1); /* EOF */
+    uint8_t byte;
+    assert_int_equal(recv_exact(fd, &byte, 1), 1); /* EOF */
     close(fd);
+}
+
+/* nbad's count of failed TLS handshakes, asked over plain TCP (a port
+ * with tls_required: false). */
+static uint64_t tls_failures(int port)
+{
+    int fd = connect_tcp(port);
+    Nba__V1__Request req = NBA__V1__REQUEST__INIT;
+    Nba__V1__StatusRequest s = NBA__V1__STATUS_REQUEST__INIT;
+    req.id = 5;
+    req.body_case = NBA__V1__REQUEST__BODY_STATUS;
+    req.status = &s;
+    uint8_t frame[64];
+    size_t len = frame_pack(&req.base, frame);
+    assert_int_equal(send(fd, frame, len, MSG_NOSIGNAL), (ssize_t)len);
+    Nba__V1__Response *r = recv_plain_response(fd);
+    close(fd);
+    assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_STATUS);
+    uint64_t failed = r->status->tls_handshakes_failed;
+    nba__v1__response__free_unpacked(r, NULL);
+    return failed;
 }
 
 /* A TLS client that never finishes its handshake is closed when idle. */
@@ -384,13 +414,7 @@ static void optional_tls_serves_both(void **state)
     uint8_t frame[256];
     size_t len = pack_contact(frame, 11);
     assert_int_equal(send(fd, frame, len, MSG_NOSIGNAL), (ssize_t)len);
-    uint8_t header[FRAME_HEADER_SIZE];
-    static uint8_t body[65536];
-    assert_int_equal(recv_exact(fd, header, sizeof header), 0);
-    uint32_t n = frame_get_length(header);
-    assert_true(n < sizeof body);
-    assert_int_equal(recv_exact(fd, body, n), 0);
-    expect_decision(nba__v1__response__unpack(NULL, n, body), 11);
+    expect_decision(recv_plain_response(fd), 11);
     close(fd);
 
     tls_client t;
@@ -398,11 +422,20 @@ static void optional_tls_serves_both(void **state)
     assert_int_equal(tls_send(&t, frame, pack_contact(frame, 12)), 0);
     expect_decision(tls_recv(&t), 12);
     tls_close(&t);
-    /* still no way in with a certificate from elsewhere */
+    assert_int_equal(tls_failures(d.port), 0);
+    /* still no way in with a certificate from elsewhere, and Status counts
+     * the attempt (once nbad has seen it fail: bounded retries) */
     assert_int_equal(tls_open(&t, d.port, "intruder") == 0 &&
                          tls_send(&t, frame, pack_ping(frame, 1)) == 0 && tls_recv(&t) != NULL,
                      0);
     tls_close(&t);
+    uint64_t failed = 0;
+    for (int waited = 0; waited < daemon_patience_ms(5000) && failed == 0; waited += 20) {
+        failed = tls_failures(d.port);
+        if (failed == 0)
+            nanosleep(&(struct timespec){0, 20 * 1000000}, NULL);
+    }
+    assert_int_equal(failed, 1);
     assert_int_equal(daemon_stop(&d), 0);
 }
 
