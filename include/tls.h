@@ -1,11 +1,14 @@
 /* tls.h - TLS on the binary protocol: the server's certificate and key, and
  * the CA certificates that clients' certificates are checked against.
  *
- * A tls_context is made once at start, from PEM files read while nbad may
- * still be root, and shared read-only by every worker thread: each TLS
- * connection gets its own session (tls_session_new) and drives it on its
- * non-blocking socket (connection.c). OpenSSL writes to sockets with
- * write(2), so a process serving TLS ignores SIGPIPE (nbad does).
+ * A tls_context is made at start, from PEM files read while nbad may still
+ * be root, and shared by every worker thread: each TLS connection gets its
+ * own session (tls_session_new) and drives it on its non-blocking socket
+ * (connection.c). tls_context_reload() reads the same files again (a
+ * renewed certificate) for the connections that come next; connections
+ * already made keep the certificate they were made with. OpenSSL writes to
+ * sockets with write(2), so a process serving TLS ignores SIGPIPE (nbad
+ * does).
  *
  * Versions: TLS 1.2 and 1.3 only. Client certificates: with a client CA,
  * every client must present a certificate that chains to it, or the
@@ -28,6 +31,16 @@ typedef struct ssl_st SSL;
  * match the certificate), or -ENOMEM; the message names the file. */
 int tls_context_new(const char *cert_path, const char *key_path, const char *client_ca_path,
                     tls_context **out, nba_error *err);
+
+/* Reads the context's files again and, when they make a good context (the
+ * same checks as tls_context_new), serves every new session from them.
+ * When they do not, the context goes on as it was. Any thread. Returns 0
+ * or the errors of tls_context_new() with their message. The files must be
+ * readable by the user nbad runs as by then (it may have dropped root). */
+int tls_context_reload(tls_context *t, nba_error *err);
+
+/* The certificate file the context was made from, for messages. */
+const char *tls_context_cert_path(const tls_context *t);
 
 /* Frees the context. Sessions made from it may outlive it (OpenSSL counts
  * their references). NULL is allowed. */

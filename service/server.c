@@ -705,6 +705,16 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
     store_live_poke(s->live);
     if (rules_live_reload(s->rules, id, sizeof id, &err) != 0)
         log_error("rules not reloaded, still serving %s:\n%s", id, err.msg);
+    /* ... and the TLS certificate, renewed before it expires. */
+    if (s->tls) {
+        if (tls_context_reload(s->tls, &err) == 0)
+            log_info("TLS certificate and key reloaded from %s for new connections",
+                     tls_context_cert_path(s->tls));
+        else
+            log_error("TLS certificate not reloaded, new connections get the one loaded "
+                      "before: %s",
+                      err.msg);
+    }
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -53,9 +54,9 @@ static const char *file(const char *name)
     return p;
 }
 
-/* A CA, a server certificate for 127.0.0.1 and a client certificate
- * (kiosk-17) it signed; another CA and a client certificate it signed
- * (intruder). */
+/* A CA, a server certificate for 127.0.0.1, a renewed one (another key and
+ * serial) and a client certificate (kiosk-17) it signed; another CA and a client certificate it
+ * signed (intruder). */
 static int make_certificates(void)
 {
     char cmd[4096];
@@ -67,6 +68,9 @@ static int make_certificates(void)
              "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext\n"
              "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
              "-extfile server.ext -out server.pem\n"
+             "openssl req $new -subj /CN=127.0.0.1 -keyout renewed.key -out renewed.csr\n"
+             "openssl x509 -req -in renewed.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+             "-extfile server.ext -out renewed.pem\n"
              "printf 'extendedKeyUsage=clientAuth\\n' > client.ext\n"
              "openssl req $new -subj /CN=kiosk-17 -keyout client.key -out client.csr\n"
              "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
@@ -387,6 +391,85 @@ static void stalled_handshake_is_closed_when_idle(void **state)
     close(fd);
 }
 
+/* Whether the server certificate of t's session is the one in file `name`. */
+static bool server_certificate_is(tls_client *t, const char *name)
+{
+    FILE *f = fopen(file(name), "rb");
+    assert_non_null(f);
+    X509 *want = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(want);
+    X509 *got = SSL_get1_peer_certificate(t->ssl);
+    assert_non_null(got);
+    bool same = X509_cmp(got, want) == 0;
+    X509_free(got);
+    X509_free(want);
+    return same;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    test_write_file(tmp, test_slurp(from));
+    assert_int_equal(rename(tmp, to), 0);
+}
+
+/* A renewed certificate is served to new connections after SIGHUP, while
+ * connections made before keep theirs; files that do not make a good
+ * context are refused with a message, and the certificate before goes on. */
+static void certificate_is_reloaded_on_sighup(void **state)
+{
+    (void)state;
+    char cert[256], key[256], log[256];
+    snprintf(cert, sizeof cert, "%s", file("serving.pem"));
+    snprintf(key, sizeof key, "%s", file("serving.key"));
+    snprintf(log, sizeof log, "%s/reload.log", W.dir);
+    copy_file(file("server.pem"), cert);
+    copy_file(file("server.key"), key);
+    daemon_proc d;
+    char *args[] = {"--db", W.db,        "--rules", W.rules,           "--tls-cert",
+                    cert,   "--tls-key", key,       "--tls-client-ca", (char *)file("ca.pem"),
+                    NULL};
+    assert_int_equal(daemon_start(&d, log, args, NULL), 0);
+    tls_client before, after;
+    assert_int_equal(tls_open(&before, d.port, "client"), 0);
+    assert_true(server_certificate_is(&before, "server.pem"));
+
+    copy_file(file("renewed.pem"), cert);
+    copy_file(file("renewed.key"), key);
+    kill(d.pid, SIGHUP);
+    for (int t = 0; t < daemon_patience_ms(5000) &&
+                    !strstr(test_slurp(log), "TLS certificate and key reloaded");
+         t += 10)
+        usleep(10000);
+    assert_non_null(strstr(test_slurp(log), "TLS certificate and key reloaded"));
+    assert_int_equal(tls_open(&after, d.port, "client"), 0);
+    assert_true(server_certificate_is(&after, "renewed.pem"));
+    uint8_t frame[256];
+    assert_int_equal(tls_send(&before, frame, pack_contact(frame, 21)), 0);
+    expect_decision(tls_recv(&before), 21);
+    assert_int_equal(tls_send(&after, frame, pack_contact(frame, 22)), 0);
+    expect_decision(tls_recv(&after), 22);
+    tls_close(&before);
+    tls_close(&after);
+
+    /* A key that is not the certificate's: refused, the renewed one stays. */
+    copy_file(file("server.key"), key);
+    kill(d.pid, SIGHUP);
+    for (int t = 0;
+         t < daemon_patience_ms(5000) && !strstr(test_slurp(log), "TLS certificate not reloaded");
+         t += 10)
+        usleep(10000);
+    assert_non_null(strstr(test_slurp(log), "the key does not match the certificate"));
+    assert_int_equal(tls_open(&after, d.port, "client"), 0);
+    assert_true(server_certificate_is(&after, "renewed.pem"));
+    assert_int_equal(tls_send(&after, frame, pack_contact(frame, 23)), 0);
+    expect_decision(tls_recv(&after), 23);
+    tls_close(&after);
+    assert_int_equal(daemon_stop(&d), 0);
+}
+
 /* tls_required: false serves TLS and plain clients on the same port, as
  * contact points move over to TLS one by one. */
 static void optional_tls_serves_both(void **state)
@@ -530,6 +613,7 @@ int main(void)
         cmocka_unit_test(plain_tcp_to_the_tls_port_is_refused),
         cmocka_unit_test(stalled_handshake_is_closed_when_idle),
         cmocka_unit_test(optional_tls_serves_both),
+        cmocka_unit_test(certificate_is_reloaded_on_sighup),
         cmocka_unit_test(wrong_tls_files_stop_nbad_at_start),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
