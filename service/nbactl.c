@@ -9,6 +9,9 @@
  *   nbactl ping [--host H] [--port P] [--json]
  *   nbactl status [--host H] [--port P] [--json]
  *
+ * Over TLS when NBACTL_TLS_CA is set (and NBACTL_TLS_CERT, NBACTL_TLS_KEY for
+ * a client certificate): see the usage text.
+ *
  * Exit codes (sysexits): 0 success, 64 usage, 65 bad data (a CSV row, an
  * error answer), 66 a missing input file or database, 69 nbad unreachable,
  * 70 an internal failure.
@@ -86,7 +89,12 @@ static const char usage_text[] =
     "      where, by which rule, for which incident.\n"
     "  nbactl status [--host 127.0.0.1] [--port 7411] [--json]\n"
     "      What nbad has done since it started: connections, requests, errors,\n"
-    "      the time each decision takes inside nbad, and the database's size.\n";
+    "      the time each decision takes inside nbad, and the database's size.\n"
+    "\n"
+    "TLS: the commands that talk to a running nbad speak TLS when NBACTL_TLS_CA\n"
+    "names the CA certificates (PEM) nbad's certificate must chain to, for the\n"
+    "--host given; NBACTL_TLS_CERT and NBACTL_TLS_KEY name this client's\n"
+    "certificate and key for an nbad that asks for one (tls_client_ca).\n";
 
 int nbactl_usage(const char *problem)
 {

@@ -162,12 +162,18 @@ int nbactl_call(const char *host, int port, const Nba__V1__Request *req, bool js
 {
     nba_error err;
     nba_client *c;
-    if (client_connect(host, port, CALL_TIMEOUT_MS, &c, &err) != 0) {
-        fprintf(stderr, "nbactl: %s (is nbad running?)\n", err.msg);
+    /* TLS from the environment, so that every command that talks to nbad
+     * speaks it alike: see nbactl --help. */
+    client_tls tls = {getenv("NBACTL_TLS_CA"), getenv("NBACTL_TLS_CERT"), getenv("NBACTL_TLS_KEY")};
+    bool use_tls = tls.ca_path && *tls.ca_path;
+    int rc = client_connect_tls(host, port, CALL_TIMEOUT_MS, use_tls ? &tls : NULL, &c, &err);
+    if (rc != 0) {
+        fprintf(stderr, "nbactl: %s%s\n", err.msg,
+                rc == -EPROTO || rc == -EINVAL ? "" : " (is nbad running?)");
         return EXIT_UNAVAILABLE;
     }
     Nba__V1__Response *resp = NULL;
-    int rc = client_call(c, req, &resp, &err);
+    rc = client_call(c, req, &resp, &err);
     client_close(c);
     if (rc) {
         fprintf(stderr, "nbactl: %s\n", err.msg);

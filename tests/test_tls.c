@@ -415,6 +415,55 @@ static void copy_file(const char *from, const char *to)
     assert_int_equal(rename(tmp, to), 0);
 }
 
+/* nbactl status against the TLS port, with the environment tls names
+ * (NULL: none of it); nbactl's exit code, its output in W.dir/nbactl.out. */
+static int nbactl_status_over(const char *ca, const char *cert, const char *key)
+{
+    char port[16], out[256];
+    snprintf(port, sizeof port, "%d", W.d.port);
+    snprintf(out, sizeof out, "%s/nbactl.out", W.dir);
+    const char *names[] = {"NBACTL_TLS_CA", "NBACTL_TLS_CERT", "NBACTL_TLS_KEY"};
+    const char *values[] = {ca, cert, key};
+    for (int i = 0; i < 3; i++) {
+        if (values[i])
+            setenv(names[i], file(values[i]), 1);
+        else
+            unsetenv(names[i]);
+    }
+    char *argv[] = {(char *)test_env("NBACTL_BIN"), "status", "--port", port, NULL};
+    int code = test_run(argv, out);
+    for (int i = 0; i < 3; i++)
+        unsetenv(names[i]);
+    return code;
+}
+
+/* nbactl speaks TLS when NBACTL_TLS_CA is set, with a client certificate
+ * from NBACTL_TLS_CERT and NBACTL_TLS_KEY; each way it can go wrong says
+ * so. */
+static void nbactl_speaks_tls(void **state)
+{
+    (void)state;
+    char out[256];
+    snprintf(out, sizeof out, "%s/nbactl.out", W.dir);
+    assert_int_equal(nbactl_status_over("ca.pem", "client.pem", "client.key"), 0);
+    assert_non_null(strstr(test_slurp(out), "serving airline-checkin@"));
+    assert_non_null(strstr(test_slurp(out), "failed TLS handshakes"));
+
+    /* plain TCP to the TLS port: nbad's answer, tls_required */
+    assert_int_equal(nbactl_status_over(NULL, NULL, NULL), 65);
+    assert_non_null(strstr(test_slurp(out), "tls_required"));
+    /* no client certificate, and nbad asks for one */
+    assert_int_equal(nbactl_status_over("ca.pem", NULL, NULL), 69);
+    assert_non_null(strstr(test_slurp(out), "asks for a client certificate, and none was given"));
+    /* nbad's certificate checked against another CA: nbactl refuses it */
+    assert_int_equal(nbactl_status_over("other.pem", "client.pem", "client.key"), 69);
+    assert_non_null(strstr(test_slurp(out), "TLS handshake with 127.0.0.1 failed: "));
+    assert_non_null(strstr(test_slurp(out), "certificate"));
+    /* a certificate without its key */
+    assert_int_equal(nbactl_status_over("ca.pem", "client.pem", NULL), 69);
+    assert_non_null(strstr(test_slurp(out), "a client certificate needs its key"));
+}
+
 /* A renewed certificate is served to new connections after SIGHUP, while
  * connections made before keep theirs; files that do not make a good
  * context are refused with a message, and the certificate before goes on. */
@@ -614,6 +663,7 @@ int main(void)
         cmocka_unit_test(stalled_handshake_is_closed_when_idle),
         cmocka_unit_test(optional_tls_serves_both),
         cmocka_unit_test(certificate_is_reloaded_on_sighup),
+        cmocka_unit_test(nbactl_speaks_tls),
         cmocka_unit_test(wrong_tls_files_stop_nbad_at_start),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
