@@ -22,6 +22,7 @@ typedef struct gen_info {
     store_stats stats;
     char loaded_at[64];
     char updated_at[64];
+    char keys[512]; /* the lookup keys loaded, names separated by commas */
 } gen_info;
 
 static void read_info(const char *root, const dbroot_gen *g, gen_info *out)
@@ -38,6 +39,8 @@ static void read_info(const char *root, const dbroot_gen *g, gen_info *out)
         out->loaded_at[0] = '\0';
     if (store_get_meta(st, "updated_at", out->updated_at, sizeof out->updated_at))
         out->updated_at[0] = '\0';
+    if (store_get_meta(st, "keys", out->keys, sizeof out->keys))
+        out->keys[0] = '\0';
     store_close(st);
 }
 
@@ -86,11 +89,11 @@ static int db_list(const char *root, bool json)
         if (json) {
             printf("%s\n  {\"name\": \"%s\", \"current\": %s, \"bytes\": %llu, \"complete\": %s, "
                    "\"customers\": %zu, \"incidents\": %zu, \"loaded_at\": \"%s\", "
-                   "\"updated_at\": \"%s\", \"in_use\": %s}",
+                   "\"updated_at\": \"%s\", \"keys\": \"%s\", \"in_use\": %s}",
                    i ? "," : "", g->name, g->current ? "true" : "false",
                    (unsigned long long)g->bytes,
                    info.readable && info.loaded_at[0] ? "true" : "false", info.stats.customers,
-                   info.stats.incidents, info.loaded_at, info.updated_at,
+                   info.stats.incidents, info.loaded_at, info.updated_at, info.keys,
                    g->in_use == 1 ? "true" : "false");
             continue;
         }
@@ -107,6 +110,8 @@ static int db_list(const char *root, bool json)
                customers, incidents, when, in_use);
         if (info.updated_at[0])
             printf("%-12s %-7s %10s %12s %12s  upserted %s\n", "", "", "", "", "", info.updated_at);
+        if (info.keys[0])
+            printf("%-12s %-7s %10s %12s %12s  lookup keys %s\n", "", "", "", "", "", info.keys);
     }
     if (json)
         printf("\n]}\n");

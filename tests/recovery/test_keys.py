@@ -155,6 +155,15 @@ class LookupKeys(unittest.TestCase):
         self.assertEqual(local.returncode, 0, local.stderr)
         self.assertIn("LOW-1 (known)", local.stdout)
 
+    def test_db_list_names_the_lookup_keys(self):
+        out = nbactl("db", "list", "--db", self.db)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("lookup keys " + KEYS, out.stdout)
+        listed = nbactl_json("db", "list", "--db", self.db)
+        current = [g for g in listed["generations"] if g["current"]]
+        self.assertEqual(len(current), 1)
+        self.assertEqual(current[0]["keys"], KEYS)
+
     def test_upsert_moves_a_booking_to_another_passenger(self):
         d = self.call(by_key(30, "booking_ref", "M0V3ME", nba.DESK, "AZ613")).decision
         self.assertEqual(d.customer_id, "VIP-3")
