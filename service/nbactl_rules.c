@@ -1395,6 +1395,18 @@ static int decide(const ruleset *rs, const facts *f, arena *a, Nba__V1__Decision
     return ruleset_render(rs, f, hits, n, a, d);
 }
 
+/* The customer a sample line names: the id, resolved from the event's
+ * lookup key when it gave one ("booking_ref=X7K2QP" when none matched). */
+static const char *who(const facts *f, const Nba__V1__ContactEvent *ev)
+{
+    static char buf[600];
+    if (f->event->customer_id && f->event->customer_id[0])
+        return f->event->customer_id;
+    snprintf(buf, sizeof buf, "%s=%s", ev->key_name ? ev->key_name : "",
+             ev->key_value ? ev->key_value : "");
+    return buf;
+}
+
 /* One JSON line into an event; false with *why set when it is not one. */
 static bool event_from_json(json_t *j, arena *a, Nba__V1__ContactEvent *ev, const char **why)
 {
@@ -1404,12 +1416,22 @@ static bool event_from_json(json_t *j, arena *a, Nba__V1__ContactEvent *ev, cons
         return false;
     }
     const char *s;
-    json_t *v = json_object_get(j, "customer_id");
-    if (!(s = json_string_value(v)) || !*s) {
-        *why = "no \"customer_id\"";
+    /* The customer by id, or by a lookup key as a contact point may send. */
+    if ((s = json_string_value(json_object_get(j, "customer_id"))) && *s)
+        ev->customer_id = astr(a, s);
+    const char *kn = json_string_value(json_object_get(j, "key_name"));
+    const char *kv = json_string_value(json_object_get(j, "key_value"));
+    if ((kn && *kn) != (kv && *kv)) {
+        *why = "\"key_name\" and \"key_value\" go together";
         return false;
     }
-    ev->customer_id = astr(a, s);
+    if (kn && *kn) {
+        ev->key_name = astr(a, kn);
+        ev->key_value = astr(a, kv);
+    } else if (!s || !*s) {
+        *why = "no \"customer_id\" (nor \"key_name\" and \"key_value\")";
+        return false;
+    }
     if ((s = json_string_value(json_object_get(j, "channel"))) && *s &&
         !nbactl_channel(s, &ev->channel)) {
         *why = "unknown \"channel\"";
@@ -1628,12 +1650,12 @@ static int rules_simulate(int argc, char **argv)
         if (json)
             json_array_append_new(
                 jsamples, json_pack("{s:I, s:s, s:s, s:s, s:o, s:o}", "line", (json_int_t)lineno,
-                                    "customer_id", ev->customer_id, "channel", chname, "touchpoint",
-                                    ev->touchpoint, "current", nbactl_decision_json(&dc), "new",
-                                    nbactl_decision_json(&dn)));
+                                    "customer_id", f.event->customer_id, "channel", chname,
+                                    "touchpoint", ev->touchpoint, "current",
+                                    nbactl_decision_json(&dc), "new", nbactl_decision_json(&dn)));
         else
             sb_printf(&samples, "  %s:%zu  %s  %s %s\n      current: %s\n      new:     %s\n",
-                      events, lineno, ev->customer_id, *chname ? chname : "(no channel)",
+                      events, lineno, who(&f, ev), *chname ? chname : "(no channel)",
                       ev->touchpoint, cur.s, nw.s);
         free(cur.s);
         free(nw.s);

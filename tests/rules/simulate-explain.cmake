@@ -82,4 +82,31 @@ if(NOT line)
 endif()
 expect("${out}" "events.jsonl:4  C1003  ivr checkin")
 expect("${out}" "new:     set_language, apology_letter, goodwill_miles, greet")
+
+# Events that name the passenger by a lookup key, as a kiosk that scanned a
+# booking may send them: resolved in the database like nbad resolves them.
+file(WRITE ${WORK}/keyed.csv
+"customer_id,name,tier,lifetime_value,predicted_ltv,language,booking_ref
+C1001,Giulia Rossi,platinum,86500,48000,it,BK1001
+C1003,James Whitfield,gold,32400,27500,en,BK1003
+")
+execute_process(COMMAND ${NBACTL} load --db ${WORK}/dbk --customers ${WORK}/keyed.csv
+                        --incidents ${WORK}/incidents.csv --keys booking_ref RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "nbactl load --keys failed")
+endif()
+file(WRITE ${WORK}/keyed.jsonl
+"{\"key_name\": \"booking_ref\", \"key_value\": \"BK1001\", \"channel\": \"kiosk\", \"touchpoint\": \"checkin\", \"context\": {\"cabin\": \"Y\"}, \"at\": \"2026-11-22T10:00:00Z\"}
+{\"key_name\": \"booking_ref\", \"key_value\": \"BK1003\", \"channel\": \"ivr\", \"touchpoint\": \"checkin\", \"context\": {\"cabin\": \"Y\"}, \"at\": \"2026-11-22T10:00:00Z\"}
+{\"key_name\": \"booking_ref\", \"key_value\": \"NOSUCH\", \"channel\": \"ivr\", \"touchpoint\": \"checkin\", \"at\": \"2026-11-22T10:00:00Z\"}
+{\"key_name\": \"booking_ref\", \"channel\": \"ivr\", \"touchpoint\": \"checkin\"}
+")
+execute_process(COMMAND ${NBACTL} rules simulate --rules ${WORK}/new.yaml
+                        --against ${RULES}/airline-checkin.yaml --events ${WORK}/keyed.jsonl
+                        --db ${WORK}/dbk
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+expect("${out}" "decisions that change: 1 of 3")
+expect("${out}" "keyed.jsonl:2  C1003  ivr checkin")
+expect("${err}" "keyed.jsonl:4: \"key_name\" and \"key_value\" go together")
 file(REMOVE_RECURSE ${WORK})
