@@ -110,6 +110,17 @@ int decider_submit(decider *d, void *tag, Nba__V1__Response **resp);
  * the job's writes must be undone (job->answer is then an error answer). */
 int decider_apply(decider *d, state_txn *t, writer_job *job);
 
+/* On the writer thread, while it has nothing to write: removes what has
+ * expired at now_ms (unix ms: the clock's time) by the serving ruleset's
+ * policy (stored decisions past the idempotency window, history past
+ * `keep_history`) from the state, looking at no more than `limit` records
+ * (0: all) from where *sweep left off, in a transaction of its own.
+ * (decider_apply() does the same for the customer of each contact it
+ * records, reckoned from the event's time.) *removed gets how many went.
+ * Returns 0 or a negative errno with a message. */
+int decider_expire(decider *d, state *st, int64_t now_ms, state_sweep *sweep, size_t limit,
+                   size_t *removed, nba_error *err);
+
 /* Sets job->answer to an "unavailable" error answer carrying message, for
  * a job whose transaction failed. */
 void decider_fail(decider *d, writer_job *job, int rc, const char *message);

@@ -96,4 +96,9 @@ size_t ruleset_idempotency_key(const ruleset *rs, const facts *f, char *buf, siz
  * caller's default applies). */
 int64_t ruleset_idempotency_window_ms(const ruleset *rs);
 
+/* How long the contact history is kept, in milliseconds: the policy's
+ * `keep_history:`, never shorter than a cap's or a once_per window; 0 when
+ * not given (kept for good). */
+int64_t ruleset_history_kept_ms(const ruleset *rs);
+
 #endif

@@ -164,6 +164,38 @@ int state_txn_put_decision(state_txn *t, const char *customer_id, const char *ke
  * Errors as state_txn_put_incident. */
 int state_txn_add_outbox(state_txn *t, Nba__V1__OutboxEntry *e, nba_error *err);
 
+/* ---- expiry ---- */
+
+/* What has expired: stored decisions made before decisions_before_ms (a
+ * retry that late is no retry: see the idempotency window), and history
+ * entries recorded before history_before_ms (0: history never expires).
+ * Recovery marks and live incidents never expire. Times are unix ms. */
+typedef struct state_expiry {
+    int64_t decisions_before_ms;
+    int64_t history_before_ms;
+} state_expiry;
+
+/* Removes customer_id's expired records inside t. *removed (may be NULL)
+ * gets how many went. Returns 0 or a negative errno. */
+int state_txn_expire_customer(state_txn *t, const char *customer_id, const state_expiry *x,
+                              size_t *removed);
+
+/* Where a sweep of every customer's records goes on from; zero-initialised
+ * before the first. */
+typedef struct state_sweep {
+    uint8_t key[512];
+    size_t len;   /* 0: from the first record */
+    bool wrapped; /* the last call reached the end, and starts over next */
+} state_sweep;
+
+/* Removes expired records of every customer, a part at a time: looks at
+ * no more than `limit` records from where *sweep left off, and leaves
+ * *sweep where to go on (after the last record, it starts over). Lets a
+ * writer spread the work over its idle moments. *removed (may be NULL)
+ * gets how many went. Returns 0 or a negative errno. */
+int state_txn_expire_sweep(state_txn *t, const state_expiry *x, state_sweep *sweep, size_t limit,
+                           size_t *removed);
+
 /* Commits durably and frees t; on failure everything is rolled back, t is
  * freed, and a negative errno returned with a message. */
 int state_txn_commit(state_txn *t, nba_error *err);

@@ -544,6 +544,34 @@ static int set_answer(writer_job *job, const Nba__V1__Response *resp)
         (n_dst) = (n_src);                                                                         \
     } while (0)
 
+/* What has expired at time `now` (unix ms) by rs's policy. */
+static state_expiry expiry_at(const ruleset *rs, int64_t now)
+{
+    int64_t window = ruleset_idempotency_window_ms(rs);
+    if (window <= 0)
+        window = DECIDER_IDEMPOTENCY_WINDOW_MS;
+    int64_t keep = ruleset_history_kept_ms(rs);
+    return (state_expiry){now - window, keep ? now - keep : 0};
+}
+
+int decider_expire(decider *d, state *st, int64_t now_ms, state_sweep *sweep, size_t limit,
+                   size_t *removed, nba_error *err)
+{
+    *removed = 0;
+    state_txn *t;
+    int rc = state_txn_begin(st, &t, err);
+    if (rc)
+        return rc;
+    state_expiry x = expiry_at(rules_live_enter(d->rules), now_ms);
+    rules_live_leave(d->rules);
+    rc = state_txn_expire_sweep(t, &x, sweep, limit, removed);
+    if (rc) {
+        state_txn_abort(t);
+        return nba_error_set(err, rc, "cannot remove expired records: %s", strerror(-rc));
+    }
+    return *removed ? state_txn_commit(t, err) : (state_txn_abort(t), 0);
+}
+
 /* Writes what decision out recorded: a history entry per effect (marking
  * the incident it recovers), a letter in the outbox per effect that has
  * one, and the decision under its idempotency key. */
@@ -551,6 +579,13 @@ static int record_effects(decider *d, const ruleset *rs, state_txn *t,
                           const Nba__V1__ContactEvent *ev, const Nba__V1__Decision *out,
                           const decided *x, nba_error *err)
 {
+    /* A frequent flyer's records stay as few as the policy needs, whether
+     * or not the writer is ever idle long enough to sweep. By the event's
+     * time, as the idempotency window itself is reckoned. */
+    state_expiry expiry = expiry_at(rs, x->f.now_ms);
+    int expired = state_txn_expire_customer(t, x->f.event->customer_id, &expiry, NULL);
+    if (expired)
+        return nba_error_set(err, expired, "cannot remove expired records: %s", strerror(-expired));
     for (size_t i = 0; i < x->n_effects; i++) {
         const ruleset_effect *eff = &x->effects[i];
         const Nba__V1__Action *a = out->actions[eff->action];

@@ -403,9 +403,39 @@ static int compile_idempotency(rules_compiler *c, const yaml_node_t *n)
     return failed;
 }
 
-enum { P_RECORD, P_CAPS, P_IDEMPOTENCY, P_DESCRIPTION, N_POLICY_KEYS };
+enum { P_RECORD, P_CAPS, P_IDEMPOTENCY, P_KEEP_HISTORY, P_DESCRIPTION, N_POLICY_KEYS };
 static const char *const policy_keys[N_POLICY_KEYS] = {"record", "caps", "idempotency",
-                                                       "description"};
+                                                       "keep_history", "description"};
+
+/* `keep_history: 400d`: how long history entries are kept. Shorter than a
+ * window the policy counts in, it would make that window shorter in fact:
+ * refused, naming the window. */
+static int compile_keep_history(rules_compiler *c, const yaml_node_t *n)
+{
+    ruleset *rs = c->rs;
+    const char *s;
+    size_t len;
+    int rc = rules_scalar(c, n, "a duration", &s, &len);
+    if (!rc)
+        rc = expr_compile_duration(c, n, "'keep_history'", &rs->keep_history_ms);
+    if (rc)
+        return rc;
+    if (rs->keep_history_ms <= 0)
+        return rules_error_node(c->src, n, "'keep_history' must be a positive duration, e.g. 400d");
+    for (size_t k = 0; k < rs->n_caps; k++)
+        if (rs->caps[k].per_ms > rs->keep_history_ms)
+            return rules_error_node(c->src, n,
+                                    "'keep_history' is shorter than the window of a cap (line "
+                                    "%zu): the cap would count only what is kept",
+                                    rs->caps[k].node ? rs->caps[k].node->start_mark.line + 1 : 0);
+    for (size_t i = 0; i < rs->n_records; i++)
+        if (rs->records[i].once_within_ms > rs->keep_history_ms)
+            return rules_error_node(c->src, n,
+                                    "'keep_history' is shorter than the 'once_per' window of %s: "
+                                    "it would hold back only what is kept",
+                                    rs->records[i].type);
+    return 0;
+}
 
 int policy_compile(rules_compiler *c, const yaml_node_t *policy)
 {
@@ -420,6 +450,8 @@ int policy_compile(rules_compiler *c, const yaml_node_t *policy)
     if (v[P_CAPS] && rules_failed(&failed, compile_caps(c, v[P_CAPS])))
         return failed;
     if (v[P_IDEMPOTENCY] && rules_failed(&failed, compile_idempotency(c, v[P_IDEMPOTENCY])))
+        return failed;
+    if (v[P_KEEP_HISTORY] && rules_failed(&failed, compile_keep_history(c, v[P_KEEP_HISTORY])))
         return failed;
     if (v[P_DESCRIPTION]) {
         const char *s;
@@ -611,6 +643,11 @@ bool ruleset_recovers(const ruleset *rs, const char *action_type)
 int64_t ruleset_idempotency_window_ms(const ruleset *rs)
 {
     return (int64_t)rs->key_window_ms;
+}
+
+int64_t ruleset_history_kept_ms(const ruleset *rs)
+{
+    return (int64_t)rs->keep_history_ms;
 }
 
 /* A part of the key: "len:bytes", or "-" when missing. */

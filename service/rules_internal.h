@@ -876,7 +876,8 @@ struct ruleset {
     uint32_t caps_any_type; /* bit k: cap k counts every type (it names none) */
     size_t n_key_parts;     /* 0: no idempotency key */
     fact_path *key_parts;
-    double key_window_ms; /* 0: not given */
+    double key_window_ms;   /* 0: not given */
+    double keep_history_ms; /* policy keep_history; 0: not given (kept for good) */
 };
 
 /* Where a rule came from, while compiling: for the analyses' warnings. */

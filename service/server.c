@@ -102,6 +102,8 @@ struct server {
     state *state;            /* NULL: no state, nothing is written */
     writer *writer;          /* with a state: applies durable requests */
     decider *writer_decider; /* made and used on the writer's thread */
+    state_sweep sweep;       /* the writer's expiry sweep: where it goes on from */
+    uint64_t sweep_removed;  /* records it removed in the pass under way */
     rules_live *rules;
     tls_context *tls;
     const config *cfg; /* during server_new only */
@@ -435,10 +437,31 @@ static int writer_apply(void *arg, state_txn *t, writer_job *job)
     return decider_apply(s->writer_decider, t, job);
 }
 
+/* Records the expiry sweep looks at per idle second: one write
+ * transaction of a few milliseconds, which an `nbactl outbox ack` waits
+ * for at most. */
+#define EXPIRY_SWEEP_LIMIT 10000
+
 static void writer_idle(void *arg)
 {
     server *s = arg;
     decider_follow_now(s->writer_decider);
+    /* What the policy no longer needs goes while nothing else is written,
+     * so the state does not grow for good with every retry-proof decision. */
+    size_t removed = 0;
+    nba_error err;
+    if (decider_expire(s->writer_decider, s->state, clock_now_ms(), &s->sweep, EXPIRY_SWEEP_LIMIT,
+                       &removed, &err) != 0) {
+        log_error("state: %s", err.msg);
+        return;
+    }
+    s->sweep_removed += removed;
+    if (s->sweep.wrapped && s->sweep_removed) {
+        log_info("state: removed %llu expired records (stored decisions past the idempotency "
+                 "window, history past keep_history)",
+                 (unsigned long long)s->sweep_removed);
+        s->sweep_removed = 0;
+    }
 }
 
 static void writer_fail(void *arg, writer_job *job, int rc, const char *message)

@@ -592,6 +592,103 @@ int state_txn_add_outbox(state_txn *t, Nba__V1__OutboxEntry *e, nba_error *err)
     return put(t, t->st->outbox, key, sizeof key, &val, err);
 }
 
+/* ---- expiry ---- */
+
+/* Whether the record key k / value v has expired by x. */
+static bool expired(const MDB_val *k, const MDB_val *v, const state_expiry *x)
+{
+    const uint8_t *kb = k->mv_data;
+    const uint8_t *nul = memchr(kb, '\0', k->mv_size);
+    if (!nul || (size_t)(nul - kb) + 2 > k->mv_size)
+        return false; /* not a key this file writes */
+    const uint8_t *rest = nul + 2;
+    size_t rest_len = k->mv_size - (size_t)(rest - kb);
+    switch (nul[1]) {
+    case KIND_DECISION:
+        return v->mv_size >= 8 && (int64_t)get_be64(v->mv_data) < x->decisions_before_ms;
+    case KIND_HISTORY:
+        return x->history_before_ms != 0 && rest_len == 16 &&
+               (int64_t)get_be64(rest) < x->history_before_ms;
+    default:
+        return false;
+    }
+}
+
+/* Walks the customer table from key `from` (len 0: the start), removing
+ * what has expired, while the key starts with prefix[0..prefix_len) (0:
+ * any), at most limit records (0: no bound). *next gets the key where the
+ * walk stopped (length 0 at the end). */
+static int expire_walk(state_txn *t, const state_expiry *x, const uint8_t *from, size_t from_len,
+                       const uint8_t *prefix, size_t prefix_len, size_t limit, state_sweep *next,
+                       size_t *removed)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn_of(t), t->st->customer, &cur);
+    if (rc)
+        return lmdb_errno(rc);
+    MDB_val k = {from_len, (void *)from}, v;
+    rc = from_len ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
+                  : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    size_t seen = 0, gone = 0;
+    while (rc == 0) {
+        if (prefix_len && (k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0))
+            break;
+        if (limit && seen == limit) {
+            if (next && k.mv_size <= sizeof next->key) {
+                memcpy(next->key, k.mv_data, k.mv_size);
+                next->len = k.mv_size;
+            }
+            break;
+        }
+        seen++;
+        if (expired(&k, &v, x)) {
+            rc = mdb_cursor_del(cur, 0);
+            if (rc)
+                break;
+            gone++;
+            /* the cursor is on the record after the one removed */
+            rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+            continue;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (removed)
+        *removed = gone;
+    if (rc == MDB_NOTFOUND || rc == 0) {
+        if (next && rc == MDB_NOTFOUND)
+            next->len = 0;
+        return 0;
+    }
+    return lmdb_errno(rc);
+}
+
+int state_txn_expire_customer(state_txn *t, const char *customer_id, const state_expiry *x,
+                              size_t *removed)
+{
+    size_t cid = customer_id ? strlen(customer_id) : 0;
+    if (removed)
+        *removed = 0;
+    if (cid == 0 || cid > 200)
+        return 0;
+    uint8_t prefix[202];
+    memcpy(prefix, customer_id, cid);
+    prefix[cid] = '\0';
+    return expire_walk(t, x, prefix, cid + 1, prefix, cid + 1, 0, NULL, removed);
+}
+
+int state_txn_expire_sweep(state_txn *t, const state_expiry *x, state_sweep *sweep, size_t limit,
+                           size_t *removed)
+{
+    uint8_t from[sizeof sweep->key];
+    size_t from_len = sweep->len;
+    memcpy(from, sweep->key, from_len);
+    sweep->len = 0;
+    int rc = expire_walk(t, x, from, from_len, NULL, 0, limit, sweep, removed);
+    sweep->wrapped = rc == 0 && sweep->len == 0;
+    return rc;
+}
+
 static void txn_free(state_txn *t)
 {
     free(t->buf);

@@ -949,6 +949,64 @@ static void test_retry_after_window(void **ctx)
     assert_int_equal(s.decisions, 1);
 }
 
+/* Stored decisions go once the idempotency window has passed: for the
+ * customer of a contact the writer records, reckoned from that event's
+ * time; for everyone in the writer's idle sweep, reckoned from the time it
+ * is given, which also takes history older than the shipped rules'
+ * keep_history (400d).
+ * Recovery marks stay, so an old incident is never recovered twice. */
+static void test_expiry(void **ctx)
+{
+    fixture *f = *ctx;
+    body b;
+    contact(&b, 7, "C1001", NBA__V1__CHANNEL__KIOSK, "AZ610", "Y", NOW_MS);
+    writer_job_free(through_writer(f, &b));
+    assert_int_equal(stats_of(f).decisions, 1);
+
+    /* the same passenger two days later, another flight: the first
+     * decision can no longer answer a retry, and goes */
+    contact(&b, 8, "C1001", NBA__V1__CHANNEL__DESK, "AZ999", "Y", NOW_MS + 2 * DAY_MS);
+    Nba__V1__Response *resp;
+    assert_int_equal(apply_alone(f, &b, &resp), 0);
+    assert_int_equal(resp->body_case, NBA__V1__RESPONSE__BODY_DECISION);
+    assert_int_equal(count_actions(resp->decision, "upgrade"), 0); /* INC-1 stays recovered */
+    response_free(resp);
+    assert_int_equal(stats_of(f).decisions, 0);
+    assert_int_equal(history_count(f, "C1001"), 3);
+
+    /* the sweep, run two days after NOW_MS: a decision stored at NOW_MS
+     * for another passenger, and history of 500 and 100 days before */
+    nba_error err;
+    state_txn *t;
+    const uint8_t packed[] = {0x0a, 0x02, 'C', '2'};
+    assert_int_equal(state_txn_begin(f->state, &t, &err), 0);
+    assert_int_equal(
+        state_txn_put_decision(t, "C2002", "k", 1, NOW_MS, packed, sizeof packed, &err), 0);
+    Nba__V1__HistoryEntry h = NBA__V1__HISTORY_ENTRY__INIT;
+    h.customer_id = "C2002";
+    h.at_ms = NOW_MS - 500 * DAY_MS;
+    h.action = "goodwill_miles";
+    assert_int_equal(state_txn_add_history(t, &h, false, &err), 0);
+    h.at_ms = NOW_MS - 100 * DAY_MS;
+    assert_int_equal(state_txn_add_history(t, &h, false, &err), 0);
+    assert_int_equal(state_txn_commit(t, &err), 0);
+    assert_int_equal(stats_of(f).decisions, 1);
+    assert_int_equal(history_count(f, "C2002"), 2);
+    state_sweep sweep = {0};
+    size_t removed = 0;
+    assert_int_equal(
+        decider_expire(f->ad, f->state, NOW_MS + 2 * DAY_MS, &sweep, 0, &removed, &err), 0);
+    assert_int_equal(removed, 2);
+    assert_true(sweep.wrapped);
+    assert_int_equal(stats_of(f).decisions, 0);
+    assert_int_equal(history_count(f, "C2002"), 1);
+    assert_int_equal(history_count(f, "C1001"), 3);
+    /* nothing left to remove: nothing written */
+    assert_int_equal(
+        decider_expire(f->ad, f->state, NOW_MS + 2 * DAY_MS, &sweep, 0, &removed, &err), 0);
+    assert_int_equal(removed, 0);
+}
+
 /* An idempotency key too long to keep: no decision is stored, so a retry
  * is decided afresh; the history still keeps it from giving anything
  * twice. */
@@ -1315,6 +1373,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_gets_stored_decision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_channel_confirms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_key_records_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identical_events_one_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_racing_contacts_one_batch, setup, teardown),

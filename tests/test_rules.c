@@ -2153,6 +2153,7 @@ static const char policy_yaml[] =
     "  idempotency:\n"
     "    key: [channel, touchpoint, context.flight]\n"
     "    window: 6h\n"
+    "  keep_history: 400d\n"
     "groups: { recovery: one recovery a contact }\n"
     "rules:\n"
     "  - id: recover\n"
@@ -2361,6 +2362,7 @@ static void policy_holds_back_and_caps(void **state)
     assert_false(ruleset_recovers(rs, "miles"));
     assert_false(ruleset_recovers(rs, "greet"));
     assert_int_equal(ruleset_idempotency_window_ms(rs), 6 * HOUR_MS);
+    assert_int_equal(ruleset_history_kept_ms(rs), 400 * 24 * HOUR_MS);
     arena_destroy(&a);
     ruleset_free(rs);
 }
@@ -2507,6 +2509,7 @@ static void idempotency_key_is_unambiguous(void **state)
     assert_int_equal(ruleset_idempotency_key(rs, fx_facts(&fx), key, sizeof key), 0);
     assert_string_equal(key, "");
     assert_int_equal(ruleset_idempotency_window_ms(rs), 0);
+    assert_int_equal(ruleset_history_kept_ms(rs), 0);
     assert_false(ruleset_records(rs, "a"));
     ruleset_free(rs);
 }
@@ -2638,6 +2641,20 @@ static void policy_and_letter_checks(void **state)
         {HEAD "policy: { idempotency: { key: [touchpoint], window: soon } }\n"
               "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
          "error: 'window' must be a duration such as 30d, 12h or 1h30m"},
+        {HEAD "policy: { record: [a], keep_history: forever }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "error: 'keep_history' must be a duration such as 30d, 12h or 1h30m"},
+        {HEAD "policy:\n  record: [a]\n  caps: [{ max: 2, per: 365d }]\n  keep_history: 90d\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "8:17: error: 'keep_history' is shorter than the window of a cap (line 7): the cap "
+         "would count only what is kept"},
+        {HEAD "policy: { record: { a: { once_per: 30d } }, keep_history: 7d }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "error: 'keep_history' is shorter than the 'once_per' window of a: it would hold back "
+         "only what is kept"},
+        {HEAD "policy: { record: { a: { once_per: 30d } }, keep_histroy: 400d }\n"
+              "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\n",
+         "error: unknown key 'keep_histroy' in 'policy' | did you mean 'keep_history'?"},
         {HEAD "rules:\n  - {id: r, when: 'true', then: [{action: a}]}\npolicy: { record: [a] }\n",
          ""},
         /* letters */

@@ -256,6 +256,96 @@ static void test_stored_decisions(void **ctx)
     state_reader_free(r);
 }
 
+/* Expiry takes stored decisions older than the window and history older
+ * than the time kept, of one customer (not of one whose id begins like
+ * it) or of everyone a part at a time; recovery marks and live incidents
+ * stay. Thousands of records span many pages, so removing while walking
+ * crosses page boundaries. */
+static void test_expiry(void **ctx)
+{
+    fixture *f = *ctx;
+    nba_error err;
+    state_txn *t;
+    const uint8_t d[300] = {7};
+    enum { N = 1500 };
+    assert_int_equal(state_txn_begin(f->st, &t, &err), 0);
+    for (int i = 0; i < N; i++) {
+        char cid[16], key[16];
+        snprintf(cid, sizeof cid, "C%04d", i);
+        snprintf(key, sizeof key, "k%d", i);
+        /* odd customers decided at 100 (old), even ones at 5000 (recent) */
+        assert_int_equal(
+            state_txn_put_decision(t, cid, key, strlen(key), i % 2 ? 100 : 5000, d, sizeof d, &err),
+            0);
+        add_history(t, cid, 200, "upgrade", "I1", true); /* old, recovers I1 */
+        add_history(t, cid, 6000, "apology_letter", "I2", false);
+        put_incident(t, cid, "I9", false);
+    }
+    add_history(t, "C1", 150, "meal_voucher", "", false);
+    assert_int_equal(state_txn_commit(t, &err), 0);
+    state_stats st;
+    assert_int_equal(state_get_stats(f->st, &st, &err), 0);
+    assert_int_equal(st.decisions, N);
+    assert_int_equal(st.history, 2 * N + 1);
+
+    /* One customer: "C1" only, not "C10..", "C1000".. */
+    state_expiry x = {.decisions_before_ms = 1000, .history_before_ms = 1000};
+    size_t removed = 99;
+    assert_int_equal(state_txn_begin(f->st, &t, &err), 0);
+    assert_int_equal(state_txn_expire_customer(t, "C0001", &x, &removed), 0);
+    assert_int_equal(removed, 2); /* its old decision and old upgrade */
+    assert_int_equal(state_txn_expire_customer(t, "C1", &x, &removed), 0);
+    assert_int_equal(removed, 1); /* the meal voucher of "C1" alone */
+    assert_int_equal(state_txn_expire_customer(t, "nobody", &x, &removed), 0);
+    assert_int_equal(removed, 0);
+    assert_int_equal(state_txn_commit(t, &err), 0);
+    assert_int_equal(state_get_stats(f->st, &st, &err), 0);
+    assert_int_equal(st.decisions, N - 1);
+    assert_int_equal(st.history, 2 * N - 1);
+
+    /* Everyone, 1000 records at a time (each customer has 5): decisions
+     * only, history kept (history_before_ms 0). */
+    state_expiry decisions_only = {.decisions_before_ms = 1000};
+    state_sweep sweep = {0};
+    size_t total = 0, calls = 0;
+    do {
+        assert_int_equal(state_txn_begin(f->st, &t, &err), 0);
+        assert_int_equal(state_txn_expire_sweep(t, &decisions_only, &sweep, 1000, &removed), 0);
+        assert_int_equal(state_txn_commit(t, &err), 0);
+        total += removed;
+        calls++;
+    } while (!sweep.wrapped && calls < 100);
+    assert_true(sweep.wrapped);
+    assert_true(calls >= 5); /* 4 * N records: it went a part at a time */
+    assert_int_equal(total, N / 2 - 1);
+    assert_int_equal(state_get_stats(f->st, &st, &err), 0);
+    assert_int_equal(st.decisions, N / 2);
+    assert_int_equal(st.history, 2 * N - 1);
+    assert_int_equal(st.incidents, N);
+
+    /* Now history too, in one call; the recovery marks stay. */
+    assert_int_equal(state_txn_begin(f->st, &t, &err), 0);
+    assert_int_equal(state_txn_expire_sweep(t, &x, &sweep, 0, &removed), 0);
+    assert_int_equal(state_txn_commit(t, &err), 0);
+    assert_int_equal(removed, N - 1);
+    assert_true(sweep.wrapped);
+    assert_int_equal(state_get_stats(f->st, &st, &err), 0);
+    assert_int_equal(st.history, N);
+    assert_int_equal(st.decisions, N / 2);
+    state_reader *r;
+    assert_int_equal(state_reader_new(f->st, &r, &err), 0);
+    assert_int_equal(state_reader_begin(r), 0);
+    state_customer sc;
+    assert_int_equal(state_get_customer(r, "C0003", NULL, 0, &f->a, &sc), 0);
+    assert_int_equal(sc.n_history, 1);
+    assert_string_equal(sc.history[0]->action, "apology_letter");
+    assert_int_equal(sc.n_recoveries, 1); /* I1 stays recovered */
+    assert_int_equal(sc.n_incidents, 1);
+    assert_int_equal(state_reader_decisions(r), 0);
+    state_reader_end(r);
+    state_reader_free(r);
+}
+
 /* Commits an incident of cid in a process of its own, as another program
  * on the same state would. */
 static void commit_elsewhere(fixture *f, const char *cid)
@@ -562,6 +652,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_attach_and_savepoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stored_decisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_snapshot_sees_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_ids_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_list, setup, teardown),

@@ -118,8 +118,9 @@ def nbactl_json(*args):
 class Daemon:
     """The real nbad on a loopback port, its log in WORK."""
 
-    def __init__(self, db, port=None, threads=2, log_name="nbad.log", extra=()):
+    def __init__(self, db, port=None, threads=2, log_name="nbad.log", extra=(), rules=None):
         self.db = db
+        self.rules = rules or RULES
         self.extra = list(extra)
         self.port = port or free_port()
         self.threads = threads
@@ -127,7 +128,7 @@ class Daemon:
         self.proc = None
 
     def start(self, timeout=10):
-        self.proc = subprocess.Popen([NBAD, "--db", self.db, "--rules", RULES,
+        self.proc = subprocess.Popen([NBAD, "--db", self.db, "--rules", self.rules,
                                       "--port", str(self.port), "--threads", str(self.threads),
                                       *self.extra],
                                      stderr=self.log)

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from nbatest import (WORK, Conn, Daemon, action_types, contact, iso, load, nba,  # noqa: E402
                      nbactl_json, write_csvs)
 import subprocess  # noqa: E402
-from nbatest import NBACTL  # noqa: E402
+from nbatest import NBACTL, RULES  # noqa: E402
 
 BURST = 10000
 
@@ -262,6 +262,55 @@ class Recovery(unittest.TestCase):
                 [g for g in os.listdir(self.db) if g.startswith("gen-")]) > 1:
             time.sleep(0.1)
         self.assertEqual(len([g for g in os.listdir(self.db) if g.startswith("gen-")]), 1)
+
+
+class Expiry(unittest.TestCase):
+    """A stored decision answers retries for the idempotency window, then the
+    writer's idle sweep removes it: a retry after that is decided again, and
+    the contact history, not the stored decision, keeps it from giving the
+    upgrade twice."""
+
+    def test_stored_decision_expires_after_the_window(self):
+        directory = os.path.join(WORK, "expiry")
+        os.makedirs(directory, exist_ok=True)
+        with open(RULES, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("    window: 1d\n", text)
+        rules = os.path.join(directory, "airline-checkin.yaml")
+        with open(rules, "w", encoding="utf-8") as f:
+            f.write(text.replace("    window: 1d\n", "    window: 2s\n"))
+        cpath, ipath = write_csvs(
+            directory, [("VIP-8", "Giulia Rossi", "platinum", 90000, 60000, "it")],
+            [("INC-8", "VIP-8", "ife_broken", 3, iso(10), "AZ611", 0, "")])
+        db = os.path.join(directory, "db")
+        load(db, cpath, ipath)
+        log = os.path.join(WORK, "nbad-expiry.log")
+        nbad = Daemon(db, log_name="nbad-expiry.log", rules=rules)
+        nbad.start()
+        try:
+            c = Conn(nbad.port)
+            first = c.call(contact(1, "VIP-8", nba.KIOSK)).decision
+            self.assertIn("upgrade", action_types(first))
+            retry = c.call(contact(2, "VIP-8", nba.KIOSK)).decision
+            self.assertEqual(action_types(retry), action_types(first))
+            c.close()
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                with open(log, encoding="utf-8") as f:
+                    if "state: removed 1 expired records" in f.read():
+                        break
+                time.sleep(0.2)
+            else:
+                self.fail("nbad did not remove the expired decision")
+            c = Conn(nbad.port)
+            late = c.call(contact(3, "VIP-8", nba.KIOSK)).decision
+            c.close()
+            self.assertNotIn("upgrade", action_types(late))
+            self.assertIn("upgrade_confirmed", action_types(late))
+        finally:
+            self.assertEqual(nbad.stop(), 0)
+        actions = [e["action"] for e in nbactl_json("history", "--db", db, "--customer", "VIP-8")]
+        self.assertEqual(actions.count("upgrade"), 1)
 
 
 class ReadOnlyReplica(unittest.TestCase):
