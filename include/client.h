@@ -31,10 +31,10 @@ typedef struct client_tls {
 } client_tls;
 
 /* client_connect, then a TLS handshake as tls says (NULL: plain TCP, as
- * client_connect). Errors as client_connect, and -EPROTO when the handshake
- * fails (nbad's certificate not trusted, or this client's refused: the
- * message says which as OpenSSL tells it), -EINVAL when a file cannot be
- * used. */
+ * client_connect). OpenSSL writes to the socket with write(2): a process
+ * using TLS here ignores SIGPIPE, or a server that goes away kills it. Errors as client_connect,
+ * and -EPROTO when the handshake fails (nbad's certificate not trusted, or this client's refused:
+ * the message says which as OpenSSL tells it), -EINVAL when a file cannot be used. */
 int client_connect_tls(const char *host, int port, int timeout_ms, const client_tls *tls,
                        nba_client **out, nba_error *err);
 

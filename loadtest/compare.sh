@@ -90,26 +90,37 @@ while [[ $# -gt 0 ]]; do
 done
 
 # ---- the report
-field() { # file key: the first number under that key in nbaload's JSON
-    [[ -f $1 ]] || { echo 0; return; }
-    sed -n "s/.*\"$2\": \([-0-9.eE+]*\).*/\1/p" "$1" | head -1
+# A run that failed (nbaload timed out, crashed, or never ran) leaves an
+# empty or missing file: its figures are "n/a", and so is every ratio and
+# median they would feed, rather than a zero that passes a "<=" target.
+field() { # file key: the first number under that key in nbaload's JSON, or n/a
+    local v=""
+    [[ -s $1 ]] && v=$(sed -n "s/.*\"$2\": \([-0-9.eE+]*\).*/\1/p" "$1" | head -1)
+    echo "${v:-n/a}"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a == "n/a" || b == "n/a" || b + 0 <= 0) print "n/a"; else printf "%.2f", a / b }'
+}
+whole() { # a number without decimals, or n/a
+    awk -v v="$1" 'BEGIN { if (v == "n/a") print v; else printf "%.0f", v }'
+}
 verdict() { # value op target
     awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
         if (v == "n/a") { print "n/a"; exit }
         ok = op == ">=" ? v >= t : v <= t; print ok ? "met" : "NOT met" }'
 }
-# The figures the targets speak of, from the runs in directory $1, as
-# "nbad16 r_redis r_ceil16 r_ceil1 r_p50 r_ping ev_fc".
+# The figures the targets speak of, from the runs in directory $1, one a
+# line: nbad16 r_redis r_ceil16 r_ceil1 r_p50 r_ping ev_fc.
 metrics() {
     local d=$1 ev16 fc16 redis16 nbad16 p50_floor
     nbad16=$(field "$d/d-50x16-nbad.json" throughput_rps)
     ev16=$(field "$d/d-50x16-redis-evalsha.json" throughput_rps)
     fc16=$(field "$d/d-50x16-redis-fcall.json" throughput_rps)
-    redis16=$(awk -v a="$ev16" -v b="$fc16" 'BEGIN { print (a + 0 > b + 0) ? a : b }')
+    redis16=$(awk -v a="$ev16" -v b="$fc16" 'BEGIN {
+        if (a == "n/a") print b; else if (b == "n/a") print a; else print (a + 0 > b + 0) ? a : b }')
     p50_floor=$(field "$d/a-floor-ceiling-no-lookup.json" p50)
-    echo "$nbad16" "$(ratio "$nbad16" "$redis16")" \
+    printf "%s\n" "$nbad16" "$(ratio "$nbad16" "$redis16")" \
         "$(ratio "$nbad16" "$(field "$d/d-50x16-ceiling.json" throughput_rps)")" \
         "$(ratio "$(field "$d/c-50x1-nbad.json" throughput_rps)" \
             "$(field "$d/c-50x1-ceiling.json" throughput_rps)")" \
@@ -117,9 +128,8 @@ metrics() {
         "$(ratio "$(field "$d/a-floor-nbad-ping.json" p50)" "$p50_floor")" \
         "$(ratio "$ev16" "$fc16")"
 }
-median() { # numbers...: their median ("n/a" when one is)
-    case " $* " in *" n/a "*) echo "n/a"; return ;; esac
-    printf "%s\n" "$@" | sort -g | awk '{ v[NR] = $1 }
+median() { # numbers...: the median of those that are not n/a (n/a when none is)
+    printf "%s\n" "$@" | { grep -v '^n/a$' || true; } | sort -g | awk '{ v[NR] = $1 }
         END { if (!NR) { print "n/a"; exit }
               m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
               print (m == int(m) ? m : sprintf("%.2f", m)) }'
@@ -128,8 +138,9 @@ table() { # directory: every run's answers/s, p50, p99, errors
     local f n
     printf "%-34s %12s %10s %10s %8s\n" "scenario / system" "answers/s" "p50 us" "p99 us" "errors"
     for f in "$1"/[abcd]-*.json; do
+        [[ -e $f ]] || continue
         n=$(basename "$f" .json)
-        printf "%-34s %12.0f %10s %10s %8s\n" "$n" "$(field "$f" throughput_rps)" \
+        printf "%-34s %12s %10s %10s %8s\n" "$n" "$(whole "$(field "$f" throughput_rps)")" \
             "$(field "$f" p50)" "$(field "$f" p99)" "$(field "$f" total)"
     done
 }
@@ -137,7 +148,8 @@ report() {
     local r dirs=() m nbad16=() r_redis=() r_ceil16=() r_ceil1=() r_p50=() r_ping=() ev_fc=()
     cat "$OUT/setup.txt"
     if [[ -d $OUT/round-1 ]]; then
-        for r in "$OUT"/round-*; do dirs+=("$r"); done
+        # round-2 before round-10
+        while IFS= read -r r; do dirs+=("$r"); done < <(printf "%s\n" "$OUT"/round-* | sort -V)
     else
         dirs=("$OUT")
     fi
@@ -145,7 +157,7 @@ report() {
         echo
         [[ ${#dirs[@]} -gt 1 ]] && echo "$(basename "$r"):"
         table "$r"
-        read -r -a m <<<"$(metrics "$r")"
+        mapfile -t m < <(metrics "$r")
         nbad16+=("${m[0]}") r_redis+=("${m[1]}") r_ceil16+=("${m[2]}") r_ceil1+=("${m[3]}")
         r_p50+=("${m[4]}") r_ping+=("${m[5]}") ev_fc+=("${m[6]}")
     done
@@ -153,18 +165,19 @@ report() {
     local what="measured"
     if [[ ${#dirs[@]} -gt 1 ]]; then
         what="median"
-        printf "%-6s %12s %10s %10s %10s %10s\n" "round" "50x16 nbad" "/Redis" "/ceiling" \
+        printf "%-8s %12s %10s %10s %10s %10s\n" "round" "50x16 nbad" "/Redis" "/ceiling" \
             "50x1 /ceil" "4conn p50"
         for r in "${!dirs[@]}"; do
-            printf "%-6s %12.0f %10s %10s %10s %10s\n" "$((r + 1))" "${nbad16[r]}" "${r_redis[r]}" \
-                "${r_ceil16[r]}" "${r_ceil1[r]}" "${r_p50[r]}"
+            printf "%-8s %12s %10s %10s %10s %10s\n" "$(basename "${dirs[r]}" | sed 's/round-//')" \
+                "$(whole "${nbad16[r]}")" "${r_redis[r]}" "${r_ceil16[r]}" "${r_ceil1[r]}" \
+                "${r_p50[r]}"
         done
         echo
     fi
     local v
     printf "%-58s %10s %8s %s\n" "target" "$what" "wanted" ""
     v=$(median "${nbad16[@]}")
-    printf "%-58s %10.0f %8s %s\n" "50x16: nbad decisions/s" "$v" ">=400000" \
+    printf "%-58s %10s %8s %s\n" "50x16: nbad decisions/s" "$(whole "$v")" ">=400000" \
         "$(verdict "$v" ">=" 400000)"
     v=$(median "${r_redis[@]}")
     printf "%-58s %10s %8s %s\n" "50x16: nbad / Redis+Lua (the faster of EVALSHA, FCALL)" \
@@ -174,7 +187,7 @@ report() {
     v=$(median "${r_ceil1[@]}")
     printf "%-58s %10s %8s %s\n" "50x1: nbad / nbaceiling" "$v" ">=0.85" "$(verdict "$v" ">=" 0.85)"
     v=$(median "${r_p50[@]}")
-    printf "%-58s %10s %8s %s\n" "4 conn at $RATE/s: nbad p50 / loopback round trip p50" "$v" \
+    printf "%-58s %10s %8s %s\n" "4 conn at ${RATE:-?}/s: nbad p50 / loopback round trip p50" "$v" \
         "<=1.20" "$(verdict "$v" "<=" 1.20)"
     echo
     echo "for reference ($what): nbad Ping p50 / loopback round trip p50 = $(median "${r_ping[@]}")," \
@@ -186,7 +199,8 @@ if [[ $REPORT_ONLY == 1 ]]; then
     [[ -f $OUT/setup.txt ]] || die "$OUT holds no compare.sh run"
     first=$OUT
     [[ -d $OUT/round-1 ]] && first=$OUT/round-1
-    RATE=$(sed -n 's/.*"rate": \([0-9.]*\).*/\1/p' "$first/b-moderate-nbad.json" | head -1)
+    RATE=$(sed -n 's/.*"rate": \([0-9.]*\).*/\1/p' "$first/b-moderate-nbad.json" 2>/dev/null |
+        head -1)
     RATE=${RATE%.0}
     report
     exit 0

@@ -30,6 +30,7 @@ struct nba_client {
     SSL *ssl;
     char tls_why[160];          /* why the last TLS read or write failed (-EPROTO) */
     bool certificate_requested; /* by the server, and this client has none */
+    bool broken;                /* a fatal TLS error: no close_notify on close */
     uint8_t *buf;               /* receive buffer, grown to the largest response seen */
     size_t cap;
 };
@@ -166,10 +167,17 @@ static int start_tls(nba_client *c, const char *host, const client_tls *tls, nba
     X509_VERIFY_PARAM *param = SSL_get0_param(c->ssl);
     if (X509_VERIFY_PARAM_set1_ip_asc(param, host) != 1) {
         ERR_clear_error();
-        X509_VERIFY_PARAM_set1_host(param, host, 0);
+        if (X509_VERIFY_PARAM_set1_host(param, host, 0) != 1)
+            return nba_error_set(err, -EINVAL, "%s: cannot check a certificate for this name",
+                                 host);
         SSL_set_tlsext_host_name(c->ssl, host);
     }
     if (SSL_connect(c->ssl) != 1) {
+        if (c->certificate_requested) { /* TLS 1.2 refuses it in the handshake */
+            ERR_clear_error();
+            return nba_error_set(err, -EPROTO,
+                                 "TLS: %s asks for a client certificate, and none was given", host);
+        }
         long verify = SSL_get_verify_result(c->ssl);
         if (verify != X509_V_OK) {
             ERR_clear_error();
@@ -212,6 +220,7 @@ static ssize_t transfer(nba_client *c, void *p, size_t n, bool sending)
     if (r > 0)
         return r;
     int e = SSL_get_error(c->ssl, r);
+    c->broken = e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL;
     /* An alert from nbad: with TLS 1.3 a refused client certificate shows
      * here, at the first read, after a handshake the client saw succeed. */
     if (e == SSL_ERROR_SSL) {
@@ -317,7 +326,10 @@ void client_close(nba_client *c)
     if (!c)
         return;
     if (c->ssl) {
-        SSL_shutdown(c->ssl); /* close_notify: the request stream ends here */
+        /* close_notify: the request stream ends here. Not after a fatal
+         * error, when OpenSSL must not be asked to write again. */
+        if (!c->broken && SSL_is_init_finished(c->ssl))
+            SSL_shutdown(c->ssl);
         ERR_clear_error();
         SSL_free(c->ssl);
     }

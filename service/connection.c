@@ -609,6 +609,7 @@ static void conn_handshake(conn *c)
             if (p->tls_required) {
                 log_info("conn %llu from %s: plain connection refused, TLS is required",
                          (unsigned long long)c->serial, c->peer);
+                stat_add(&p->stats.tls_failed, 1); /* a client that did not do TLS */
                 conn_finish(c);
                 int rc = conn_reply(c,
                                     decider_error(p->decider, 0, "tls_required",

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,17 +167,26 @@ int nbactl_call(const char *host, int port, const Nba__V1__Request *req, bool js
      * speaks it alike: see nbactl --help. */
     client_tls tls = {getenv("NBACTL_TLS_CA"), getenv("NBACTL_TLS_CERT"), getenv("NBACTL_TLS_KEY")};
     bool use_tls = tls.ca_path && *tls.ca_path;
-    int rc = client_connect_tls(host, port, CALL_TIMEOUT_MS, use_tls ? &tls : NULL, &c, &err);
-    if (rc != 0) {
-        fprintf(stderr, "nbactl: %s%s\n", err.msg,
-                rc == -EPROTO || rc == -EINVAL ? "" : " (is nbad running?)");
-        return EXIT_UNAVAILABLE;
+    if (!use_tls && ((tls.cert_path && *tls.cert_path) || (tls.key_path && *tls.key_path))) {
+        fprintf(stderr, "nbactl: NBACTL_TLS_CERT and NBACTL_TLS_KEY need NBACTL_TLS_CA, the CA "
+                        "nbad's certificate is checked against\n");
+        return EXIT_USAGE;
     }
+    /* OpenSSL writes with write(2): an nbad that goes away must be an
+     * error here, not a silent death by SIGPIPE. */
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, before;
+    sigaction(SIGPIPE, &ignore, &before);
     Nba__V1__Response *resp = NULL;
-    rc = client_call(c, req, &resp, &err);
-    client_close(c);
+    int rc = client_connect_tls(host, port, CALL_TIMEOUT_MS, use_tls ? &tls : NULL, &c, &err);
+    bool connected = rc == 0;
+    if (connected) {
+        rc = client_call(c, req, &resp, &err);
+        client_close(c);
+    }
+    sigaction(SIGPIPE, &before, NULL);
     if (rc) {
-        fprintf(stderr, "nbactl: %s\n", err.msg);
+        fprintf(stderr, "nbactl: %s%s\n", err.msg,
+                connected || rc == -EPROTO || rc == -EINVAL ? "" : " (is nbad running?)");
         return EXIT_UNAVAILABLE;
     }
 

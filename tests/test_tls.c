@@ -449,9 +449,19 @@ static void nbactl_speaks_tls(void **state)
     assert_non_null(strstr(test_slurp(out), "serving airline-checkin@"));
     assert_non_null(strstr(test_slurp(out), "failed TLS handshakes"));
 
-    /* plain TCP to the TLS port: nbad's answer, tls_required */
+    /* plain TCP to the TLS port: nbad's answer, tls_required, and one more
+     * failed handshake in Status */
+    unsigned long long before = 0, after = 0;
+    const char *count = strstr(test_slurp(out), "closed idle, ");
+    assert_non_null(count);
+    assert_int_equal(sscanf(count, "closed idle, %llu failed TLS", &before), 1);
     assert_int_equal(nbactl_status_over(NULL, NULL, NULL), 65);
     assert_non_null(strstr(test_slurp(out), "tls_required"));
+    assert_int_equal(nbactl_status_over("ca.pem", "client.pem", "client.key"), 0);
+    count = strstr(test_slurp(out), "closed idle, ");
+    assert_non_null(count);
+    assert_int_equal(sscanf(count, "closed idle, %llu failed TLS", &after), 1);
+    assert_int_equal(after, before + 1);
     /* no client certificate, and nbad asks for one */
     assert_int_equal(nbactl_status_over("ca.pem", NULL, NULL), 69);
     assert_non_null(strstr(test_slurp(out), "asks for a client certificate, and none was given"));
@@ -459,9 +469,12 @@ static void nbactl_speaks_tls(void **state)
     assert_int_equal(nbactl_status_over("other.pem", "client.pem", "client.key"), 69);
     assert_non_null(strstr(test_slurp(out), "TLS handshake with 127.0.0.1 failed: "));
     assert_non_null(strstr(test_slurp(out), "certificate"));
-    /* a certificate without its key */
+    /* a certificate without its key; a certificate without a CA to check
+     * nbad's against */
     assert_int_equal(nbactl_status_over("ca.pem", "client.pem", NULL), 69);
     assert_non_null(strstr(test_slurp(out), "a client certificate needs its key"));
+    assert_int_equal(nbactl_status_over(NULL, "client.pem", "client.key"), 64);
+    assert_non_null(strstr(test_slurp(out), "need NBACTL_TLS_CA"));
 }
 
 /* A renewed certificate is served to new connections after SIGHUP, while
