@@ -54,6 +54,7 @@ struct store_reader {
     MDB_cursor *cur; /* on records, renewed with the transaction */
     bool active;     /* between store_reader_begin() and store_reader_end() */
     bool held;       /* txn is a live snapshot (not reset) */
+    bool failed;     /* a read failed in it: renewed, not kept, next time */
     /* The cursor rests on the customer store_get_customer() just found, so
      * that store_get_incidents() for that customer goes on from there. */
     bool on_customer;
@@ -406,6 +407,16 @@ void store_reader_free(store_reader *r)
     free(r);
 }
 
+/* A read that failed for another reason than "not found" (a damaged page)
+ * may leave the transaction unusable (LMDB then answers MDB_BAD_TXN to
+ * everything): the next snapshot renews it rather than keep it. */
+static int reader_error(store_reader *r, int rc)
+{
+    if (rc != MDB_NOTFOUND)
+        r->failed = true;
+    return lmdb_error(rc);
+}
+
 /* Renewing costs more than the lookup of a customer's first page: LMDB
  * looks the records table up again in the renewed snapshot. A snapshot no
  * commit has overtaken is as good as a renewed one, so it is kept. */
@@ -415,7 +426,8 @@ int store_reader_begin(store_reader *r)
         return 0;
     if (r->held) {
         MDB_envinfo info;
-        if (mdb_env_info(r->st->env, &info) == 0 && info.me_last_txnid == mdb_txn_id(r->txn)) {
+        if (!r->failed && mdb_env_info(r->st->env, &info) == 0 &&
+            info.me_last_txnid == mdb_txn_id(r->txn)) {
             r->active = true;
             r->on_customer = false;
             return 0;
@@ -448,6 +460,7 @@ void store_reader_release(store_reader *r)
         mdb_txn_reset(r->txn);
         r->held = false;
     }
+    r->failed = false;
 }
 
 int store_get_customer(store_reader *r, const char *customer_id, arena *a, Nba__V1__Customer **out)
@@ -458,7 +471,7 @@ int store_get_customer(store_reader *r, const char *customer_id, arena *a, Nba__
         return -ENOENT;
     int rc = mdb_cursor_get(r->cur, &key, &val, MDB_SET_KEY);
     if (rc)
-        return lmdb_error(rc);
+        return reader_error(r, rc);
     r->on_customer = true;
     /* Decoding copies every string into the arena, so the record outlives
      * the snapshot. */
@@ -523,7 +536,7 @@ int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
         rc = mdb_cursor_get(r->cur, &key, &val, MDB_NEXT);
     }
     if (rc && rc != MDB_NOTFOUND)
-        return lmdb_error(rc);
+        return reader_error(r, rc);
     *out = list;
     *count = n;
     return 0;
@@ -564,7 +577,7 @@ int store_find_key(store_reader *r, const char *name, const char *value, arena *
      * where store_get_customer() left it. */
     int rc = mdb_get(r->txn, r->st->keys, &key, &val);
     if (rc)
-        return lmdb_error(rc);
+        return reader_error(r, rc);
     if (val.mv_size == 0 || val.mv_size > STORE_MAX_ID || memchr(val.mv_data, 0, val.mv_size))
         return -EBADMSG;
     *customer_id = arena_strndup(a, val.mv_data, val.mv_size);
