@@ -29,6 +29,8 @@ typedef struct config {
                           * error too_many_connections and closed; default 10000 */
     int idle_timeout;    /* seconds a connection may go without reading or writing a
                           * byte before it is closed; 0 = never; default 300 */
+    int frame_timeout;   /* seconds a request may take to arrive whole once it has
+                          * begun; 0 = no bound; default 30 */
     size_t max_output;   /* answers a connection may have waiting to be written, in
                           * bytes, before nbad stops reading from it; default 1 MiB */
     int max_pipeline;    /* the same, counted in answers; default 1024 */
@@ -57,7 +59,7 @@ int config_init(config *c);
 
 /* Applies the YAML mapping in file `path` to c. Keys: db, rules, listen,
  * port, threads, max_frame, map_size, log_level, lock_memory, warm_interval,
- * max_connections, idle_timeout, max_output, max_pipeline, tls_cert,
+ * max_connections, idle_timeout, frame_timeout, max_output, max_pipeline, tls_cert,
  * tls_key, tls_client_ca, tls_required, user, log_customer_data, record_contacts
  * (deploy/nbad.yaml shows each); sizes are integers or strings like
  * "64KiB", "1GiB"; booleans true or false. Unknown keys,
@@ -71,7 +73,7 @@ int config_load_file(config *c, const char *path, nba_error *err);
  *   nbad [--config FILE] [--db DIR] [--rules FILE] [--listen ADDR] [--port N]
  *        [--threads N] [--max-frame BYTES] [--map-size BYTES]
  *        [--log-level LEVEL] [--lock-memory[=BOOL]] [--warm-interval S]
- *        [--max-connections N] [--idle-timeout S] [--max-output BYTES]
+ *        [--max-connections N] [--idle-timeout S] [--frame-timeout S] [--max-output BYTES]
  *        [--max-pipeline N] [--tls-cert FILE] [--tls-key FILE]
  *        [--tls-client-ca FILE] [--tls-required[=BOOL]] [--user NAME]
  *        [--log-customer-data[=BOOL]] [--record-contacts[=BOOL]] [--help] [--version]

@@ -42,6 +42,9 @@
  * without closing (a kiosk rebooted, a NAT forgot the flow). */
 #define DEFAULT_IDLE_TIMEOUT 300
 #define MAX_IDLE_TIMEOUT     86400
+/* A kiosk on a poor line sends a few hundred bytes in well under this; a
+ * client trickling a byte at a time to hold a connection does not. */
+#define DEFAULT_FRAME_TIMEOUT 30
 /* Output waiting for a slow client: a few thousand answers, and room for
  * the largest. */
 #define DEFAULT_MAX_OUTPUT   (1ull << 20)
@@ -84,6 +87,8 @@ static const setting settings[] = {
     {"max_connections", "max-connections", SET_INT, offsetof(config, max_connections), 1,
      MAX_MAX_CONNECTIONS},
     {"idle_timeout", "idle-timeout", SET_INT, offsetof(config, idle_timeout), 0, MAX_IDLE_TIMEOUT},
+    {"frame_timeout", "frame-timeout", SET_INT, offsetof(config, frame_timeout), 0,
+     MAX_IDLE_TIMEOUT},
     {"max_output", "max-output", SET_SIZE, offsetof(config, max_output), MIN_MAX_OUTPUT,
      MAX_MAX_OUTPUT},
     {"max_pipeline", "max-pipeline", SET_INT, offsetof(config, max_pipeline), 1, MAX_MAX_PIPELINE},
@@ -101,7 +106,8 @@ static const char usage_text[] =
     "usage: nbad [--config FILE] [--db DIR] [--rules FILE] [--listen ADDR] [--port N]\n"
     "            [--threads N] [--max-frame BYTES] [--map-size BYTES] [--log-level LEVEL]\n"
     "            [--lock-memory] [--warm-interval S] [--max-connections N]\n"
-    "            [--idle-timeout S] [--max-output BYTES] [--max-pipeline N]\n"
+    "            [--idle-timeout S] [--frame-timeout S] [--max-output BYTES]\n"
+    "            [--max-pipeline N]\n"
     "            [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
     "            [--tls-required=BOOL] [--user NAME] [--log-customer-data]\n"
     "            [--record-contacts=BOOL]\n"
@@ -134,6 +140,9 @@ static const char usage_text[] =
     "                     too_many_connections and is closed (default 10000)\n"
     "  --idle-timeout S   close a connection that has neither sent nor taken a byte\n"
     "                     for S seconds, 0 = never (default 300)\n"
+    "  --frame-timeout S  close a connection whose request has begun but not arrived\n"
+    "                     whole within S seconds, answering frame_timeout; 0 = no\n"
+    "                     bound (default 30)\n"
     "  --max-output BYTES answers waiting for a slow client before nbad stops reading\n"
     "                     its requests (default 1MiB)\n"
     "  --max-pipeline N   the same, counted in answers (default 1024)\n"
@@ -382,6 +391,7 @@ int config_init(config *c)
     c->warm_interval = DEFAULT_WARM_INTERVAL;
     c->max_connections = DEFAULT_MAX_CONNECTIONS;
     c->idle_timeout = DEFAULT_IDLE_TIMEOUT;
+    c->frame_timeout = DEFAULT_FRAME_TIMEOUT;
     c->max_output = DEFAULT_MAX_OUTPUT;
     c->max_pipeline = DEFAULT_MAX_PIPELINE;
     c->tls_required = true;

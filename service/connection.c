@@ -120,6 +120,8 @@ struct conn {
     bool tls_write_wants_read; /* the last SSL_write waits for it to be readable */
     unsigned queued;           /* answers put in `out` since it was last empty */
     uint32_t last_tick;        /* pool->tick when a byte was last read or written */
+    uint32_t frame_since;      /* pool->tick + 1 since when a request has been coming in
+                                * part; 0: none is */
     size_t lingered;           /* bytes discarded while lingering */
     uint64_t linger_until;     /* clock_mono_ns() deadline of LINGERING */
     SSL *ssl;                  /* the TLS session; NULL on a plain connection */
@@ -424,6 +426,16 @@ static void conn_finish(conn *c)
     conn_set_state(c, CONN_CLOSING);
 }
 
+/* Notes that `avail` bytes of a request wait for the rest: its clock
+ * (frame_timeout) starts now unless it had started. */
+static void conn_frame_waits(conn *c, size_t avail)
+{
+    if (avail == 0)
+        c->frame_since = 0;
+    else if (c->frame_since == 0)
+        c->frame_since = c->pool->tick + 1;
+}
+
 /* Answers every complete frame in the input buffer, in order, while the
  * connection is READING. Stops at an incomplete frame, or when the output
  * is over a limit (BLOCKED), or at a frame that ends the connection
@@ -443,8 +455,10 @@ static int conn_answer(conn *c)
         size_t avail = evbuffer_get_length(c->in);
         uint8_t header[FRAME_HEADER_SIZE];
         uint32_t len = 0;
-        if (avail < FRAME_HEADER_SIZE)
+        if (avail < FRAME_HEADER_SIZE) {
+            conn_frame_waits(c, avail);
             return 0;
+        }
         evbuffer_copyout(c->in, header, sizeof header);
         /* The size is checked on the header alone, before the body is
          * waited for or anything is allocated for it. */
@@ -460,8 +474,11 @@ static int conn_answer(conn *c)
             return conn_reply(c, decider_error(d, 0, "frame_too_large", msg), 0);
         }
         size_t n = FRAME_HEADER_SIZE + (size_t)len;
-        if (avail < n)
+        if (avail < n) {
+            conn_frame_waits(c, avail);
             return 0; /* the rest of the body has not arrived yet */
+        }
+        c->frame_since = 0; /* a whole one: the next one's clock starts when it begins */
 
         /* Contiguous already unless the frame straddles two chunks. */
         uint8_t *frame = evbuffer_pullup(c->in, (ev_ssize_t)n);
@@ -870,17 +887,35 @@ void conn_pool_destroy(conn_pool *p)
 void conn_pool_tick(conn_pool *p)
 {
     p->tick++;
-    if (p->idle_ticks == 0)
+    if (p->idle_ticks == 0 && p->frame_ticks == 0)
         return;
     for (conn *c = p->head, *next; c; c = next) {
         next = c->next;
         /* LINGERING has a deadline of its own. */
-        if (c->state == CONN_LINGERING || (uint32_t)(p->tick - c->last_tick) <= p->idle_ticks)
+        if (c->state == CONN_LINGERING)
             continue;
-        log_debug("conn %llu: idle for %u s in %s, closing", (unsigned long long)c->serial,
-                  p->idle_ticks, state_names[c->state]);
-        stat_add(&p->stats.connections_idle, 1);
-        conn_close(c);
+        if (p->idle_ticks && (uint32_t)(p->tick - c->last_tick) > p->idle_ticks) {
+            log_debug("conn %llu: idle for %u s in %s, closing", (unsigned long long)c->serial,
+                      p->idle_ticks, state_names[c->state]);
+            stat_add(&p->stats.connections_idle, 1);
+            conn_close(c);
+            continue;
+        }
+        /* A request trickling in a byte at a time keeps idle_timeout at bay
+         * and a connection held: this bounds it. */
+        if (p->frame_ticks && c->state == CONN_READING && c->frame_since &&
+            (uint32_t)(p->tick + 1 - c->frame_since) > p->frame_ticks) {
+            log_info("conn %llu from %s: a request still incomplete after %u s, closing",
+                     (unsigned long long)c->serial, c->peer, p->frame_ticks);
+            stat_add(&p->stats.connections_idle, 1);
+            conn_finish(c);
+            char msg[96];
+            snprintf(msg, sizeof msg, "a request did not arrive whole within %u s", p->frame_ticks);
+            if (conn_reply(c, decider_error(p->decider, 0, "frame_timeout", msg), 0) != 0)
+                conn_close(c);
+            else
+                conn_progress(c);
+        }
     }
 }
 

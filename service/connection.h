@@ -70,6 +70,8 @@ typedef struct conn_pool {
     unsigned max_pipeline;     /* answers waiting to be written above which it stops too */
     uint32_t idle_ticks;       /* close a connection silent for more than this many
                                 * conn_pool_tick() calls; 0 = never */
+    uint32_t frame_ticks;      /* close one whose request has begun but not arrived
+                                * whole for more than this many; 0 = never */
     tls_context *tls;          /* NULL: plain connections only */
     bool tls_required;         /* with tls: refuse plain clients */
     bool log_customer_data;    /* log each decision's customer and messages (debug) */
@@ -108,7 +110,8 @@ int conn_refuse(conn_pool *p, evutil_socket_t fd, uint64_t serial, const char *p
 
 /* Advances the pool's clock by one tick (the worker calls it every second)
  * and closes the connections that have neither read nor written a byte for
- * more than idle_ticks ticks. */
+ * more than idle_ticks ticks, and those whose request has begun and not
+ * arrived whole for more than frame_ticks (answered frame_timeout first). */
 void conn_pool_tick(conn_pool *p);
 
 /* Shutdown: every connection reads what its client has sent so far (as

@@ -304,10 +304,10 @@ int main(int argc, char **argv)
              : cfg.tls_client_ca ? "TLS, client certificates required"
                                  : "TLS",
              cfg.threads, rules_id, cfg.db_dir);
-    log_info("limits: max_connections %d, idle_timeout %d s, max_frame %u, max_output %zu, "
-             "max_pipeline %d",
-             cfg.max_connections, cfg.idle_timeout, cfg.max_frame, cfg.max_output,
-             cfg.max_pipeline);
+    log_info("limits: max_connections %d, idle_timeout %d s, frame_timeout %d s, max_frame %u, "
+             "max_output %zu, max_pipeline %d",
+             cfg.max_connections, cfg.idle_timeout, cfg.frame_timeout, cfg.max_frame,
+             cfg.max_output, cfg.max_pipeline);
     rc = server_run(srv);
     if (rc) {
         fprintf(stderr, "nbad: the server failed: %s\n", strerror(-rc));

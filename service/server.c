@@ -239,7 +239,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     worker *w = arg;
-    if (w->pool.idle_ticks)
+    if (w->pool.idle_ticks || w->pool.frame_ticks)
         conn_pool_tick(&w->pool);
     /* A worker without requests still lets go of a database generation
      * that no longer serves, and of the database and state snapshots it
@@ -522,6 +522,7 @@ static int worker_init(server *s, worker *w, int index, nba_error *err)
     w->pool.out_limit = cfg->max_output;
     w->pool.max_pipeline = (unsigned)cfg->max_pipeline;
     w->pool.idle_ticks = (uint32_t)(cfg->idle_timeout / TICK_S);
+    w->pool.frame_ticks = (uint32_t)(cfg->frame_timeout / TICK_S);
     w->pool.tls = s->tls;
     w->pool.tls_required = cfg->tls_required;
     w->pool.log_customer_data = cfg->log_customer_data;

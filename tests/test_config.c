@@ -85,6 +85,7 @@ static void defaults(void **state)
     /* Safe limits and no TLS, no user switch, no personal data in logs. */
     assert_int_equal(c.max_connections, 10000);
     assert_int_equal(c.idle_timeout, 300);
+    assert_int_equal(c.frame_timeout, 30);
     assert_int_equal(c.max_output, 1 << 20);
     assert_int_equal(c.max_pipeline, 1024);
     assert_null(c.tls_cert);
@@ -113,6 +114,7 @@ static void file_sets_every_key(void **state)
                                          "warm_interval: 30\n"
                                          "max_connections: 500\n"
                                          "idle_timeout: 0\n"
+                                         "frame_timeout: 7\n"
                                          "max_output: 256KiB\n"
                                          "max_pipeline: 64\n"
                                          "tls_cert: /etc/nbad/tls/server.pem\n"
@@ -138,6 +140,7 @@ static void file_sets_every_key(void **state)
     assert_int_equal(c.warm_interval, 30);
     assert_int_equal(c.max_connections, 500);
     assert_int_equal(c.idle_timeout, 0);
+    assert_int_equal(c.frame_timeout, 7);
     assert_int_equal(c.max_output, 256 * 1024);
     assert_int_equal(c.max_pipeline, 64);
     assert_string_equal(c.tls_cert, "/etc/nbad/tls/server.pem");
@@ -436,7 +439,8 @@ static void tls_user_and_limits_from_args(void **state)
                                "--tls-key", "s.key", "--tls-client-ca", "ca.pem",
                                "--tls-required=false", "--user", "nbad", "--log-customer-data",
                                "--max-connections", "20", "--idle-timeout", "5", "--max-output",
-                               "64KiB", "--max-pipeline=8", "--record-contacts=false", NULL),
+                               "64KiB", "--max-pipeline=8", "--record-contacts=false",
+                               "--frame-timeout", "0", NULL),
                      0);
     assert_string_equal(c.tls_cert, "s.pem");
     assert_string_equal(c.tls_key, "s.key");
@@ -446,6 +450,7 @@ static void tls_user_and_limits_from_args(void **state)
     assert_true(c.log_customer_data);
     assert_int_equal(c.max_connections, 20);
     assert_int_equal(c.idle_timeout, 5);
+    assert_int_equal(c.frame_timeout, 0);
     assert_int_equal(c.max_output, 64 * 1024);
     assert_int_equal(c.max_pipeline, 8);
     assert_false(c.record_contacts);

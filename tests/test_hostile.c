@@ -751,6 +751,66 @@ static void connections_past_max_connections_are_refused_politely(void **state)
     assert_non_null(strstr(test_slurp(log), "refused at max_connections"));
 }
 
+/* A request trickled in a byte at a time keeps the connection from being
+ * idle, but not from frame_timeout: answered frame_timeout and closed. A
+ * request that arrives in two parts within it is served; a well-behaved
+ * client sees nothing of either. */
+static void request_trickling_in_is_cut_off(void **state)
+{
+    (void)state;
+    daemon_proc d;
+    char log[256];
+    snprintf(log, sizeof log, "%s/trickle.log", W.dir);
+    char *args[] = {"--db",
+                    W.db,
+                    "--rules",
+                    W.rules,
+                    "--threads",
+                    "2",
+                    "--idle-timeout",
+                    "60",
+                    "--frame-timeout",
+                    daemon_wrapped() ? "10" : "2",
+                    NULL};
+    assert_int_equal(daemon_start(&d, log, args, NULL), 0);
+    good_client g;
+    good_start(&g, d.port);
+
+    /* in two parts, half a second apart: served */
+    int fd = connect_raw(d.port, 0);
+    assert_true(fd >= 0);
+    uint8_t frame[64];
+    size_t len = pack_ping(frame, 41);
+    send_all(fd, frame, 3);
+    sleep_ms(500);
+    send_all(fd, frame + 3, len - 3);
+    Nba__V1__Response *r = recv_response(fd);
+    assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_PONG);
+    nba__v1__response__free_unpacked(r, NULL);
+    close(fd);
+
+    /* a 200-byte request, a byte every 200 ms */
+    fd = connect_raw(d.port, 0);
+    assert_true(fd >= 0);
+    const uint8_t header[4] = {0, 0, 0, 200};
+    send_all(fd, header, sizeof header);
+    uint64_t start = now_ms();
+    bool answered = false;
+    for (int i = 0; i < 180 && !answered; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        answered = poll(&p, 1, 200) == 1;
+        if (!answered)
+            (void)send(fd, "x", 1, MSG_NOSIGNAL); /* 180 bytes: never whole */
+    }
+    assert_true(answered);
+    assert_true(now_ms() - start >= 1000); /* not before its timeout */
+    expect_error_then_close(fd, "frame_timeout");
+    close(fd);
+    good_stop_and_check(&g);
+    assert_int_equal(daemon_stop(&d), 0);
+    assert_int_equal(log_count(log, "a request still incomplete after"), 1);
+}
+
 static void low_open_file_limit(void)
 {
     struct rlimit rl = {96, 96};
@@ -898,6 +958,7 @@ int main(void)
         cmocka_unit_test(client_that_never_reads_is_held_back_then_closed),
         cmocka_unit_test(thousands_of_idle_connections_are_closed_when_idle),
         cmocka_unit_test(connections_past_max_connections_are_refused_politely),
+        cmocka_unit_test(request_trickling_in_is_cut_off),
         cmocka_unit_test(out_of_descriptors_pauses_accepting_and_logs_once),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
