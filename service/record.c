@@ -41,22 +41,27 @@ static inline bool read_varint(reader *r, uint64_t *out)
     return false; /* truncated, or longer than 10 bytes */
 }
 
-/* Reads a field's key. false at a malformed key or field number 0. */
+/* Reads a field's key. false at a malformed key: longer than 5 bytes, or a
+ * field number of 0 or above protobuf's largest (2^29 - 1), which
+ * protobuf-c refuses too. */
 static inline bool read_key(reader *r, uint32_t *field, unsigned *wire)
 {
     uint64_t key;
-    if (!read_varint(r, &key) || key >> 3 == 0 || key >> 3 > UINT32_MAX)
+    const uint8_t *start = r->p;
+    if (!read_varint(r, &key) || r->p - start > 5 || key >> 3 == 0 || key >> 3 >= (1u << 29))
         return false;
     *field = (uint32_t)(key >> 3);
     *wire = (unsigned)(key & 7);
     return true;
 }
 
-/* The bytes of a length-delimited field. */
+/* The bytes of a length-delimited field (its length at most 5 bytes, as
+ * protobuf-c reads it). */
 static inline bool read_len(reader *r, const uint8_t **data, size_t *len)
 {
     uint64_t n;
-    if (!read_varint(r, &n) || n > (uint64_t)(r->end - r->p))
+    const uint8_t *start = r->p;
+    if (!read_varint(r, &n) || r->p - start > 5 || n > (uint64_t)(r->end - r->p))
         return false;
     *data = r->p;
     *len = (size_t)n;

@@ -48,48 +48,10 @@ static frame_status expected_cut(const uint8_t *buf, size_t avail, uint32_t max_
     return avail - 4 >= len ? FRAME_READY : FRAME_INCOMPLETE;
 }
 
-/* Forgets the fields this protocol version does not know, in m and every
- * message inside it. protobuf-c keeps them to pack them again, but it also
- * keeps a field numbered 0 (invalid, yet accepted when its tag is an
- * over-long varint such as 85 00) and then refuses its own output. nbad
- * never packs a request it received, and a client packs only fields it
- * knows, so the round trip is checked on the known fields. */
-static void strip_unknown(ProtobufCMessage *m)
-{
-    m->n_unknown_fields = 0;
-    m->unknown_fields = NULL;
-    const ProtobufCMessageDescriptor *d = m->descriptor;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-            continue;
-        char *member = (char *)m + f->offset;
-        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-            uint32_t which;
-            memcpy(&which, (char *)m + f->quantifier_offset, sizeof which);
-            if (which != f->id)
-                continue;
-        }
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t n;
-            ProtobufCMessage **items;
-            memcpy(&n, (char *)m + f->quantifier_offset, sizeof n);
-            memcpy(&items, member, sizeof items);
-            for (size_t k = 0; k < n; k++)
-                strip_unknown(items[k]);
-        } else {
-            ProtobufCMessage *sub;
-            memcpy(&sub, member, sizeof sub);
-            if (sub)
-                strip_unknown(sub);
-        }
-    }
-}
-
 /* The packed bytes of a request, without its unknown fields. */
 static uint8_t *packed(Nba__V1__Request *req, size_t *len)
 {
-    strip_unknown(&req->base);
+    fuzz_strip_unknown(&req->base);
     *len = protobuf_c_message_get_packed_size(&req->base);
     uint8_t *out = arena_alloc(&decode_arena, *len + 1);
     FUZZ_CHECK(out != NULL, "out of memory");
@@ -113,7 +75,7 @@ static void check_same(Nba__V1__Request *reference, Nba__V1__Request *fast)
  * a request makes from nbactl to nbad. */
 static void check_round_trip(Nba__V1__Request *req)
 {
-    strip_unknown(&req->base);
+    fuzz_strip_unknown(&req->base);
     size_t size = frame_packed_size(&req->base);
     FUZZ_CHECK(size >= FRAME_HEADER_SIZE, "packed size %zu below the header size", size);
     uint8_t *out = arena_alloc(&decode_arena, size);

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <protobuf-c/protobuf-c.h>
 
 /* Stops the process on a broken invariant: abort() is a crash to libFuzzer,
  * which then saves the input as an artifact. */
@@ -107,6 +108,44 @@ static inline void fuzz_file_close(fuzz_file *f)
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;
+}
+
+/* Forgets the fields this protocol version does not know, in m and every
+ * message inside it. protobuf-c keeps them to pack them again, but it also
+ * keeps a field numbered 0 (invalid, yet accepted when its tag is an
+ * over-long varint such as 85 00) and then refuses its own output. nbad
+ * never packs a message it decoded, and a writer packs only fields it
+ * knows, so decoders are compared on the known fields. */
+static inline void fuzz_strip_unknown(ProtobufCMessage *m)
+{
+    m->n_unknown_fields = 0;
+    m->unknown_fields = NULL;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        char *member = (char *)m + f->offset;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            uint32_t which;
+            memcpy(&which, (char *)m + f->quantifier_offset, sizeof which);
+            if (which != f->id)
+                continue;
+        }
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n;
+            ProtobufCMessage **items;
+            memcpy(&n, (char *)m + f->quantifier_offset, sizeof n);
+            memcpy(&items, member, sizeof items);
+            for (size_t k = 0; k < n; k++)
+                fuzz_strip_unknown(items[k]);
+        } else {
+            ProtobufCMessage *sub;
+            memcpy(&sub, member, sizeof sub);
+            if (sub)
+                fuzz_strip_unknown(sub);
+        }
+    }
 }
 
 #endif

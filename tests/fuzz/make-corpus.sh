@@ -294,4 +294,22 @@ INC-9,C1001,delay,9,2026-02-30T25:00:00Z,AZ1,2,
 ' >"$d/bad-incident"
 head -n 12 "$root/deploy/sample/customers.csv" >"$d/sample-customers"
 
+# ---- stored records: fuzz_record (a byte picking the message, then its bytes)
+d=$out/fuzz_record
+fresh "$d"
+attr() { fbytes 7 "$(fstr 1 "$1")$(fstr 2 "$2")"; }
+customer=$(fstr 1 C1001)$(fstr 2 "Giulia Rossi")$(fstr 3 platinum)
+customer+=2100000000401ef540   # 4: lifetime_value 86500.0 (a double, little-endian)
+customer+=$(fstr 6 it)$(attr home_airport FCO)$(attr birth_date 1985-07-06)
+emit "$d/customer" "00$customer"
+incident=$(fstr 1 INC-1)$(fstr 2 C1001)$(fstr 3 ife_broken)$(fint 4 3)$(fint 5 1794904200000)
+incident+=$(fstr 6 AZ611)$(fint 7 1)$(fstr 8 "screen dead")$(fstr 9 upgrade)$(fint 10 1794904300000)
+emit "$d/incident" "01$incident"
+pair() { fbytes "$1" "$(fstr 1 "$2")$(fstr 2 "$3")"; }
+history=$(fstr 1 C1001)$(fint 2 1794904300000)$(fint 3 2)$(fstr 4 checkin)$(fstr 5 upgrade)
+history+=$(fstr 6 recovery-upgrade)$(fstr 7 INC-1)$(pair 8 cabin F)$(pair 9 flight AZ611)
+history+=$(pair 9 cabin Y)
+emit "$d/history" "02$history"
+emit "$d/empty-history" "02"
+
 du -sh "$out"

@@ -50,13 +50,13 @@ esac
 case $runs in *[!0-9]*) usage ;; esac
 for t in "$@"; do
   case $t in
-    fuzz_frame | fuzz_request | fuzz_rules | fuzz_csv) ;;
+    fuzz_frame | fuzz_request | fuzz_rules | fuzz_csv | fuzz_record) ;;
     *) usage ;;
   esac
 done
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(fuzz_frame fuzz_request fuzz_rules fuzz_csv)
+  targets=(fuzz_frame fuzz_request fuzz_rules fuzz_csv fuzz_record)
 fi
 build=${NBA_FUZZ_BUILD:-$root/build-fuzz}
 case $build in
@@ -80,6 +80,7 @@ for t in "${targets[@]}"; do
     fuzz_frame | fuzz_request) opts+=(-max_len=8192 "-dict=$here/request.dict") ;;
     fuzz_rules) opts+=(-max_len=32768 "-dict=$here/rules.dict") ;;
     fuzz_csv) opts+=(-max_len=16384 "-dict=$here/csv.dict") ;;
+    fuzz_record) opts+=(-max_len=4096 "-dict=$here/request.dict") ;;
   esac
   if [ -n "$runs" ]; then
     opts+=(-runs="$runs")
