@@ -33,6 +33,7 @@
 
 #include "client.h"
 #include "daemon.h"
+#include "raw_socket.h"
 #include "frame.h"
 
 /* The sample customer the well-behaved client asks about: platinum, with
@@ -203,75 +204,11 @@ static void good_stop_and_check(good_client *g)
 
 /* ---- hostile sockets ---- */
 
-/* A connected socket with send and receive timeouts, rcvbuf > 0 fixing its
- * receive buffer; -errno when the connection is refused. */
+/* A connected socket (raw_socket.h) with the patience of this test;
+ * -errno when the connection is refused. */
 static int connect_raw(int port, int rcvbuf)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    if (rcvbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    int ms = daemon_patience_ms(5000);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
-
-static void send_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            fail_msg("send: %s", strerror(errno));
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-/* Reads exactly n bytes: 0, 1 at a clean EOF before the first byte, -1 on
- * an error or EOF inside. */
-static int recv_exact(int fd, void *buf, size_t n)
-{
-    uint8_t *p = buf;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = recv(fd, p + got, n - got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0 && got == 0)
-            return 1;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-static Nba__V1__Response *recv_response(int fd)
-{
-    uint8_t header[FRAME_HEADER_SIZE];
-    if (recv_exact(fd, header, sizeof header) != 0)
-        fail_msg("no answer where one was due: %s", strerror(errno));
-    uint32_t len = frame_get_length(header);
-    assert_true(len < (1u << 20));
-    static uint8_t body[1 << 20];
-    assert_int_equal(recv_exact(fd, body, len), 0);
-    Nba__V1__Response *r = nba__v1__response__unpack(NULL, len, body);
-    assert_non_null(r);
-    return r;
+    return raw_connect(port, rcvbuf, daemon_patience_ms(5000));
 }
 
 /* The server closed: EOF (or a reset) with nothing before it. */
@@ -290,7 +227,7 @@ static void expect_closed(int fd)
 
 static void expect_error_then_close(int fd, const char *code)
 {
-    Nba__V1__Response *r = recv_response(fd);
+    Nba__V1__Response *r = raw_expect_response(fd);
     if (r->body_case != NBA__V1__RESPONSE__BODY_ERROR || strcmp(r->error->code, code))
         fail_msg("expected the error %s, got body %d", code, r->body_case);
     nba__v1__response__free_unpacked(r, NULL);
@@ -311,8 +248,8 @@ static size_t pack_ping(uint8_t *out, uint64_t id)
 static void expect_served(int fd, uint64_t id)
 {
     uint8_t frame[64];
-    send_all(fd, frame, pack_ping(frame, id));
-    Nba__V1__Response *r = recv_response(fd);
+    raw_send_all(fd, frame, pack_ping(frame, id));
+    Nba__V1__Response *r = raw_expect_response(fd);
     assert_int_equal(r->id, id);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_PONG);
     nba__v1__response__free_unpacked(r, NULL);
@@ -393,7 +330,7 @@ static void garbage_gets_an_error_and_a_close(void **state)
         }
         int fd = connect_raw(W.d.port, 0);
         assert_true(fd >= 0);
-        send_all(fd, buf, len);
+        raw_send_all(fd, buf, len);
         expect_error_then_close(fd, "frame_too_large");
         close(fd);
     }
@@ -411,15 +348,15 @@ static void garbage_gets_an_error_and_a_close(void **state)
         len += pack_ping(buf + len, 424242);
         int fd = connect_raw(W.d.port, 0);
         assert_true(fd >= 0);
-        send_all(fd, buf, len);
-        Nba__V1__Response *r = recv_response(fd);
+        raw_send_all(fd, buf, len);
+        Nba__V1__Response *r = raw_expect_response(fd);
         bool closes =
             r->body_case == NBA__V1__RESPONSE__BODY_ERROR && !strcmp(r->error->code, "bad_request");
         nba__v1__response__free_unpacked(r, NULL);
         if (closes) {
             expect_closed(fd);
         } else {
-            r = recv_response(fd);
+            r = raw_expect_response(fd);
             assert_int_equal(r->id, 424242);
             nba__v1__response__free_unpacked(r, NULL);
         }
@@ -441,13 +378,13 @@ static void truncated_frames_are_never_answered(void **state)
     int fd = connect_raw(W.d.port, 0); /* half a body */
     frame_put_length(buf, 100);
     memset(buf + FRAME_HEADER_SIZE, 0x08, 50);
-    send_all(fd, buf, FRAME_HEADER_SIZE + 50);
+    raw_send_all(fd, buf, FRAME_HEADER_SIZE + 50);
     assert_int_equal(shutdown(fd, SHUT_WR), 0);
     expect_closed(fd);
     close(fd);
 
     fd = connect_raw(W.d.port, 0); /* half a header */
-    send_all(fd, "\0\0", 2);
+    raw_send_all(fd, "\0\0", 2);
     assert_int_equal(shutdown(fd, SHUT_WR), 0);
     expect_closed(fd);
     close(fd);
@@ -455,9 +392,9 @@ static void truncated_frames_are_never_answered(void **state)
     fd = connect_raw(W.d.port, 0); /* a whole request, then a cut one */
     size_t len = pack_contact(buf, 7, SAMPLE_CUSTOMER, NBA__V1__CHANNEL__DESK);
     size_t cut = pack_contact(buf + len, 8, SAMPLE_CUSTOMER, NBA__V1__CHANNEL__DESK);
-    send_all(fd, buf, len + cut - 3);
+    raw_send_all(fd, buf, len + cut - 3);
     assert_int_equal(shutdown(fd, SHUT_WR), 0);
-    Nba__V1__Response *r = recv_response(fd);
+    Nba__V1__Response *r = raw_expect_response(fd);
     assert_null(wrong_answer(r, 7));
     nba__v1__response__free_unpacked(r, NULL);
     expect_closed(fd);
@@ -477,8 +414,8 @@ static void length_of_4_gib_is_refused_on_its_header(void **state)
         int fd = connect_raw(W.d.port, 0);
         uint8_t buf[4 + 1000];
         memset(buf, 0xff, sizeof buf);
-        send_all(fd, buf, i % 2 ? 4 : sizeof buf);
-        Nba__V1__Response *r = recv_response(fd);
+        raw_send_all(fd, buf, i % 2 ? 4 : sizeof buf);
+        Nba__V1__Response *r = raw_expect_response(fd);
         assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_ERROR);
         assert_string_equal(r->error->code, "frame_too_large");
         assert_non_null(strstr(r->error->message, "4294967295 bytes"));
@@ -514,7 +451,7 @@ static void frames_split_byte_by_byte(void **state)
         bool any = false;
         for (int c = 0; c < CLIENTS; c++) {
             if (k < lens[c]) {
-                send_all(fds[c], bufs[c] + k, 1);
+                raw_send_all(fds[c], bufs[c] + k, 1);
                 any = true;
             }
         }
@@ -524,7 +461,7 @@ static void frames_split_byte_by_byte(void **state)
     }
     for (int c = 0; c < CLIENTS; c++) {
         for (int i = 0; i < REQUESTS; i++) {
-            Nba__V1__Response *r = recv_response(fds[c]);
+            Nba__V1__Response *r = raw_expect_response(fds[c]);
             const char *wrong = wrong_answer(r, (uint64_t)(c * 100 + i));
             if (wrong)
                 fail_msg("client %d, request %d: %s", c, i, wrong);
@@ -553,7 +490,7 @@ static void thousands_of_idle_connections_are_closed_when_idle(void **state)
         if (fds[i] < 0)
             fail_msg("connection %d of %d: %s", i, n, strerror(-fds[i]));
         if (i % 10 == 0) /* a header, and a body that never comes */
-            send_all(fds[i], "\0\0\1\0\x08", 5);
+            raw_send_all(fds[i], "\0\0\1\0\x08", 5);
     }
     /* nbad has taken them all in (accepting runs beside the connects). */
     uint64_t open = 0;
@@ -658,10 +595,10 @@ static void half_closed_sockets(void **state)
     for (int i = 0; i < N; i++)
         len += pack_contact(buf + len, (uint64_t)i, SAMPLE_CUSTOMER, NBA__V1__CHANNEL__DESK);
     int fd = connect_raw(W.d.port, 0);
-    send_all(fd, buf, len);
+    raw_send_all(fd, buf, len);
     assert_int_equal(shutdown(fd, SHUT_WR), 0);
     for (int i = 0; i < N; i++) {
-        Nba__V1__Response *r = recv_response(fd);
+        Nba__V1__Response *r = raw_expect_response(fd);
         assert_null(wrong_answer(r, (uint64_t)i));
         nba__v1__response__free_unpacked(r, NULL);
     }
@@ -716,8 +653,8 @@ static void connections_past_max_connections_are_refused_politely(void **state)
     for (int t = 0; t < 100 && !served; t++) {
         int fd = connect_raw(d.port, 0);
         uint8_t frame[64];
-        send_all(fd, frame, pack_ping(frame, 99));
-        Nba__V1__Response *r = recv_response(fd);
+        raw_send_all(fd, frame, pack_ping(frame, 99));
+        Nba__V1__Response *r = raw_expect_response(fd);
         served = r->body_case == NBA__V1__RESPONSE__BODY_PONG;
         nba__v1__response__free_unpacked(r, NULL);
         if (served)
@@ -737,8 +674,8 @@ static void connections_past_max_connections_are_refused_politely(void **state)
     req.id = 7;
     req.body_case = NBA__V1__REQUEST__BODY_STATUS;
     req.status = &sr;
-    send_all(fds[1], frame, frame_pack(&req.base, frame));
-    Nba__V1__Response *st = recv_response(fds[1]);
+    raw_send_all(fds[1], frame, frame_pack(&req.base, frame));
+    Nba__V1__Response *st = raw_expect_response(fds[1]);
     assert_int_equal(st->body_case, NBA__V1__RESPONSE__BODY_STATUS);
     assert_int_equal(st->status->connections_refused, refused);
     nba__v1__response__free_unpacked(st, NULL);
@@ -781,10 +718,10 @@ static void request_trickling_in_is_cut_off(void **state)
     assert_true(fd >= 0);
     uint8_t frame[64];
     size_t len = pack_ping(frame, 41);
-    send_all(fd, frame, 3);
+    raw_send_all(fd, frame, 3);
     sleep_ms(500);
-    send_all(fd, frame + 3, len - 3);
-    Nba__V1__Response *r = recv_response(fd);
+    raw_send_all(fd, frame + 3, len - 3);
+    Nba__V1__Response *r = raw_expect_response(fd);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_PONG);
     nba__v1__response__free_unpacked(r, NULL);
     close(fd);
@@ -793,7 +730,7 @@ static void request_trickling_in_is_cut_off(void **state)
     fd = connect_raw(d.port, 0);
     assert_true(fd >= 0);
     const uint8_t header[4] = {0, 0, 0, 200};
-    send_all(fd, header, sizeof header);
+    raw_send_all(fd, header, sizeof header);
     uint64_t start = now_ms();
     bool answered = false;
     for (int i = 0; i < 180 && !answered; i++) {
@@ -874,9 +811,9 @@ static void out_of_descriptors_pauses_accepting_and_logs_once(void **state)
     for (int t = 0; t < 200 && !served; t++) {
         int fd = connect_raw(d.port, 0);
         uint8_t frame[64];
-        send_all(fd, frame, pack_ping(frame, 5));
+        raw_send_all(fd, frame, pack_ping(frame, 5));
         uint8_t header[FRAME_HEADER_SIZE];
-        served = recv_exact(fd, header, sizeof header) == 0;
+        served = raw_recv_exact(fd, header, sizeof header) == 0;
         close(fd);
         if (!served)
             sleep_ms(50);

@@ -30,6 +30,7 @@
 #include "client.h"
 #include "clock.h"
 #include "daemon.h"
+#include "raw_socket.h"
 #include "dbroot.h"
 #include "frame.h"
 #include "store.h"
@@ -760,67 +761,6 @@ static void stale_reader_slots_are_cleared_at_start(void **state)
         fail_msg("the dead reader's slot is still taken:\n%s", test_slurp(log));
 }
 
-static int connect_raw(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct timeval tv = {daemon_patience_ms(5000) / 1000, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
-
-static void send_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            fail_msg("send: %s", strerror(errno));
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-/* Reads exactly n bytes: 0, 1 at EOF before the first byte, -1 otherwise. */
-static int recv_exact(int fd, void *buf, size_t n)
-{
-    uint8_t *p = buf;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = recv(fd, p + got, n - got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0 && got == 0)
-            return 1;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-static Nba__V1__Response *recv_response(int fd)
-{
-    uint8_t header[FRAME_HEADER_SIZE];
-    if (recv_exact(fd, header, sizeof header) != 0)
-        return NULL;
-    uint32_t len = frame_get_length(header);
-    static uint8_t body[1 << 20];
-    if (len > sizeof body || recv_exact(fd, body, len) != 0)
-        return NULL;
-    return nba__v1__response__unpack(NULL, len, body);
-}
-
 static size_t pack_contact(uint8_t *out, uint64_t id, const char *customer)
 {
     Nba__V1__ContactEvent ev = NBA__V1__CONTACT_EVENT__INIT;
@@ -865,9 +805,9 @@ static void sigterm_under_load_answers_what_arrived_then_exits(void **state)
         len += pack_contact(buf + len, (uint64_t)i + 1, "P100");
     int fds[CONNS];
     for (int c = 0; c < CONNS; c++) {
-        fds[c] = connect_raw(d.port);
+        fds[c] = raw_connect(d.port, 0, daemon_patience_ms(5000));
         assert_true(fds[c] >= 0);
-        send_all(fds[c], buf, len);
+        raw_send_all(fds[c], buf, len);
     }
     /* Everything sent has reached nbad's socket: nothing left queued here. */
     for (int c = 0; c < CONNS; c++) {
@@ -883,7 +823,7 @@ static void sigterm_under_load_answers_what_arrived_then_exits(void **state)
 
     for (int c = 0; c < CONNS; c++) {
         for (int i = 0; i < n; i++) {
-            Nba__V1__Response *r = recv_response(fds[c]);
+            Nba__V1__Response *r = raw_recv_response(fds[c]);
             if (!r)
                 fail_msg("connection %d: answer %d of %d missing:\n%s", c, i + 1, n,
                          test_slurp(log));
@@ -894,11 +834,11 @@ static void sigterm_under_load_answers_what_arrived_then_exits(void **state)
             nba__v1__response__free_unpacked(r, NULL);
         }
         uint8_t b;
-        assert_int_equal(recv_exact(fds[c], &b, 1), 1); /* then EOF */
+        assert_int_equal(raw_recv_exact(fds[c], &b, 1), 1); /* then EOF */
         close(fds[c]);
         /* New clients are turned away at once, to go to another nbad. */
         if (c == 0) {
-            int fd = connect_raw(d.port);
+            int fd = raw_connect(d.port, 0, daemon_patience_ms(5000));
             assert_int_equal(fd, -ECONNREFUSED);
         }
     }

@@ -26,6 +26,7 @@
 #include "frame.h"
 #include "log.h"
 #include "nba.pb-c.h"
+#include "raw_socket.h"
 #include "rules_live.h"
 #include "server.h"
 #include "store.h"
@@ -179,22 +180,12 @@ static int group_teardown(void **state)
 
 /* ---- a client over plain sockets ---- */
 
-/* rcvbuf > 0 fixes the client's receive buffer (and so its TCP window),
- * which the kernel would otherwise grow to many MiB. */
+/* A connection to the fixture's server (raw_socket.h: rcvbuf > 0 fixes its
+ * receive buffer). */
 static int connect_rcvbuf(const fixture *f, int rcvbuf)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = raw_connect(server_port(f->srv), rcvbuf, IO_TIMEOUT_S * 1000);
     assert_true(fd >= 0);
-    if (rcvbuf > 0)
-        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
-    struct timeval tv = {IO_TIMEOUT_S, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(server_port(f->srv))};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     return fd;
 }
 
@@ -203,58 +194,10 @@ static int connect_to(const fixture *f)
     return connect_rcvbuf(f, 0);
 }
 
-static void send_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        assert_true(w > 0);
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-/* Reads exactly n bytes. Returns 0, or 1 at a clean EOF before the first
- * byte. */
-static int recv_exact(int fd, void *buf, size_t n)
-{
-    uint8_t *p = buf;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = recv(fd, p + got, n - got, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0 && got == 0)
-            return 1;
-        if (r <= 0)
-            fail_msg("recv: %s", r == 0 ? "EOF inside a frame" : strerror(errno));
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-static Nba__V1__Response *recv_response(int fd)
-{
-    uint8_t header[FRAME_HEADER_SIZE];
-    if (recv_exact(fd, header, sizeof header))
-        fail_msg("EOF where a response was expected");
-    uint32_t len = frame_get_length(header);
-    assert_true(len < 1 << 20);
-    uint8_t *body = malloc(len ? len : 1);
-    assert_non_null(body);
-    assert_int_equal(recv_exact(fd, body, len), 0);
-    Nba__V1__Response *r = nba__v1__response__unpack(NULL, len, body);
-    free(body);
-    assert_non_null(r);
-    return r;
-}
-
 static void expect_eof(int fd)
 {
     uint8_t b;
-    assert_int_equal(recv_exact(fd, &b, 1), 1);
+    assert_int_equal(raw_recv_exact(fd, &b, 1), 1);
 }
 
 /* Appends one request frame to buf (which has room), returns its size. */
@@ -279,7 +222,7 @@ static size_t pack_request(uint8_t *buf, uint64_t id, const char *customer_id)
 
 static void expect_pong(int fd, uint64_t id)
 {
-    Nba__V1__Response *r = recv_response(fd);
+    Nba__V1__Response *r = raw_expect_response(fd);
     assert_int_equal(r->id, id);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_PONG);
     assert_int_equal(strncmp(r->pong->ruleset, "net-test@3+", 11), 0); /* + content hash */
@@ -288,7 +231,7 @@ static void expect_pong(int fd, uint64_t id)
 
 static void expect_error(int fd, const char *code)
 {
-    Nba__V1__Response *r = recv_response(fd);
+    Nba__V1__Response *r = raw_expect_response(fd);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_ERROR);
     assert_string_equal(r->error->code, code);
     nba__v1__response__free_unpacked(r, NULL);
@@ -312,9 +255,9 @@ static void pipelined_requests_answered_in_order(void **state)
                             id % 3 == 0   ? NULL
                             : id % 3 == 1 ? "C-1"
                                           : "C-unknown");
-    send_all(fd, buf, len);
+    raw_send_all(fd, buf, len);
     for (uint64_t id = 1; id <= N; id++) {
-        Nba__V1__Response *r = recv_response(fd);
+        Nba__V1__Response *r = raw_expect_response(fd);
         assert_int_equal(r->id, 1000 + id);
         if (id % 3 == 0) {
             assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_PONG);
@@ -350,9 +293,9 @@ static void frame_too_large_closes_only_that_connection(void **state)
     len += FRAME_HEADER_SIZE;
     memset(buf + len, 'x', 32);
     len += 32;
-    send_all(bad, buf, len);
+    raw_send_all(bad, buf, len);
     expect_pong(bad, 7);
-    Nba__V1__Response *r = recv_response(bad);
+    Nba__V1__Response *r = raw_expect_response(bad);
     assert_int_equal(r->id, 0);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_ERROR);
     assert_string_equal(r->error->code, "frame_too_large");
@@ -360,7 +303,7 @@ static void frame_too_large_closes_only_that_connection(void **state)
     expect_eof(bad);
 
     len = pack_request(buf, 8, NULL);
-    send_all(good, buf, len);
+    raw_send_all(good, buf, len);
     expect_pong(good, 8);
     close(bad);
 
@@ -377,15 +320,15 @@ static void frame_too_large_closes_only_that_connection(void **state)
     b[2] = 0x7a; /* field 15, length-delimited */
     b[3] = (uint8_t)(0x80 | (pad & 0x7f));
     b[4] = (uint8_t)(pad >> 7);
-    send_all(good, big, FRAME_HEADER_SIZE + MAX_FRAME);
+    raw_send_all(good, big, FRAME_HEADER_SIZE + MAX_FRAME);
     free(big);
-    r = recv_response(good);
+    r = raw_expect_response(good);
     assert_int_equal(r->id, 9);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_ERROR);
     assert_string_equal(r->error->code, "unsupported");
     nba__v1__response__free_unpacked(r, NULL);
     len = pack_request(buf, 10, NULL);
-    send_all(good, buf, len);
+    raw_send_all(good, buf, len);
     expect_pong(good, 10);
     close(good);
     stop_server(f);
@@ -402,14 +345,14 @@ static void garbage_body_gets_error_then_close(void **state)
     uint8_t buf[64] = {0, 0, 0, 6, 0x0a, 0x7f, 0xff, 0xff, 0xff, 0xff};
     size_t len = 10;
     len += pack_request(buf + len, 11, NULL); /* after the bad one: never answered */
-    send_all(bad, buf, len);
+    raw_send_all(bad, buf, len);
     expect_error(bad, "bad_request");
     expect_eof(bad);
     close(bad);
 
     len = pack_request(buf, 12, "C-1");
-    send_all(good, buf, len);
-    Nba__V1__Response *r = recv_response(good);
+    raw_send_all(good, buf, len);
+    Nba__V1__Response *r = raw_expect_response(good);
     assert_int_equal(r->id, 12);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_DECISION);
     nba__v1__response__free_unpacked(r, NULL);
@@ -426,10 +369,10 @@ static void frame_split_byte_by_byte(void **state)
     size_t len = pack_request(buf, 21, "C-1");
     len += pack_request(buf + len, 22, NULL);
     for (size_t i = 0; i < len; i++) {
-        send_all(fd, buf + i, 1);
+        raw_send_all(fd, buf + i, 1);
         usleep(500);
     }
-    Nba__V1__Response *r = recv_response(fd);
+    Nba__V1__Response *r = raw_expect_response(fd);
     assert_int_equal(r->id, 21);
     assert_true(r->decision->known);
     nba__v1__response__free_unpacked(r, NULL);
@@ -445,7 +388,7 @@ static void empty_body_is_a_request_without_body(void **state)
     int fd = connect_to(f);
     uint8_t buf[64] = {0, 0, 0, 0};
     size_t len = 4 + pack_request(buf + 4, 31, NULL);
-    send_all(fd, buf, len);
+    raw_send_all(fd, buf, len);
     expect_error(fd, "unsupported"); /* and the connection stays open */
     expect_pong(fd, 31);
     close(fd);
@@ -530,7 +473,7 @@ static void half_close_answers_then_eof(void **state)
         len += pack_request(buf + len, id, NULL);
     frame_put_length(buf + len, 100); /* an incomplete last frame is dropped */
     len += FRAME_HEADER_SIZE + 10;
-    send_all(fd, buf, len);
+    raw_send_all(fd, buf, len);
     assert_int_equal(shutdown(fd, SHUT_WR), 0);
     for (uint64_t id = 41; id <= 43; id++)
         expect_pong(fd, id);
@@ -550,7 +493,7 @@ static void stop_with_open_connections(void **state)
         fds[i] = connect_to(f);
     uint8_t buf[64];
     size_t len = pack_request(buf, 51, NULL);
-    send_all(fds[0], buf, len);
+    raw_send_all(fds[0], buf, len);
     expect_pong(fds[0], 51);
     stop_server(f);
     for (int i = 0; i < 4; i++) {
@@ -574,8 +517,8 @@ static void status_reports_counters_and_latency(void **state)
     /* One ping on it first, so its worker has surely taken it in before the
      * status is counted (accepting is asynchronous). */
     size_t len = pack_request(buf, 999, NULL);
-    send_all(other, buf, len);
-    Nba__V1__Response *pong = recv_response(other);
+    raw_send_all(other, buf, len);
+    Nba__V1__Response *pong = raw_expect_response(other);
     assert_int_equal(pong->id, 999);
     nba__v1__response__free_unpacked(pong, NULL);
     len = 0;
@@ -588,13 +531,13 @@ static void status_reports_counters_and_latency(void **state)
     req.body_case = NBA__V1__REQUEST__BODY_STATUS;
     req.status = &sr;
     len += frame_pack(&req.base, buf + len);
-    send_all(fd, buf, len);
+    raw_send_all(fd, buf, len);
     for (uint64_t id = 1; id <= N + 1; id++) {
-        Nba__V1__Response *r = recv_response(fd);
+        Nba__V1__Response *r = raw_expect_response(fd);
         assert_int_equal(r->id, id);
         nba__v1__response__free_unpacked(r, NULL);
     }
-    Nba__V1__Response *r = recv_response(fd);
+    Nba__V1__Response *r = raw_expect_response(fd);
     assert_int_equal(r->id, N + 2);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_STATUS);
     const Nba__V1__Status *st = r->status;
@@ -639,7 +582,7 @@ static void stop_answers_every_request_that_arrived(void **state)
     size_t len = 0;
     for (uint64_t id = 1; id <= N; id++)
         len += pack_request(buf + len, id, id % 2 ? "C-1" : NULL);
-    send_all(fd, buf, len);
+    raw_send_all(fd, buf, len);
     int queued = 1; /* until all of it has reached the server's socket */
     for (int t = 0; t < 1000 && queued > 0; t++) {
         assert_int_equal(ioctl(fd, TIOCOUTQ, &queued), 0);
@@ -650,7 +593,7 @@ static void stop_answers_every_request_that_arrived(void **state)
     usleep(50 * 1000); /* the server has answered 4 and stopped reading */
     server_stop(f->srv);
     for (uint64_t id = 1; id <= N; id++) {
-        Nba__V1__Response *r = recv_response(fd);
+        Nba__V1__Response *r = raw_expect_response(fd);
         assert_int_equal(r->id, id);
         nba__v1__response__free_unpacked(r, NULL);
     }
@@ -671,9 +614,9 @@ static void connection_limit_and_idle_timeout(void **state)
     start_server_with(f, &cfg);
     int busy = connect_to(f), idle = connect_to(f);
     uint8_t buf[64];
-    send_all(busy, buf, pack_request(buf, 1, NULL));
+    raw_send_all(busy, buf, pack_request(buf, 1, NULL));
     expect_pong(busy, 1);
-    send_all(idle, buf, pack_request(buf, 2, NULL));
+    raw_send_all(idle, buf, pack_request(buf, 2, NULL));
     expect_pong(idle, 2); /* both counted before the third */
     int third = connect_to(f);
     expect_error(third, "too_many_connections");
@@ -683,7 +626,7 @@ static void connection_limit_and_idle_timeout(void **state)
     /* 1 s of idle_timeout and its 1 s tick: closed within 3 s. */
     for (uint64_t id = 3; id < 3 + 15; id++) {
         usleep(200 * 1000);
-        send_all(busy, buf, pack_request(buf, id, NULL));
+        raw_send_all(busy, buf, pack_request(buf, id, NULL));
         expect_pong(busy, id);
     }
     struct pollfd p = {idle, POLLIN, 0};

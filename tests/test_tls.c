@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "daemon.h"
+#include "raw_socket.h"
 #include "frame.h"
 #include "nba.pb-c.h"
 
@@ -101,17 +102,8 @@ typedef struct tls_client {
 
 static int connect_tcp(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = raw_connect(port, 0, daemon_patience_ms(5000));
     assert_true(fd >= 0);
-    int ms = daemon_patience_ms(5000);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     return fd;
 }
 
@@ -309,33 +301,6 @@ static void client_with_another_cas_certificate_is_refused(void **state)
         fail_msg("nbad did not log the refusal:\n%s", test_slurp(W.log));
 }
 
-static int recv_exact(int fd, void *buf, size_t n)
-{
-    uint8_t *p = buf;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = recv(fd, p + got, n - got, 0);
-        if (r <= 0)
-            return r == 0 && got == 0 ? 1 : -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-/* One answer read from a plain TCP connection, decoded. */
-static Nba__V1__Response *recv_plain_response(int fd)
-{
-    uint8_t header[FRAME_HEADER_SIZE];
-    static uint8_t body[65536];
-    assert_int_equal(recv_exact(fd, header, sizeof header), 0);
-    uint32_t n = frame_get_length(header);
-    assert_true(n < sizeof body);
-    assert_int_equal(recv_exact(fd, body, n), 0);
-    Nba__V1__Response *r = nba__v1__response__unpack(NULL, n, body);
-    assert_non_null(r);
-    return r;
-}
-
 /* Plain TCP to a TLS port: an error the client can read, tls_required,
  * then EOF. */
 static void plain_tcp_to_the_tls_port_is_refused(void **state)
@@ -345,12 +310,12 @@ static void plain_tcp_to_the_tls_port_is_refused(void **state)
     uint8_t frame[64];
     size_t len = pack_ping(frame, 3);
     assert_int_equal(send(fd, frame, len, MSG_NOSIGNAL), (ssize_t)len);
-    Nba__V1__Response *r = recv_plain_response(fd);
+    Nba__V1__Response *r = raw_expect_response(fd);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_ERROR);
     assert_string_equal(r->error->code, "tls_required");
     nba__v1__response__free_unpacked(r, NULL);
     uint8_t byte;
-    assert_int_equal(recv_exact(fd, &byte, 1), 1); /* EOF */
+    assert_int_equal(raw_recv_exact(fd, &byte, 1), 1); /* EOF */
     close(fd);
 }
 
@@ -367,7 +332,7 @@ static uint64_t tls_failures(int port)
     uint8_t frame[64];
     size_t len = frame_pack(&req.base, frame);
     assert_int_equal(send(fd, frame, len, MSG_NOSIGNAL), (ssize_t)len);
-    Nba__V1__Response *r = recv_plain_response(fd);
+    Nba__V1__Response *r = raw_expect_response(fd);
     close(fd);
     assert_int_equal(r->body_case, NBA__V1__RESPONSE__BODY_STATUS);
     uint64_t failed = r->status->tls_handshakes_failed;
@@ -559,7 +524,7 @@ static void optional_tls_serves_both(void **state)
     uint8_t frame[256];
     size_t len = pack_contact(frame, 11);
     assert_int_equal(send(fd, frame, len, MSG_NOSIGNAL), (ssize_t)len);
-    expect_decision(recv_plain_response(fd), 11);
+    expect_decision(raw_expect_response(fd), 11);
     close(fd);
 
     tls_client t;
