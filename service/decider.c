@@ -569,7 +569,11 @@ int decider_expire(decider *d, state *st, int64_t now_ms, state_sweep *sweep, si
         state_txn_abort(t);
         return nba_error_set(err, rc, "cannot remove expired records: %s", strerror(-rc));
     }
-    return *removed ? state_txn_commit(t, err) : (state_txn_abort(t), 0);
+    if (*removed == 0) {
+        state_txn_abort(t); /* nothing to make durable: no fsync */
+        return 0;
+    }
+    return state_txn_commit(t, err);
 }
 
 /* Writes what decision out recorded: a history entry per effect (marking
