@@ -42,7 +42,8 @@ options:
   --rate R            requests/s of the 4-connection latency runs (5000)
   --out DIR           where the nbaload --json outputs, logs and summary go
                       (./compare-results/<date>-<time>)
-  --data DIR          data set directory, reused when complete
+  --data DIR          data set directory, reused when complete; nbad's state
+                      there (DIR/db/state) is removed before each comparison
                       (${TMPDIR:-/tmp}/nba-compare-<customers>)
   --build DIR         CMake build directory, configured and built here (build/)
   --port-base P       ports P..P+3: nbad, nbaceiling, nbaceiling --no-lookup, Redis
@@ -293,7 +294,10 @@ wait_until() { # seconds command...: runs command until it succeeds
 # The peers keep no contact history, so nbad runs as a read-only replica
 # (record_contacts off): every contact is decided from the warehouse data
 # alone, as the Lua script decides it. What recording costs is measured
-# apart (BENCHMARKS.md, "Decisions that write").
+# apart (BENCHMARKS.md, "Decisions that write"). A state left in the data
+# directory by such a measurement would make every decision here read a
+# contact history the peers have not got: each comparison starts without.
+rm -rf "$DATA/db/state"
 say "starting nbad (--threads $THREADS, read-only), nbaceiling and nbaceiling --no-lookup"
 "$NBAD" --db "$DATA/db" --rules "$ROOT/rules/airline-checkin.yaml" --listen 127.0.0.1 \
     --port "$P_NBAD" --threads "$THREADS" --record-contacts=false 2>"$OUT/nbad.log" &
