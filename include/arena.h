@@ -20,12 +20,16 @@
 typedef struct arena_block arena_block;
 
 typedef struct arena {
+    unsigned char *next; /* the free bytes of the head block: [next, end) */
+    unsigned char *end;
     arena_block *head;     /* block being filled; the first block is kept on reset */
     size_t block_size;     /* size of the first block */
     size_t high_water;     /* most bytes one cycle used, for diagnostics */
     size_t used_total;     /* bytes handed out since the last reset */
     ProtobufCAllocator pb; /* protobuf-c allocator backed by this arena */
 } arena;
+
+#define ARENA_ALIGN 16
 
 /* Initialises an arena whose first block holds block_size bytes.
  * Returns 0 or -ENOMEM. */
@@ -34,8 +38,23 @@ int arena_init(arena *a, size_t block_size);
 /* Releases every block. The arena may be arena_init()ed again. */
 void arena_destroy(arena *a);
 
-/* Returns n bytes aligned to 16, or NULL when memory is exhausted. */
-void *arena_alloc(arena *a, size_t n);
+/* arena_alloc() when the head block has no room left: chains a block. */
+void *arena_alloc_slow(arena *a, size_t n);
+
+/* Returns n bytes aligned to 16, or NULL when memory is exhausted.
+ * Inline: a decision makes a few dozen allocations, nearly all of which
+ * the head block has room for. */
+static inline void *arena_alloc(arena *a, size_t n)
+{
+    size_t rounded = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (rounded >= n && rounded <= (size_t)(a->end - a->next)) {
+        void *p = a->next;
+        a->next += rounded;
+        a->used_total += rounded;
+        return p;
+    }
+    return arena_alloc_slow(a, n);
+}
 
 /* As arena_alloc, zero-filled. */
 void *arena_calloc(arena *a, size_t n);

@@ -6,12 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARENA_ALIGN 16
-
+/* A block's free space is tracked in the arena (next, end) while it is the
+ * head, so that arena_alloc() can be inline. */
 struct arena_block {
     arena_block *prev; /* the block filled before this one; NULL for the first */
     size_t size;       /* usable bytes in data[] */
-    size_t used;
     _Alignas(ARENA_ALIGN) unsigned char data[];
 };
 
@@ -22,7 +21,6 @@ static arena_block *block_new(size_t size, arena_block *prev)
         return NULL;
     b->prev = prev;
     b->size = size;
-    b->used = 0;
     return b;
 }
 
@@ -45,6 +43,8 @@ int arena_init(arena *a, size_t block_size)
     a->head = block_new(block_size, NULL);
     if (!a->head)
         return -ENOMEM;
+    a->next = a->head->data;
+    a->end = a->head->data + block_size;
     a->block_size = block_size;
     a->pb.alloc = pb_alloc;
     a->pb.free = pb_free;
@@ -61,25 +61,27 @@ void arena_destroy(arena *a)
         b = prev;
     }
     a->head = NULL;
+    a->next = a->end = NULL;
 }
 
-void *arena_alloc(arena *a, size_t n)
+void *arena_alloc_slow(arena *a, size_t n)
 {
     size_t rounded = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
     if (rounded < n)
         return NULL; /* overflow */
-    arena_block *b = a->head;
-    if (b->size - b->used < rounded) {
+    if (rounded > (size_t)(a->end - a->next)) {
         /* Chain a block big enough for this request and then some, so a
          * large request does not chain one block per allocation. */
         size_t size = rounded > a->block_size ? rounded : a->block_size;
-        arena_block *nb = block_new(size, b);
+        arena_block *nb = block_new(size, a->head);
         if (!nb)
             return NULL;
-        a->head = b = nb;
+        a->head = nb;
+        a->next = nb->data;
+        a->end = nb->data + size;
     }
-    void *p = b->data + b->used;
-    b->used += rounded;
+    void *p = a->next;
+    a->next += rounded;
     a->used_total += rounded;
     return p;
 }
@@ -112,7 +114,8 @@ void arena_reset(arena *a)
         free(b);
         b = prev;
     }
-    b->used = 0;
     a->head = b;
+    a->next = b->data;
+    a->end = b->data + b->size;
     a->used_total = 0;
 }

@@ -56,8 +56,10 @@ struct store_reader {
     bool held;       /* txn is a live snapshot (not reset) */
     bool failed;     /* a read failed in it: renewed, not kept, next time */
     /* The cursor rests on the customer store_get_customer() just found, so
-     * that store_get_incidents() for that customer goes on from there. */
+     * that store_get_incidents() for that customer goes on from there;
+     * customer is that record's key, in the snapshot. */
     bool on_customer;
+    MDB_val customer;
 };
 
 struct store_txn {
@@ -473,6 +475,7 @@ int store_get_customer(store_reader *r, const char *customer_id, arena *a, Nba__
     if (rc)
         return reader_error(r, rc);
     r->on_customer = true;
+    r->customer = key;
     /* Decoding copies every string into the arena, so the record outlives
      * the snapshot. */
     return record_decode_customer(val.mv_data, val.mv_size, a, out);
@@ -509,8 +512,8 @@ int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
      * first incident, if any, with no second descent from the root. */
     MDB_val key, val;
     int rc;
-    if (on_customer && mdb_cursor_get(r->cur, &key, &val, MDB_GET_CURRENT) == 0 &&
-        key.mv_size == plen - 1 && memcmp(key.mv_data, prefix, plen - 1) == 0) {
+    if (on_customer && r->customer.mv_size == plen - 1 &&
+        memcmp(r->customer.mv_data, prefix, plen - 1) == 0) {
         rc = mdb_cursor_get(r->cur, &key, &val, MDB_NEXT);
     } else {
         key = (MDB_val){plen, prefix};

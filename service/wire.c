@@ -178,33 +178,18 @@ static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__Co
     if (!ev)
         return -ENOMEM;
     nba__v1__contact_event__init(ev);
-
-    /* The context entries first, counted, so their array is one allocation. */
-    size_t entries = 0;
+    /* The context's pointers grow by doubling in the arena: a contact
+     * carries a handful of entries, so once or twice, and no counting pass
+     * over the body first. */
+    size_t context_cap = 0;
     reader r = {d, d + n};
-    while (r.p < r.end) {
-        uint32_t field;
-        unsigned w;
-        if (!read_key(&r, &field, &w) || !skip(&r, w))
-            return FALLBACK;
-        entries += field == 7;
-    }
-    Nba__V1__ContactEvent__ContextEntry *entry = NULL;
-    if (entries) {
-        /* The pointers and the entries they point to, in one allocation. */
-        ev->context = arena_alloc(dc->a, entries * (sizeof *ev->context + sizeof *entry));
-        if (!ev->context)
-            return -ENOMEM;
-        entry = (Nba__V1__ContactEvent__ContextEntry *)(ev->context + entries);
-    }
-
-    r = (reader){d, d + n};
     while (r.p < r.end) {
         uint32_t field;
         unsigned w;
         uint64_t v = 0;
         const uint8_t *ed;
         size_t en;
+        Nba__V1__ContactEvent__ContextEntry *entry;
         int rc = 0;
         if (!read_key(&r, &field, &w))
             return FALLBACK;
@@ -232,8 +217,22 @@ static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__Co
         case 7:
             if (w != WT_LEN || !read_len(&r, &ed, &en))
                 return FALLBACK;
-            ev->context[ev->n_context] = &entry[ev->n_context];
-            rc = decode_context_entry(ed, en, dc, ev->context[ev->n_context]);
+            if (ev->n_context == context_cap) {
+                size_t cap = context_cap ? context_cap * 2 : 4;
+                Nba__V1__ContactEvent__ContextEntry **grown =
+                    arena_alloc(dc->a, cap * sizeof *grown);
+                if (!grown)
+                    return -ENOMEM;
+                if (ev->n_context)
+                    memcpy(grown, ev->context, ev->n_context * sizeof *grown);
+                ev->context = grown;
+                context_cap = cap;
+            }
+            entry = arena_alloc(dc->a, sizeof *entry);
+            if (!entry)
+                return -ENOMEM;
+            rc = decode_context_entry(ed, en, dc, entry);
+            ev->context[ev->n_context] = entry;
             ev->n_context += rc == 0;
             break;
         case 8: /* a lookup key instead of the customer_id */
