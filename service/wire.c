@@ -347,7 +347,11 @@ bool wire_request_is_feed(const uint8_t *body, size_t len)
 
 /* ---- encoding ---- */
 
-static size_t varint_size(uint64_t v)
+/* The writing helpers run for every field of every answer; GCC at -O2 left
+ * them out of line, which cost about a tenth of an answer's encoding. */
+#define FIELD_HELPER static inline __attribute__((always_inline))
+
+static inline size_t varint_size(uint64_t v)
 {
     size_t n = 1;
     while (v >= 0x80) {
@@ -370,7 +374,7 @@ typedef struct measure {
 
 /* A string field's bytes (0 when empty, which proto3 leaves out); records
  * its length. */
-static size_t measure_string(measure *m, const char *s)
+FIELD_HELPER size_t measure_string(measure *m, const char *s)
 {
     size_t len = s ? strlen(s) : 0;
     m->sizes[m->n++] = len;
@@ -435,7 +439,7 @@ typedef struct writer {
     size_t next;
 } writer;
 
-static void put_varint(writer *w, uint64_t v)
+FIELD_HELPER void put_varint(writer *w, uint64_t v)
 {
     while (v >= 0x80) {
         *w->p++ = (uint8_t)(v | 0x80);
@@ -446,13 +450,13 @@ static void put_varint(writer *w, uint64_t v)
 
 /* The key and length of a nested message, whose size comes next in the
  * plan. */
-static void put_message_header(writer *w, unsigned field)
+FIELD_HELPER void put_message_header(writer *w, unsigned field)
 {
     *w->p++ = (uint8_t)(field << 3 | WT_LEN);
     put_varint(w, w->sizes[w->next++]);
 }
 
-static void put_string(writer *w, unsigned field, const char *s)
+FIELD_HELPER void put_string(writer *w, unsigned field, const char *s)
 {
     size_t len = w->sizes[w->next++];
     if (!len)
