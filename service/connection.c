@@ -51,6 +51,10 @@
  * evbuffer drained to empty keeps no chunk. It also holds a whole TLS
  * record, so one SSL_read takes one record. */
 #define READ_CHUNK 16384
+/* Connections whose answers may wait for the end of the loop's round; one
+ * more and they are written at once. */
+#define UNFLUSHED_MAX 64
+
 /* iovecs handed to one sendmsg; an output buffer rarely has more chunks. */
 #define WRITE_IOV 64
 /* Lingering after the last answer: at most this long, and this many
@@ -130,6 +134,9 @@ struct conn {
     struct evbuffer *in;       /* bytes read, not yet answered */
     struct evbuffer *out;      /* answers, not yet written */
     char peer[64];             /* "addr:port", for the logs that matter to ops */
+    /* in pool->unflushed: answers put, written by conn_pool_flush() */
+    bool unflushed;
+    conn *unflushed_prev, *unflushed_next;
 };
 
 /* Adds n to a counter of this worker's: a plain load and store, because
@@ -156,11 +163,47 @@ static void serving_release(conn_pool *p)
         atomic_fetch_sub_explicit(p->serving, 1, memory_order_relaxed);
 }
 
+/* The connections waiting for conn_pool_flush(), in the order they were
+ * answered, so the first answered is the first written. */
+static void unflushed_add(conn *c)
+{
+    conn_pool *p = c->pool;
+    if (c->unflushed)
+        return;
+    c->unflushed = true;
+    c->unflushed_next = NULL;
+    c->unflushed_prev = p->unflushed_tail;
+    if (p->unflushed_tail)
+        p->unflushed_tail->unflushed_next = c;
+    else
+        p->unflushed = c;
+    p->unflushed_tail = c;
+    p->n_unflushed++;
+}
+
+static void unflushed_remove(conn *c)
+{
+    conn_pool *p = c->pool;
+    if (!c->unflushed)
+        return;
+    if (c->unflushed_prev)
+        c->unflushed_prev->unflushed_next = c->unflushed_next;
+    else
+        p->unflushed = c->unflushed_next;
+    if (c->unflushed_next)
+        c->unflushed_next->unflushed_prev = c->unflushed_prev;
+    else
+        p->unflushed_tail = c->unflushed_prev;
+    c->unflushed = false;
+    p->n_unflushed--;
+}
+
 static void conn_close(conn *c)
 {
     conn_pool *p = c->pool;
     if (c->state == CONN_CLOSED)
         return; /* closed while waiting for the writer */
+    unflushed_remove(c);
     conn_set_state(c, CONN_CLOSED);
     if (c->ssl)
         SSL_free(c->ssl);
@@ -694,6 +737,34 @@ static void conn_discard(conn *c, short what)
     conn_close(c);
 }
 
+/* Answers what has arrived and leaves the writing to conn_pool_flush() at
+ * the end of the loop's round. Only a plain connection still READING with
+ * answers to write waits; anything else (TLS, a state change, nothing to
+ * write) goes through conn_progress() at once. */
+static void conn_answer_and_defer(conn *c)
+{
+    if (c->ssl || c->state != CONN_READING) {
+        conn_progress(c);
+        return;
+    }
+    int rc = conn_answer(c);
+    if (rc) {
+        log_debug("conn %llu: %s", (unsigned long long)c->serial, strerror(-rc));
+        conn_close(c);
+        return;
+    }
+    if (c->state != CONN_READING || c->peer_closed || c->input_done || c->waiting ||
+        evbuffer_get_length(c->out) == 0) {
+        conn_progress(c);
+        return;
+    }
+    unflushed_add(c);
+    /* A round with very many busy connections does not hold back the
+     * first ones' answers until the last is answered. */
+    if (c->pool->n_unflushed >= UNFLUSHED_MAX)
+        conn_pool_flush(c->pool);
+}
+
 /* Reads what the socket has (when the state wants input), then moves on. */
 static void conn_read_and_progress(conn *c)
 {
@@ -709,7 +780,7 @@ static void conn_read_and_progress(conn *c)
          * again; until then the writable socket is no news. */
         c->tls_read_wants_write = false;
     }
-    conn_progress(c);
+    conn_answer_and_defer(c);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -949,6 +1020,15 @@ void conn_pool_drain(conn_pool *p)
     }
     if (p->n_open == 0)
         event_base_loopbreak(p->base);
+}
+
+void conn_pool_flush(conn_pool *p)
+{
+    while (p->unflushed) {
+        conn *c = p->unflushed;
+        unflushed_remove(c);
+        conn_progress(c);
+    }
 }
 
 void conn_pool_close_all(conn_pool *p)

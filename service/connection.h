@@ -4,8 +4,13 @@
  *
  * A connection reads request frames, answers every complete frame it has as
  * soon as it has it (so a pipelining client gets its answers in one write),
- * and writes the answers in request order. Everything here runs on the
- * worker's thread: nothing is locked.
+ * and writes the answers in request order. A plain connection's answers are
+ * written when the worker's loop has run every callback of its round
+ * (conn_pool_flush): the worker answers all its ready connections, then
+ * writes, so that a client holding many of them is woken once a round, not
+ * once per connection, and does not take the core from a worker that still
+ * has requests to answer. Everything here runs on the worker's thread:
+ * nothing is locked.
  *
  * Buffers: bytes are read straight into the input evbuffer's free space and
  * answers are packed straight into the output evbuffer's free space; a frame
@@ -77,7 +82,9 @@ typedef struct conn_pool {
     bool log_customer_data;    /* log each decision's customer and messages (debug) */
     _Atomic unsigned *serving; /* connections served by every pool of the server, or NULL */
     /* maintained by this module */
-    conn *head;    /* open connections, newest first */
+    conn *head;                       /* open connections, newest first */
+    conn *unflushed, *unflushed_tail; /* connections with answers for conn_pool_flush() */
+    size_t n_unflushed;
     size_t n_open; /* number of them, refused ones included */
     bool draining; /* conn_pool_drain() was called */
     uint32_t tick; /* conn_pool_tick() calls so far */
@@ -127,6 +134,13 @@ void conn_pool_drain(conn_pool *p);
  * memory) closes the connection. A connection that
  * closed while it waited is freed here. On the connection's worker thread. */
 void conn_resume(conn *c, const writer_job *job);
+
+/* Writes the answers the connections put while the worker's loop ran its
+ * callbacks, and moves each connection on (conn_progress). The worker calls
+ * it after every round of its event loop: answering every ready connection
+ * first and then writing wakes a client once per round rather than once
+ * per connection. */
+void conn_pool_flush(conn_pool *p);
 
 /* Closes and frees every connection now, flushed or not. */
 void conn_pool_close_all(conn_pool *p);

@@ -277,6 +277,48 @@ static void pipelined_requests_answered_in_order(void **state)
     stop_server(f);
 }
 
+/* More connections than a worker holds answers back for in one round of
+ * its loop (UNFLUSHED_MAX, 64), all with requests waiting at once, one of
+ * them gone before its answers: every other gets all its answers, in
+ * order. */
+static void many_connections_ready_at_once_each_get_their_answers(void **state)
+{
+    fixture *f = *state;
+    start_server(f, 1);
+    enum { CONNS = 150, PER_CONN = 8, GONE = 75 };
+    int fds[CONNS];
+    for (int i = 0; i < CONNS; i++)
+        fds[i] = connect_to(f);
+    /* Every connection accepted before any request, so that the requests
+     * meet in as few rounds as the worker can make of them. */
+    uint8_t buf[PER_CONN * 128];
+    for (int i = 0; i < CONNS; i++) {
+        raw_send_all(fds[i], buf, pack_request(buf, 7, NULL));
+        expect_pong(fds[i], 7);
+    }
+    for (int i = 0; i < CONNS; i++) {
+        size_t len = 0;
+        for (int k = 0; k < PER_CONN; k++)
+            len +=
+                pack_request(buf + len, (uint64_t)i * 100 + (uint64_t)k + 1, k % 2 ? "C-1" : NULL);
+        raw_send_all(fds[i], buf, len);
+    }
+    close(fds[GONE]);
+    for (int i = 0; i < CONNS; i++) {
+        if (i == GONE)
+            continue;
+        for (int k = 0; k < PER_CONN; k++) {
+            Nba__V1__Response *r = raw_expect_response(fds[i]);
+            assert_int_equal(r->id, (uint64_t)i * 100 + (uint64_t)k + 1);
+            assert_int_equal(r->body_case, k % 2 ? NBA__V1__RESPONSE__BODY_DECISION
+                                                 : NBA__V1__RESPONSE__BODY_PONG);
+            nba__v1__response__free_unpacked(r, NULL);
+        }
+        close(fds[i]);
+    }
+    stop_server(f);
+}
+
 static void frame_too_large_closes_only_that_connection(void **state)
 {
     fixture *f = *state;
@@ -688,6 +730,7 @@ int main(void)
         log_set_level(LOG_DEBUG);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pipelined_requests_answered_in_order),
+        cmocka_unit_test(many_connections_ready_at_once_each_get_their_answers),
         cmocka_unit_test(frame_too_large_closes_only_that_connection),
         cmocka_unit_test(garbage_body_gets_error_then_close),
         cmocka_unit_test(frame_split_byte_by_byte),
