@@ -17,8 +17,9 @@
  *
  * Threads: the main thread accepts and hands each socket round robin to one
  * of --threads workers (as nbad's listener does); each worker runs an epoll
- * loop over its connections. A wakeup reads everything available, answers
- * every whole frame in it and writes all the answers with one send.
+ * loop over its connections. A wakeup reads everything available and
+ * answers every whole frame in it; once every ready connection of the
+ * wakeup is answered, each one's answers go out with one send.
  *
  * Exit codes: 0 stopped by SIGINT/SIGTERM, 64 usage, 66 no database, 69
  * cannot listen, 70 an internal failure.
@@ -95,6 +96,8 @@ typedef struct conn {
 } conn;
 
 typedef struct worker {
+    conn *unflushed[MAX_EVENTS]; /* answered this round, written at its end */
+    size_t n_unflushed;
     const options *opt;
     const replies *rep;
     store *st;
@@ -358,6 +361,12 @@ static void conn_readable(worker *w, conn *c)
         memmove(c->in, c->in + pos, c->in_len - pos);
         c->in_len -= pos;
     }
+    /* Written once the round's other connections are answered, as nbad
+     * does (conn_pool_flush): a client is woken once a round. */
+    if (c->out_len > c->out_off && w->n_unflushed < MAX_EVENTS) {
+        w->unflushed[w->n_unflushed++] = c;
+        return;
+    }
     if (!conn_flush(w, c))
         conn_close(w, c);
 }
@@ -419,6 +428,12 @@ static void *worker_main(void *arg)
                     conn_close(w, c);
             }
         }
+        /* A connection is answered at most once a round and closed only
+         * while it is answered, so none of these has been freed. */
+        for (size_t i = 0; i < w->n_unflushed; i++)
+            if (!conn_flush(w, w->unflushed[i]))
+                conn_close(w, w->unflushed[i]);
+        w->n_unflushed = 0;
     }
     while (w->conns)
         conn_close(w, w->conns);
