@@ -105,26 +105,54 @@ static bool skip(reader *r, unsigned wire)
     }
 }
 
-/* Where a record's strings go: one arena block as long as the record,
- * which always has room for them (every string field costs at least two
- * bytes of key and length in the record, and one NUL here). */
+/* A record is decoded from a copy of it in the arena, and its strings are
+ * left where they are in that copy: each is NUL-terminated in place, on the
+ * byte after it, once that byte (the next field's key, or the end of the
+ * record, for which the copy has one byte more) has been read. One copy per
+ * record instead of one per string. */
 typedef struct strings {
-    char *next;
+    uint8_t *nul; /* the byte after the last string read, until it is read */
 } strings;
 
-/* A string field: copied into the block, NUL-terminated. */
+/* read_key, then terminates the string before the key. */
+static inline bool next_key(strings *st, reader *r, uint32_t *field, unsigned *wire)
+{
+    if (!read_key(r, field, wire))
+        return false;
+    if (st->nul) {
+        *st->nul = '\0';
+        st->nul = NULL;
+    }
+    return true;
+}
+
+/* A string field, in the copy the reader reads. */
 static int read_string(reader *r, unsigned wire, strings *st, char **out)
 {
     const uint8_t *d;
     size_t n;
     if (wire != WIRE_LEN || !read_len(r, &d, &n))
         return -EBADMSG;
-    char *s = st->next;
-    memcpy(s, d, n);
-    s[n] = '\0';
-    st->next += n + 1;
-    *out = s;
+    *out = (char *)d;
+    st->nul = (uint8_t *)d + n;
     return 0;
+}
+
+/* The arena copy a record is decoded from: len bytes and a spare one. */
+static const uint8_t *copy_record(const uint8_t *buf, size_t len, arena *a, strings *st)
+{
+    uint8_t *copy = arena_alloc(a, len + 1);
+    if (copy)
+        memcpy(copy, buf, len);
+    st->nul = NULL;
+    return copy;
+}
+
+/* Terminates the record's last string, on the copy's spare byte. */
+static void finish_strings(strings *st)
+{
+    if (st->nul)
+        *st->nul = '\0';
 }
 
 static int read_bool(reader *r, unsigned wire, protobuf_c_boolean *out)
@@ -155,7 +183,7 @@ static int decode_attribute(const uint8_t *buf, size_t len, strings *st, Nba__V1
         uint32_t field;
         unsigned wire;
         int rc = 0;
-        if (!read_key(&r, &field, &wire))
+        if (!next_key(st, &r, &field, &wire))
             return -EBADMSG;
         switch (field) {
         case 1:
@@ -199,12 +227,13 @@ static int count_field(const uint8_t *buf, size_t len, uint32_t want, size_t *co
 int record_decode_customer(const uint8_t *buf, size_t len, arena *a, Nba__V1__Customer **out)
 {
     Nba__V1__Customer *m = arena_alloc(a, sizeof *m);
-    strings st = {arena_alloc(a, len + 1)};
-    if (!m || !st.next)
+    strings st;
+    const uint8_t *copy = copy_record(buf, len, a, &st);
+    if (!m || !copy)
         return -ENOMEM;
     nba__v1__customer__init(m);
     size_t n_attributes;
-    int rc = count_field(buf, len, 7, &n_attributes);
+    int rc = count_field(copy, len, 7, &n_attributes);
     if (rc)
         return rc;
     Nba__V1__Attribute *attr = NULL;
@@ -215,13 +244,13 @@ int record_decode_customer(const uint8_t *buf, size_t len, arena *a, Nba__V1__Cu
             return -ENOMEM;
         attr = (Nba__V1__Attribute *)(m->attributes + n_attributes);
     }
-    reader r = {buf, buf + len};
+    reader r = {copy, copy + len};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         const uint8_t *d;
         size_t n;
-        if (!read_key(&r, &field, &wire))
+        if (!next_key(&st, &r, &field, &wire))
             return -EBADMSG;
         switch (field) {
         case 1:
@@ -255,6 +284,7 @@ int record_decode_customer(const uint8_t *buf, size_t len, arena *a, Nba__V1__Cu
         if (rc)
             return rc;
     }
+    finish_strings(&st);
     *out = m;
     return 0;
 }
@@ -262,17 +292,18 @@ int record_decode_customer(const uint8_t *buf, size_t len, arena *a, Nba__V1__Cu
 int record_decode_incident(const uint8_t *buf, size_t len, arena *a, Nba__V1__Incident **out)
 {
     Nba__V1__Incident *m = arena_alloc(a, sizeof *m);
-    strings st = {arena_alloc(a, len + 1)};
-    if (!m || !st.next)
+    strings st;
+    const uint8_t *copy = copy_record(buf, len, a, &st);
+    if (!m || !copy)
         return -ENOMEM;
     nba__v1__incident__init(m);
-    reader r = {buf, buf + len};
+    reader r = {copy, copy + len};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         uint64_t v = 0;
         int rc = 0;
-        if (!read_key(&r, &field, &wire))
+        if (!next_key(&st, &r, &field, &wire))
             return -EBADMSG;
         switch (field) {
         case 1:
@@ -314,6 +345,7 @@ int record_decode_incident(const uint8_t *buf, size_t len, arena *a, Nba__V1__In
         if (rc)
             return rc;
     }
+    finish_strings(&st);
     *out = m;
     return 0;
 }
@@ -327,7 +359,7 @@ static int decode_string_pair(const uint8_t *buf, size_t len, strings *st, char 
         uint32_t field;
         unsigned wire;
         int rc = 0;
-        if (!read_key(&r, &field, &wire))
+        if (!next_key(st, &r, &field, &wire))
             return -EBADMSG;
         if (field == 1)
             rc = read_string(&r, wire, st, key);
@@ -379,21 +411,22 @@ static int history_maps(const uint8_t *buf, size_t len, arena *a, Nba__V1__Histo
 int record_decode_history(const uint8_t *buf, size_t len, arena *a, Nba__V1__HistoryEntry **out)
 {
     Nba__V1__HistoryEntry *m = arena_alloc(a, sizeof *m);
-    strings st = {arena_alloc(a, len + 1)};
-    if (!m || !st.next)
+    strings st;
+    const uint8_t *copy = copy_record(buf, len, a, &st);
+    if (!m || !copy)
         return -ENOMEM;
     nba__v1__history_entry__init(m);
-    int rc = history_maps(buf, len, a, m);
+    int rc = history_maps(copy, len, a, m);
     if (rc)
         return rc;
-    reader r = {buf, buf + len};
+    reader r = {copy, copy + len};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         uint64_t v = 0;
         const uint8_t *d;
         size_t n;
-        if (!read_key(&r, &field, &wire))
+        if (!next_key(&st, &r, &field, &wire))
             return -EBADMSG;
         switch (field) {
         case 1:
@@ -439,6 +472,7 @@ int record_decode_history(const uint8_t *buf, size_t len, arena *a, Nba__V1__His
         if (rc)
             return rc;
     }
+    finish_strings(&st);
     *out = m;
     return 0;
 }

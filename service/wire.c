@@ -104,14 +104,27 @@ static int read_varint_field(reader *r, unsigned wire, uint64_t *out)
     return wire == WT_VARINT && read_varint(r, 10, out) ? 0 : FALLBACK;
 }
 
-/* Where a request's strings go: one arena block as long as the body, which
- * always has room for them, since every string field costs at least two
- * bytes of key and length on the wire and one NUL here. One allocation per
- * request instead of one per string. */
+/* A request is decoded from a copy of its body in the arena, and its
+ * strings are left where they are in that copy: each is NUL-terminated in
+ * place, on the byte after it, once that byte (the next field's key, or
+ * the end of the body, for which the copy has one byte more) has been
+ * read. One copy per request instead of one per string. */
 typedef struct decoder {
     arena *a;
-    char *strings; /* the next free byte of the block */
+    uint8_t *nul; /* the byte after the last string read, until it is read */
 } decoder;
+
+/* read_key, then terminates the string before the key. */
+static inline bool next_key(decoder *dc, reader *r, uint32_t *field, unsigned *wire)
+{
+    if (!read_key(r, field, wire))
+        return false;
+    if (dc->nul) {
+        *dc->nul = '\0';
+        dc->nul = NULL;
+    }
+    return true;
+}
 
 static int read_string(reader *r, unsigned wire, decoder *dc, char **out)
 {
@@ -119,11 +132,9 @@ static int read_string(reader *r, unsigned wire, decoder *dc, char **out)
     size_t n;
     if (wire != WT_LEN || !read_len(r, &d, &n))
         return FALLBACK;
-    char *s = dc->strings;
-    memcpy(s, d, n);
-    s[n] = '\0';
-    dc->strings += n + 1;
-    *out = s;
+    /* d is in the decoder's own copy of the body */
+    *out = (char *)d;
+    dc->nul = (uint8_t *)d + n;
     return 0;
 }
 
@@ -154,7 +165,7 @@ static int decode_context_entry(const uint8_t *d, size_t n, decoder *dc,
         uint32_t field;
         unsigned wire;
         int rc;
-        if (!read_key(&r, &field, &wire))
+        if (!next_key(dc, &r, &field, &wire))
             return FALLBACK;
         if (field == 1)
             rc = read_string(&r, wire, dc, &e->key);
@@ -191,7 +202,7 @@ static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__Co
         size_t en;
         Nba__V1__ContactEvent__ContextEntry *entry;
         int rc = 0;
-        if (!read_key(&r, &field, &w))
+        if (!next_key(dc, &r, &field, &w))
             return FALLBACK;
         switch (field) {
         case 1:
@@ -255,17 +266,19 @@ static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__Co
 static int decode_request(const uint8_t *body, size_t len, arena *a, Nba__V1__Request **out)
 {
     Nba__V1__Request *req = arena_alloc(a, sizeof *req);
-    decoder dc = {a, arena_alloc(a, len + 1)};
-    if (!req || !dc.strings)
+    uint8_t *copy = arena_alloc(a, len + 1);
+    if (!req || !copy)
         return -ENOMEM;
+    memcpy(copy, body, len);
+    decoder dc = {a, NULL};
     nba__v1__request__init(req);
-    reader r = {body, body + len};
+    reader r = {copy, copy + len};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         uint64_t v = 0;
         int rc = 0;
-        if (!read_key(&r, &field, &wire))
+        if (!next_key(&dc, &r, &field, &wire))
             return FALLBACK;
         if (field >= 2 && field <= 8 && req->body_case != NBA__V1__REQUEST__BODY__NOT_SET)
             return FALLBACK; /* a second body: protobuf-c's rules decide */
@@ -312,6 +325,8 @@ static int decode_request(const uint8_t *body, size_t len, arena *a, Nba__V1__Re
         if (rc)
             return rc;
     }
+    if (dc.nul)
+        *dc.nul = '\0'; /* the last string: on the copy's spare byte */
     *out = req;
     return 0;
 }
