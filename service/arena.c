@@ -16,6 +16,8 @@ struct arena_block {
 
 static arena_block *block_new(size_t size, arena_block *prev)
 {
+    if (size > SIZE_MAX - sizeof(arena_block))
+        return NULL;
     arena_block *b = malloc(sizeof *b + size);
     if (!b)
         return NULL;

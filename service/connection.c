@@ -51,9 +51,12 @@
  * evbuffer drained to empty keeps no chunk. It also holds a whole TLS
  * record, so one SSL_read takes one record. */
 #define READ_CHUNK 16384
-/* Connections whose answers may wait for the end of the loop's round; one
- * more and they are written at once. */
-#define UNFLUSHED_MAX 64
+/* What may wait for the end of the loop's round: once this many
+ * connections, or this many answers (about a millisecond of decisions),
+ * are held back, they are written at once, so the first connection
+ * answered in a busy round does not wait for the last. */
+#define UNFLUSHED_MAX_CONNS   64
+#define UNFLUSHED_MAX_ANSWERS 256
 
 /* iovecs handed to one sendmsg; an output buffer rarely has more chunks. */
 #define WRITE_IOV 64
@@ -747,6 +750,8 @@ static void conn_answer_and_defer(conn *c)
         conn_progress(c);
         return;
     }
+    conn_pool *p = c->pool;
+    unsigned before = c->queued;
     int rc = conn_answer(c);
     if (rc) {
         log_debug("conn %llu: %s", (unsigned long long)c->serial, strerror(-rc));
@@ -759,10 +764,9 @@ static void conn_answer_and_defer(conn *c)
         return;
     }
     unflushed_add(c);
-    /* A round with very many busy connections does not hold back the
-     * first ones' answers until the last is answered. */
-    if (c->pool->n_unflushed >= UNFLUSHED_MAX)
-        conn_pool_flush(c->pool);
+    p->unflushed_answers += c->queued - before;
+    if (p->n_unflushed >= UNFLUSHED_MAX_CONNS || p->unflushed_answers >= UNFLUSHED_MAX_ANSWERS)
+        conn_pool_flush(p);
 }
 
 /* Reads what the socket has (when the state wants input), then moves on. */
@@ -1024,6 +1028,7 @@ void conn_pool_drain(conn_pool *p)
 
 void conn_pool_flush(conn_pool *p)
 {
+    p->unflushed_answers = 0;
     while (p->unflushed) {
         conn *c = p->unflushed;
         unflushed_remove(c);

@@ -394,11 +394,11 @@ static void *worker_main(void *arg)
     /* Round by round rather than event_base_dispatch(): after each round's
      * callbacks the answers they put are written (conn_pool_flush). */
     for (;;) {
-        int rc = event_base_loop(w->base, EVLOOP_ONCE);
+        int loop = event_base_loop(w->base, EVLOOP_ONCE);
         conn_pool_flush(&w->pool);
-        if (rc < 0)
+        if (loop < 0)
             log_error("worker %d: event loop failed", w->index);
-        if (rc != 0 || event_base_got_break(w->base) || event_base_got_exit(w->base))
+        if (loop != 0 || event_base_got_break(w->base) || event_base_got_exit(w->base))
             break;
     }
     conn_pool_close_all(&w->pool);

@@ -57,7 +57,9 @@ struct store_reader {
     bool failed;     /* a read failed in it: renewed, not kept, next time */
     /* The cursor rests on the customer store_get_customer() just found, so
      * that store_get_incidents() for that customer goes on from there;
-     * customer is that record's key, in the snapshot. */
+     * customer is that record's key, in the snapshot. Only those two move
+     * cur: any other read goes through a lookup of its own (mdb_get), or
+     * must clear on_customer. */
     bool on_customer;
     MDB_val customer;
 };

@@ -277,15 +277,15 @@ static void pipelined_requests_answered_in_order(void **state)
     stop_server(f);
 }
 
-/* More connections than a worker holds answers back for in one round of
- * its loop (UNFLUSHED_MAX, 64), all with requests waiting at once, one of
- * them gone before its answers: every other gets all its answers, in
- * order. */
+/* More connections and answers than a worker holds back for the end of a
+ * round of its loop (64 connections, 256 answers), all with requests
+ * waiting at once, one of them gone before its answers: every other gets
+ * all its answers, in order. */
 static void many_connections_ready_at_once_each_get_their_answers(void **state)
 {
     fixture *f = *state;
     start_server(f, 1);
-    enum { CONNS = 150, PER_CONN = 8, GONE = 75 };
+    enum { CONNS = 150, PER_CONN = 16, GONE = 75 };
     int fds[CONNS];
     for (int i = 0; i < CONNS; i++)
         fds[i] = connect_to(f);
