@@ -109,10 +109,14 @@ whole() { # a number without decimals, or n/a
 verdict() { # value op target
     awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
         if (v == "n/a") { print "n/a"; exit }
-        ok = op == ">=" ? v >= t : v <= t; print ok ? "met" : "NOT met" }'
+        ok = op == ">=" ? v >= t : op == "<" ? v < t : v <= t; print ok ? "met" : "NOT met" }'
+}
+us() { # nanoseconds as microseconds, or n/a
+    awk -v v="$1" 'BEGIN { if (v == "n/a") print v; else printf "%.1f", v / 1000 }'
 }
 # The figures the targets speak of, from the runs in directory $1, one a
-# line: nbad16 r_redis r_ceil16 r_ceil1 r_p50 r_ping ev_fc.
+# line: nbad16 r_redis r_ceil16 r_ceil1 r_p50 r_ping ev_fc in_p50 in_p99
+# (the last two: nbad's decision time at 50x16, from its status, in us).
 metrics() {
     local d=$1 ev16 fc16 redis16 nbad16 p50_floor
     nbad16=$(field "$d/d-50x16-nbad.json" throughput_rps)
@@ -127,7 +131,9 @@ metrics() {
             "$(field "$d/c-50x1-ceiling.json" throughput_rps)")" \
         "$(ratio "$(field "$d/b-moderate-nbad.json" p50)" "$p50_floor")" \
         "$(ratio "$(field "$d/a-floor-nbad-ping.json" p50)" "$p50_floor")" \
-        "$(ratio "$ev16" "$fc16")"
+        "$(ratio "$ev16" "$fc16")" \
+        "$(us "$(field "$d/d-50x16-nbad-status.json" p50_ns)")" \
+        "$(us "$(field "$d/d-50x16-nbad-status.json" p99_ns)")"
 }
 median() { # numbers...: the median of those that are not n/a (n/a when none is)
     printf "%s\n" "$@" | { grep -v '^n/a$' || true; } | sort -g | awk '{ v[NR] = $1 }
@@ -139,7 +145,7 @@ table() { # directory: every run's answers/s, p50, p99, errors
     local f n
     printf "%-34s %12s %10s %10s %8s\n" "scenario / system" "answers/s" "p50 us" "p99 us" "errors"
     for f in "$1"/[abcd]-*.json; do
-        [[ -e $f ]] || continue
+        [[ -e $f && $f != *-status.json ]] || continue
         n=$(basename "$f" .json)
         printf "%-34s %12s %10s %10s %8s\n" "$n" "$(whole "$(field "$f" throughput_rps)")" \
             "$(field "$f" p50)" "$(field "$f" p99)" "$(field "$f" total)"
@@ -147,6 +153,7 @@ table() { # directory: every run's answers/s, p50, p99, errors
 }
 report() {
     local r dirs=() m nbad16=() r_redis=() r_ceil16=() r_ceil1=() r_p50=() r_ping=() ev_fc=()
+    local in_p50=() in_p99=()
     cat "$OUT/setup.txt"
     if [[ -d $OUT/round-1 ]]; then
         # round-2 before round-10
@@ -160,18 +167,20 @@ report() {
         table "$r"
         mapfile -t m < <(metrics "$r")
         nbad16+=("${m[0]}") r_redis+=("${m[1]}") r_ceil16+=("${m[2]}") r_ceil1+=("${m[3]}")
-        r_p50+=("${m[4]}") r_ping+=("${m[5]}") ev_fc+=("${m[6]}")
+        r_p50+=("${m[4]}") r_ping+=("${m[5]}") ev_fc+=("${m[6]}") in_p50+=("${m[7]}")
+        in_p99+=("${m[8]}")
     done
     echo
     local what="measured"
     if [[ ${#dirs[@]} -gt 1 ]]; then
         what="median"
-        printf "%-8s %12s %10s %10s %10s %10s\n" "round" "50x16 nbad" "/Redis" "/ceiling" \
-            "50x1 /ceil" "4conn p50"
+        printf "%-8s %12s %10s %10s %10s %10s %12s\n" "round" "50x16 nbad" "/Redis" "/ceiling" \
+            "50x1 /ceil" "4conn p50" "inside us"
         for r in "${!dirs[@]}"; do
-            printf "%-8s %12s %10s %10s %10s %10s\n" "$(basename "${dirs[r]}" | sed 's/round-//')" \
-                "$(whole "${nbad16[r]}")" "${r_redis[r]}" "${r_ceil16[r]}" "${r_ceil1[r]}" \
-                "${r_p50[r]}"
+            printf "%-8s %12s %10s %10s %10s %10s %12s\n" \
+                "$(basename "${dirs[r]}" | sed 's/round-//')" "$(whole "${nbad16[r]}")" \
+                "${r_redis[r]}" "${r_ceil16[r]}" "${r_ceil1[r]}" "${r_p50[r]}" \
+                "${in_p50[r]}/${in_p99[r]}"
         done
         echo
     fi
@@ -190,6 +199,12 @@ report() {
     v=$(median "${r_p50[@]}")
     printf "%-58s %10s %8s %s\n" "4 conn at ${RATE:-?}/s: nbad p50 / loopback round trip p50" "$v" \
         "<=1.20" "$(verdict "$v" "<=" 1.20)"
+    v=$(median "${in_p50[@]}")
+    printf "%-58s %10s %8s %s\n" "50x16: decision time inside nbad, p50 us" "$v" "<5" \
+        "$(verdict "$v" "<" 5)"
+    v=$(median "${in_p99[@]}")
+    printf "%-58s %10s %8s %s\n" "50x16: decision time inside nbad, p99 us" "$v" "<20" \
+        "$(verdict "$v" "<" 20)"
     echo
     echo "for reference ($what): nbad Ping p50 / loopback round trip p50 = $(median "${r_ping[@]}")," \
         "Redis EVALSHA / FCALL at 50x16 = $(median "${ev_fc[@]}")"
@@ -299,9 +314,23 @@ wait_until() { # seconds command...: runs command until it succeeds
 # contact history the peers have not got: each comparison starts without.
 rm -rf "$DATA/db/state"
 say "starting nbad (--threads $THREADS, read-only), nbaceiling and nbaceiling --no-lookup"
-"$NBAD" --db "$DATA/db" --rules "$ROOT/rules/airline-checkin.yaml" --listen 127.0.0.1 \
-    --port "$P_NBAD" --threads "$THREADS" --record-contacts=false 2>"$OUT/nbad.log" &
-PIDS+=($!)
+NBAD_PID=""
+start_nbad() {
+    "$NBAD" --db "$DATA/db" --rules "$ROOT/rules/airline-checkin.yaml" --listen 127.0.0.1 \
+        --port "$P_NBAD" --threads "$THREADS" --record-contacts=false 2>>"$OUT/nbad.log" &
+    NBAD_PID=$!
+    PIDS+=("$NBAD_PID")
+}
+# nbad's decision-time histogram counts from its start: restarted before
+# the 50x16 run, its status afterwards holds that run's decisions alone.
+restart_nbad() {
+    kill "$NBAD_PID" 2>/dev/null || true
+    wait "$NBAD_PID" 2>/dev/null || true
+    start_nbad
+    wait_until 30 "$NBACTL" ping --port "$P_NBAD" || die "nbad did not come back (see $OUT/nbad.log)"
+}
+: >"$OUT/nbad.log"
+start_nbad
 "$CEILING" --db "$DATA/db" --port "$P_CEIL" --threads "$THREADS" 2>"$OUT/nbaceiling.log" &
 PIDS+=($!)
 "$CEILING" --no-lookup --port "$P_FLOOR" --threads "$THREADS" 2>"$OUT/nbaceiling-no-lookup.log" &
@@ -384,7 +413,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
     for shape in "c 1" "d 16"; do
         set -- $shape
         CONC=(--connections 50 --pipeline "$2")
+        [[ $1 == d ]] && restart_nbad
         run "$1-50x$2-nbad" "$P_NBAD" "${CONC[@]}"
+        [[ $1 == d ]] && { "$NBACTL" status --port "$P_NBAD" --json >"$RUN_DIR/d-50x16-nbad-status.json" ||
+            echo "compare.sh: nbactl status failed after the 50x16 run" >&2; }
         run "$1-50x$2-ceiling" "$P_CEIL" "${CONC[@]}"
         run "$1-50x$2-redis-evalsha" "$P_REDIS" "${CONC[@]}" --protocol resp --redis-script-sha "$SHA"
         run "$1-50x$2-redis-fcall" "$P_REDIS" "${CONC[@]}" --protocol resp --redis-function checkin
