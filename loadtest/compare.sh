@@ -324,8 +324,14 @@ start_nbad() {
 # nbad's decision-time histogram counts from its start: restarted before
 # the 50x16 run, its status afterwards holds that run's decisions alone.
 restart_nbad() {
+    local pid kept=()
     kill "$NBAD_PID" 2>/dev/null || true
     wait "$NBAD_PID" 2>/dev/null || true
+    # the cleanup must not signal a process that may since have its pid
+    for pid in "${PIDS[@]}"; do
+        [[ $pid == "$NBAD_PID" ]] || kept+=("$pid")
+    done
+    PIDS=("${kept[@]}")
     start_nbad
     wait_until 30 "$NBACTL" ping --port "$P_NBAD" || die "nbad did not come back (see $OUT/nbad.log)"
 }
