@@ -5,7 +5,10 @@
 #include <stdint.h>
 #include <stddef.h>
 
-/* Wall-clock time in unix milliseconds (CLOCK_REALTIME). */
+/* Wall-clock time in unix milliseconds, to the kernel tick (a few ms:
+ * CLOCK_REALTIME_COARSE). Every time nbad gives a decision or an incident
+ * comes from here; it is read once a decision, and the coarse clock costs
+ * a quarter of the exact one, while the rules count in hours and days. */
 int64_t clock_now_ms(void);
 
 /* Monotonic time in nanoseconds (CLOCK_MONOTONIC), for measuring durations. */

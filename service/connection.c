@@ -431,18 +431,29 @@ static int conn_put(conn *c, const Nba__V1__Response *resp)
     return 0;
 }
 
-/* conn_put, and counts the answer; a decision's time since started_ns
- * (when its frame was cut) goes into the latency histogram. */
-static int conn_reply(conn *c, const Nba__V1__Response *resp, uint64_t started_ns)
+/* conn_put, and counts the answer. A decision's time since *mark_ns (when
+ * its frame was cut) goes into the latency histogram, and *mark_ns becomes
+ * the clock read for it: the next frame, cut straight after, starts from
+ * there without a clock read of its own (a read costs about a hundredth of
+ * a decision). Otherwise *mark_ns becomes 0. mark_ns may be NULL for an
+ * answer that is no decision. */
+static int conn_reply(conn *c, const Nba__V1__Response *resp, uint64_t *mark_ns)
 {
+    uint64_t started_ns = mark_ns ? *mark_ns : 0;
+    if (mark_ns)
+        *mark_ns = 0;
     int rc = conn_put(c, resp);
     if (rc)
         return rc;
     conn_stats *st = &c->pool->stats;
     stat_add(&st->requests, 1);
-    if (resp->body_case == NBA__V1__RESPONSE__BODY_DECISION) {
+    if (resp->body_case == NBA__V1__RESPONSE__BODY_DECISION && mark_ns) {
+        uint64_t now = clock_mono_ns();
         stat_add(&st->decisions, 1);
-        histogram_record(&st->decision_latency, clock_mono_ns() - started_ns);
+        histogram_record(&st->decision_latency, now - started_ns);
+        *mark_ns = now;
+    } else if (resp->body_case == NBA__V1__RESPONSE__BODY_DECISION) {
+        stat_add(&st->decisions, 1);
     } else if (resp->body_case == NBA__V1__RESPONSE__BODY_ERROR) {
         stat_add(&st->errors, 1);
     }
@@ -492,6 +503,7 @@ static int conn_answer(conn *c)
     conn_pool *p = c->pool;
     decider *d = p->decider;
     uint32_t max = p->max_frame;
+    uint64_t mark = 0; /* when the frame being answered was cut; see conn_reply */
 
     while (c->state == CONN_READING) {
         if (evbuffer_get_length(c->out) > p->out_limit || c->queued >= p->max_pipeline) {
@@ -517,7 +529,7 @@ static int conn_answer(conn *c)
                      len, max);
             log_debug("conn %llu: %s", (unsigned long long)c->serial, msg);
             conn_finish(c);
-            return conn_reply(c, decider_error(d, 0, "frame_too_large", msg), 0);
+            return conn_reply(c, decider_error(d, 0, "frame_too_large", msg), NULL);
         }
         size_t n = FRAME_HEADER_SIZE + (size_t)len;
         if (avail < n) {
@@ -535,7 +547,8 @@ static int conn_answer(conn *c)
         if (c->waiting && (c->waiting >= CONN_MAX_WRITES ||
                            !wire_request_is_feed(frame + FRAME_HEADER_SIZE, len)))
             return 0;
-        uint64_t started = clock_mono_ns();
+        if (!mark)
+            mark = clock_mono_ns();
         Nba__V1__Response *resp = NULL;
         int handled = decider_handle(d, frame + FRAME_HEADER_SIZE, len, &resp);
         if (handled == DECIDER_DEFERRED) {
@@ -543,6 +556,7 @@ static int conn_answer(conn *c)
             if (handled == 0) {
                 c->waiting++;
                 evbuffer_drain(c->in, n);
+                mark = 0;
                 continue;
             }
             handled = 0; /* resp says why it could not be queued */
@@ -555,7 +569,7 @@ static int conn_answer(conn *c)
             return 0;
         if (p->log_customer_data && resp && resp->body_case == NBA__V1__RESPONSE__BODY_DECISION)
             log_decision(c, resp->decision);
-        int rc = conn_reply(c, resp, started);
+        int rc = conn_reply(c, resp, &mark);
         evbuffer_drain(c->in, n);
         if (rc)
             return rc;
@@ -677,7 +691,7 @@ static void conn_handshake(conn *c)
                 int rc = conn_reply(c,
                                     decider_error(p->decider, 0, "tls_required",
                                                   "this port serves TLS only: connect with TLS"),
-                                    0);
+                                    NULL);
                 if (rc) {
                     conn_close(c);
                     return;
@@ -986,7 +1000,7 @@ void conn_pool_tick(conn_pool *p)
             conn_finish(c);
             char msg[96];
             snprintf(msg, sizeof msg, "a request did not arrive whole within %u s", p->frame_ticks);
-            if (conn_reply(c, decider_error(p->decider, 0, "frame_timeout", msg), 0) != 0)
+            if (conn_reply(c, decider_error(p->decider, 0, "frame_timeout", msg), NULL) != 0)
                 conn_close(c);
             else
                 conn_progress(c);
