@@ -7,7 +7,9 @@
  *
  * Ownership: a Response returned by decider_handle() or decider_error()
  * lives in the decider's arena and stays valid until the next call on the
- * same decider.
+ * same decider. One from decider_handle() may also point into the serving
+ * ruleset (rule ids, action types, texts without placeholders), which it
+ * holds until decider_done(): encode it before that.
  */
 #ifndef NBA_DECIDER_H
 #define NBA_DECIDER_H
@@ -60,8 +62,9 @@ void decider_set_status_source(decider *d, decider_status_fn fn, void *arg);
 /* Makes the decision for one contact event into out (initialised by the
  * caller), allocating from the decider's arena: facts from the store, then
  * the ruleset's match, arbitrate and render steps. An unknown customer is a
- * decision with known=false. Returns 0, or a negative errno when the store
- * cannot be read. */
+ * decision with known=false. out may point into the serving ruleset, held
+ * as decider_handle() holds it, until decider_done(). Returns 0, or a
+ * negative errno when the store cannot be read. */
 int decider_decide(decider *d, const Nba__V1__ContactEvent *ev, Nba__V1__Decision *out);
 
 /* Answers one request frame body. Forgets the previous request's memory,
@@ -72,6 +75,13 @@ int decider_decide(decider *d, const Nba__V1__ContactEvent *ev, Nba__V1__Decisio
  * must be made durable before it is answered; *resp is NULL and the caller
  * calls decider_submit() before body[] changes. */
 int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Response **resp);
+
+/* Ends the hold decider_handle() took on the serving ruleset for its
+ * answer: call it once the answer is encoded, and before the thread waits
+ * for anything, since a reload waits for every hold to end. The next
+ * decider_handle() and decider_free() end it too; without one held it does
+ * nothing. */
+void decider_done(decider *d);
 
 /* ---- the state and durable requests ----
  *

@@ -565,11 +565,14 @@ static int conn_answer(conn *c)
          * the writer cannot take) would overtake those with the writer: the
          * frame stays and is answered in its turn. Answering has no side
          * effect, so doing it again then is harmless. */
-        if (c->waiting)
+        if (c->waiting) {
+            decider_done(d);
             return 0;
+        }
         if (p->log_customer_data && resp && resp->body_case == NBA__V1__RESPONSE__BODY_DECISION)
             log_decision(c, resp->decision);
         int rc = conn_reply(c, resp, &mark);
+        decider_done(d); /* the answer is encoded: the ruleset it pointed into may go */
         evbuffer_drain(c->in, n);
         if (rc)
             return rc;

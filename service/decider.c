@@ -48,7 +48,10 @@ struct decider {
     size_t deferred_len;
     uint64_t deferred_id;
     rules_live *rules;
-    const ruleset *serving; /* inside a request: the ruleset it started on */
+    /* From decider_handle() until decider_done(): the ruleset the request
+     * started on, held in a read-side section, as its answer may point
+     * into it. NULL outside. */
+    const ruleset *serving;
     arena arena;
     decider_status_fn status_fn; /* NULL: status requests are unsupported */
     void *status_arg;
@@ -136,6 +139,7 @@ void decider_free(decider *d)
 {
     if (!d)
         return;
+    decider_done(d);
     state_reader_free(d->state_reader);
     store_reader_free(d->reader);
     if (d->live)
@@ -251,15 +255,11 @@ static int decide(decider *d, const ruleset *rs, const Nba__V1__ContactEvent *ev
 
 int decider_decide(decider *d, const Nba__V1__ContactEvent *ev, Nba__V1__Decision *out)
 {
-    /* A request that did not come through decider_handle() (tests, tools)
-     * holds the serving ruleset just for this decision. */
-    bool own_section = d->serving == NULL;
-    const ruleset *rs = own_section ? rules_live_enter(d->rules) : d->serving;
+    /* Held as decider_handle() holds it: out may point into the ruleset. */
+    decider_done(d);
+    d->serving = rules_live_enter(d->rules);
     decided *x = arena_alloc(&d->arena, sizeof *x);
-    int rc = x ? decide(d, rs, ev, NULL, out, x) : -ENOMEM;
-    if (own_section)
-        rules_live_leave(d->rules);
-    return rc;
+    return x ? decide(d, d->serving, ev, NULL, out, x) : -ENOMEM;
 }
 
 Nba__V1__Response *decider_error(decider *d, uint64_t id, const char *code, const char *message)
@@ -428,8 +428,17 @@ static Nba__V1__Response *answer_reload(decider *d, uint64_t id)
     return resp;
 }
 
+void decider_done(decider *d)
+{
+    if (d->serving) {
+        rules_live_leave(d->rules);
+        d->serving = NULL;
+    }
+}
+
 int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Response **resp)
 {
+    decider_done(d);
     arena_reset(&d->arena);
     follow_generation(d);
     d->deferred = NULL;
@@ -444,7 +453,8 @@ int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Respons
         return 0;
     }
     /* Every other answer is built from the ruleset serving when the request
-     * arrived; a reload meanwhile frees the old one only after this. */
+     * arrived, and may point into it (rule ids, action types, fixed texts):
+     * a reload meanwhile frees the old one only after decider_done(). */
     d->serving = rules_live_enter(d->rules);
     bool defer = false;
     switch (req->body_case) {
@@ -478,9 +488,8 @@ int decider_handle(decider *d, const uint8_t *body, size_t len, Nba__V1__Respons
                               "the request has no body this server understands");
         break;
     }
-    rules_live_leave(d->rules);
-    d->serving = NULL;
     if (defer) {
+        decider_done(d); /* no answer yet: the writer makes it in its own section */
         d->deferred = body;
         d->deferred_len = len;
         d->deferred_id = req->id;

@@ -11,8 +11,11 @@
  * through the contact policy, up to the channel's limit; ruleset_effects()
  * walks them again to find each action's hit.
  *
- * Every string of the decision is copied into the arena, so the decision
- * stays valid after the ruleset is replaced by a reload.
+ * The decision's texts that the ruleset holds as they are (its id, rule
+ * ids, action types, param names, language tags, texts without
+ * placeholders) are the ruleset's own, not copies: the caller holds the
+ * ruleset until the decision is encoded (decider_done). Rendered texts are
+ * in the arena.
  */
 #include "rules_internal.h"
 
@@ -70,6 +73,19 @@ static int given_actions(const ruleset *rs, const facts *f, const rule_hit *hits
     return 0;
 }
 
+/* A text of the ruleset as a field of the decision. protobuf-c's string
+ * fields are not const, but nothing writes through a decision's. */
+static char *held_text(const char *s)
+{
+    return (char *)s;
+}
+
+/* t rendered; a text without placeholders is the ruleset's own. */
+static char *render_text(const tmpl *t, const tmpl_env *env, arena *a)
+{
+    return t->n == 1 ? held_text(t->segs[0].lit.s) : tmpl_render(t, env, a);
+}
+
 static int render_params(const ruleset *rs, const given *g, const tmpl_env *env, arena *a,
                          Nba__V1__Action *out)
 {
@@ -85,12 +101,11 @@ static int render_params(const ruleset *rs, const given *g, const tmpl_env *env,
         nba__v1__action__params_entry__init(&entries[i]);
         ptrs[i] = &entries[i];
         if (i < ra->n_params) {
-            entries[i].key = arena_strndup(a, ra->params[i].name, ra->params[i].name_len);
-            entries[i].value = tmpl_render(ra->params[i].value, env, a);
+            entries[i].key = held_text(ra->params[i].name);
+            entries[i].value = render_text(ra->params[i].value, env, a);
         } else {
-            entries[i].key = arena_strndup(a, "language", 8);
-            entries[i].value =
-                arena_strndup(a, rs->languages[g->language], rs->language_len[g->language]);
+            entries[i].key = held_text("language");
+            entries[i].value = held_text(rs->languages[g->language]);
         }
         if (!entries[i].key || !entries[i].value)
             return -ENOMEM;
@@ -104,7 +119,7 @@ static char *render_message(const message *m, size_t language, unsigned channel,
                             const tmpl_env *env, arena *a)
 {
     const tmpl *t = m->text[language * RULES_N_CHANNELS + channel];
-    return t ? tmpl_render(t, env, a) : arena_strndup(a, "", 0);
+    return t ? render_text(t, env, a) : held_text("");
 }
 
 int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size_t n, arena *a,
@@ -118,9 +133,7 @@ int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size
     fact_memo memo;
     fact_memo_init(&memo);
 
-    out->ruleset = arena_strndup(a, rs->id, rs->id_len);
-    if (!out->ruleset)
-        return -ENOMEM;
+    out->ruleset = held_text(rs->id);
     out->n_actions = 0;
     out->actions = NULL;
     given *g;
@@ -148,9 +161,7 @@ int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size
         }
     }
 
-    out->language = arena_strndup(a, rs->languages[lang], rs->language_len[lang]);
-    if (!out->language)
-        return -ENOMEM;
+    out->language = held_text(rs->languages[lang]);
     if (!total)
         return 0;
 
@@ -159,13 +170,10 @@ int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size
     if (!actions || !ptrs)
         return -ENOMEM;
     /* A rule's reason usually serves all its actions: render it once per hit
-     * and let the actions share the string (the encoder does not mind), as
-     * they share the copy of the rule's id. */
+     * and let the actions share the string (the encoder does not mind). */
     const message *shared_reason = NULL;
     const rule_hit *shared_hit = NULL;
     char *shared_text = NULL;
-    const rule_hit *id_hit = NULL;
-    char *id_text = NULL;
     for (size_t k = 0; k < total; k++) {
         const rule_hit *hit = g[k].hit;
         const rule_action *ra = g[k].action;
@@ -177,14 +185,8 @@ int ruleset_render(const ruleset *rs, const facts *f, const rule_hit *hits, size
                                  .decision_language = rs->languages[lang],
                                  .memo = &memo},
                         .language = lang};
-        if (hit != id_hit) {
-            id_text = arena_strndup(a, hit->rule->id, hit->rule->id_len);
-            id_hit = hit;
-        }
-        act->type = arena_strndup(a, ra->type, ra->type_len);
-        act->rule_id = id_text;
-        if (!act->type || !act->rule_id)
-            return -ENOMEM;
+        act->type = held_text(ra->type);
+        act->rule_id = held_text(hit->rule->id);
         rc = render_params(rs, &g[k], &env, a, act);
         if (rc)
             return rc;

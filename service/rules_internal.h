@@ -713,17 +713,13 @@ int rules_language_exact(const ruleset *rs, const char *tag, size_t len);
 
 /* ---- the compiled ruleset ---- */
 
-/* The lengths beside the texts every decision copies are measured once the
- * ruleset compiled (ruleset.c). */
 typedef struct rule_param {
     const char *name;
-    size_t name_len;
     const tmpl *value;
 } rule_param;
 
 struct rule_action {
     const char *type;
-    size_t type_len;
     size_t n_params;
     rule_param *params;
     const message *say;
@@ -764,7 +760,6 @@ typedef struct table_cell {
 
 struct rule {
     const char *id;
-    size_t id_len;
     size_t index; /* order in the ruleset */
     long priority;
     size_t n_groups;
@@ -831,7 +826,6 @@ struct ruleset {
     const char *version;
     const char *hash; /* 16 hex digits over every file's content */
     const char *id;   /* name@version+first 8 digits of the hash */
-    size_t id_len;
     size_t n_files;
     const char **files;
 

@@ -1403,23 +1403,6 @@ static int read_includes(rules_compiler *c, compile_job *job, const yaml_node_t 
     return failed;
 }
 
-/* The lengths of the texts every decision copies (ruleset_render), so that
- * it need not measure them. */
-static void measure_texts(ruleset *rs)
-{
-    rs->id_len = strlen(rs->id);
-    for (size_t i = 0; i < rs->n_rules; i++) {
-        rule *r = &rs->rules[i];
-        r->id_len = strlen(r->id);
-        for (size_t k = 0; k < r->n_actions; k++) {
-            rule_action *a = &r->actions[k];
-            a->type_len = strlen(a->type);
-            for (size_t p = 0; p < a->n_params; p++)
-                a->params[p].name_len = strlen(a->params[p].name);
-        }
-    }
-}
-
 /* Everything, in order: see the comment at the top. */
 static int compile_all(rules_compiler *c, compile_job *job)
 {
@@ -1610,7 +1593,6 @@ static int compile_all(rules_compiler *c, compile_job *job)
         messages_check(c);
         letters_check(c);
         tables_check(c);
-        measure_texts(rs);
         failed = rules_share_conditions(c);
     }
 out:

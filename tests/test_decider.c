@@ -1364,6 +1364,69 @@ static void test_follow_rollback(void **ctx)
     assert_true(same);
 }
 
+/* A reload from another thread while an answer is held. */
+typedef struct reloading {
+    rules_live *rules;
+    _Atomic bool finished;
+    int rc;
+} reloading;
+
+static void *reload_thread(void *arg)
+{
+    reloading *r = arg;
+    char id[128];
+    nba_error err;
+    r->rc = rules_live_reload(r->rules, id, sizeof id, &err);
+    r->finished = true;
+    return NULL;
+}
+
+/* An answer points into the ruleset it was decided with (its id, the rule
+ * ids, the action types, the fixed texts): a reload cannot free that
+ * ruleset until decider_done(), and then finishes. Under AddressSanitizer,
+ * reading the answer after a premature free would be caught. */
+static void test_answer_holds_its_ruleset_until_done(void **ctx)
+{
+    fixture *f = *ctx;
+    char serving[128];
+    rules_live_id(f->rules, serving, sizeof serving);
+    body b;
+    contact(&b, 90, "C2002", NBA__V1__CHANNEL__DESK, "AZ100", "Y", NOW_MS);
+    Nba__V1__Response *resp = NULL;
+    assert_int_equal(decider_handle(f->d, b.bytes, b.len, &resp), 0);
+    assert_int_equal(resp->body_case, NBA__V1__RESPONSE__BODY_DECISION);
+
+    reloading r = {.rules = f->rules};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reload_thread, &r), 0);
+    for (int i = 0; i < 10; i++)
+        nap(); /* time enough for the reload to compile and swap */
+    assert_false(r.finished);
+
+    /* the answer, read as the encoder reads it, is whole */
+    const Nba__V1__Decision *dec = resp->decision;
+    assert_string_equal(dec->ruleset, serving);
+    assert_int_equal(dec->n_actions, 2);
+    assert_string_equal(dec->actions[0]->type, "set_language");
+    assert_string_equal(dec->actions[0]->rule_id, "first-language");
+    assert_string_equal(dec->actions[0]->params[0]->key, "language");
+    assert_string_equal(dec->actions[0]->params[0]->value, "en");
+    assert_string_equal(dec->actions[1]->type, "greet");
+    assert_string_equal(dec->actions[1]->rule_id, "greeting");
+    assert_string_equal(dec->actions[1]->message, "Greet the passenger by name: Oliver Plain.");
+    size_t n = frame_packed_size(&resp->base);
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    frame_pack(&resp->base, buf);
+    free(buf);
+
+    decider_done(f->d);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(r.finished);
+    assert_int_equal(r.rc, 0);
+    decider_done(f->d); /* a second time does nothing */
+}
+
 int main(void)
 {
     rules_live_register_thread();
@@ -1384,6 +1447,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_follow_fixed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow_switch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_holds_its_ruleset_until_done, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     rules_live_unregister_thread();

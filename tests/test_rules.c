@@ -1555,9 +1555,11 @@ static void placeholders_use_the_hits_incident(void **state)
     ruleset_free(rs);
 }
 
-/* The decision owns its strings: it survives the ruleset (a reload may free
- * the old set while a response is still being encoded). */
-static void decision_outlives_ruleset(void **state)
+/* The decision's fixed texts are the ruleset's own, not copies (the
+ * decider holds the ruleset until the answer is encoded: decider_done),
+ * and its rendered texts are in the arena: encoded before the ruleset
+ * goes, it is whole. */
+static void decision_encodes_while_ruleset_held(void **state)
 {
     (void)state;
     ruleset *rs = fx_load(render_yaml);
@@ -1569,11 +1571,11 @@ static void decision_outlives_ruleset(void **state)
     assert_int_equal(arena_init(&a, 4096), 0);
     Nba__V1__Decision d;
     assert_int_equal(fx_decide(rs, &fx, &a, &d), 0);
-    ruleset_free(rs);
     uint8_t buf[4096];
     size_t len = nba__v1__decision__get_packed_size(&d);
     assert_true(len < sizeof buf);
     nba__v1__decision__pack(&d, buf);
+    ruleset_free(rs);
     Nba__V1__Decision *back = nba__v1__decision__unpack(NULL, len, buf);
     assert_non_null(back);
     assert_id(back->ruleset, "t@1");
@@ -2962,7 +2964,7 @@ int main(void)
         cmocka_unit_test(render_per_channel_and_language),
         cmocka_unit_test(labels_translate_values),
         cmocka_unit_test(placeholders_use_the_hits_incident),
-        cmocka_unit_test(decision_outlives_ruleset),
+        cmocka_unit_test(decision_encodes_while_ruleset_held),
         cmocka_unit_test(shipped_rules_blueprint),
         cmocka_unit_test(shipped_rules_scenarios),
         cmocka_unit_test(shipped_rules_chinese_scripts),
