@@ -62,6 +62,14 @@ void *arena_calloc(arena *a, size_t n);
 /* Copies s[0..len) into the arena and NUL-terminates it. NULL on -ENOMEM. */
 char *arena_strndup(arena *a, const char *s, size_t len);
 
+/* Room for one more element of an array of n elements of `size` bytes
+ * that has room for *cap: arr itself while n < *cap, else a copy of it
+ * with twice the room (4 elements when *cap is 0), *cap updated; the old
+ * array stays until the reset. For lists whose length is not known before
+ * they are read (a record's attributes, a customer's incidents): no
+ * counting pass first. NULL on -ENOMEM. */
+void *arena_grow(arena *a, void *arr, size_t n, size_t *cap, size_t size);
+
 /* Forgets every allocation; keeps the first block for reuse and frees the
  * others. */
 void arena_reset(arena *a);

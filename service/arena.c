@@ -106,6 +106,22 @@ char *arena_strndup(arena *a, const char *s, size_t len)
     return p;
 }
 
+void *arena_grow(arena *a, void *arr, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return arr;
+    size_t more = *cap ? *cap * 2 : 4;
+    if (more < *cap || more > SIZE_MAX / size)
+        return NULL;
+    void *grown = arena_alloc(a, more * size);
+    if (!grown)
+        return NULL;
+    if (n)
+        memcpy(grown, arr, n * size);
+    *cap = more;
+    return grown;
+}
+
 void arena_reset(arena *a)
 {
     if (a->used_total > a->high_water)

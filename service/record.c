@@ -232,24 +232,15 @@ int record_decode_customer(const uint8_t *buf, size_t len, arena *a, Nba__V1__Cu
     if (!m || !copy)
         return -ENOMEM;
     nba__v1__customer__init(m);
-    size_t n_attributes;
-    int rc = count_field(copy, len, 7, &n_attributes);
-    if (rc)
-        return rc;
-    Nba__V1__Attribute *attr = NULL;
-    if (n_attributes) {
-        /* The pointers and the attributes, in one allocation. */
-        m->attributes = arena_alloc(a, n_attributes * (sizeof *m->attributes + sizeof *attr));
-        if (!m->attributes)
-            return -ENOMEM;
-        attr = (Nba__V1__Attribute *)(m->attributes + n_attributes);
-    }
+    size_t attributes_cap = 0;
+    int rc = 0;
     reader r = {copy, copy + len};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         const uint8_t *d;
         size_t n;
+        Nba__V1__Attribute *attr;
         if (!next_key(&st, &r, &field, &wire))
             return -EBADMSG;
         switch (field) {
@@ -274,8 +265,13 @@ int record_decode_customer(const uint8_t *buf, size_t len, arena *a, Nba__V1__Cu
         case 7:
             if (wire != WIRE_LEN || !read_len(&r, &d, &n))
                 return -EBADMSG;
-            m->attributes[m->n_attributes] = &attr[m->n_attributes];
-            rc = decode_attribute(d, n, &st, m->attributes[m->n_attributes]);
+            m->attributes = arena_grow(a, m->attributes, m->n_attributes, &attributes_cap,
+                                       sizeof *m->attributes);
+            attr = arena_alloc(a, sizeof *attr);
+            if (!m->attributes || !attr)
+                return -ENOMEM;
+            m->attributes[m->n_attributes] = attr;
+            rc = decode_attribute(d, n, &st, attr);
             m->n_attributes += rc == 0;
             break;
         default:

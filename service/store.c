@@ -524,16 +524,9 @@ int store_get_incidents(store_reader *r, const char *customer_id, arena *a,
     Nba__V1__Incident **list = NULL;
     size_t n = 0, cap = 0;
     while (rc == 0 && key.mv_size > plen && memcmp(key.mv_data, prefix, plen) == 0) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            Nba__V1__Incident **grown = arena_alloc(a, ncap * sizeof *grown);
-            if (!grown)
-                return -ENOMEM;
-            if (n)
-                memcpy(grown, list, n * sizeof *grown);
-            list = grown;
-            cap = ncap;
-        }
+        list = arena_grow(a, list, n, &cap, sizeof *list);
+        if (!list)
+            return -ENOMEM;
         rc = record_decode_incident(val.mv_data, val.mv_size, a, &list[n]);
         if (rc)
             return rc;

@@ -228,19 +228,10 @@ static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__Co
         case 7:
             if (w != WT_LEN || !read_len(&r, &ed, &en))
                 return FALLBACK;
-            if (ev->n_context == context_cap) {
-                size_t cap = context_cap ? context_cap * 2 : 4;
-                Nba__V1__ContactEvent__ContextEntry **grown =
-                    arena_alloc(dc->a, cap * sizeof *grown);
-                if (!grown)
-                    return -ENOMEM;
-                if (ev->n_context)
-                    memcpy(grown, ev->context, ev->n_context * sizeof *grown);
-                ev->context = grown;
-                context_cap = cap;
-            }
+            ev->context =
+                arena_grow(dc->a, ev->context, ev->n_context, &context_cap, sizeof *ev->context);
             entry = arena_alloc(dc->a, sizeof *entry);
-            if (!entry)
+            if (!ev->context || !entry)
                 return -ENOMEM;
             rc = decode_context_entry(ed, en, dc, entry);
             ev->context[ev->n_context] = entry;

@@ -52,6 +52,34 @@ static void arena_grows_past_first_block(void **state)
     arena_destroy(&a);
 }
 
+/* arena_grow: the same array while it has room, a copy twice as large
+ * holding the same elements when it has not, and a refusal of sizes that
+ * would overflow. */
+static void arena_grow_doubles_and_keeps(void **state)
+{
+    (void)state;
+    arena a;
+    assert_int_equal(arena_init(&a, 1024), 0);
+    size_t cap = 0, n = 0;
+    int *list = NULL;
+    for (int i = 0; i < 100; i++) {
+        size_t had = cap;
+        int *grown = arena_grow(&a, list, n, &cap, sizeof *list);
+        assert_non_null(grown);
+        if (n < had && (grown != list || cap != had))
+            fail_msg("moved with room left");
+        list = grown;
+        assert_true(n < cap);
+        list[n++] = i * 7;
+    }
+    assert_int_equal(cap, 128); /* 4, 8, .., 128 */
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(list[i], i * 7);
+    size_t huge = SIZE_MAX / 4;
+    assert_null(arena_grow(&a, list, huge, &huge, 8));
+    arena_destroy(&a);
+}
+
 static void arena_backs_protobuf_unpack(void **state)
 {
     (void)state;
@@ -170,6 +198,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(arena_reuses_first_block),
         cmocka_unit_test(arena_grows_past_first_block),
+        cmocka_unit_test(arena_grow_doubles_and_keeps),
         cmocka_unit_test(arena_backs_protobuf_unpack),
         cmocka_unit_test(frame_cut_cases),
         cmocka_unit_test(frame_pack_roundtrip),
