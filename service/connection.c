@@ -58,6 +58,11 @@
 #define UNFLUSHED_MAX_CONNS   64
 #define UNFLUSHED_MAX_ANSWERS 256
 
+/* The chunk an empty output buffer gets for a round's answers. libevent
+ * would chain one of 1 KiB for every three or four answers: a malloc, a
+ * free and an iovec of sendmsg each. Like a read's, it goes back once
+ * written. */
+#define WRITE_CHUNK 8192
 /* iovecs handed to one sendmsg; an output buffer rarely has more chunks. */
 #define WRITE_IOV 64
 /* Lingering after the last answer: at most this long, and this many
@@ -421,8 +426,13 @@ static int conn_put(conn *c, const Nba__V1__Response *resp)
     wire_plan plan;
     arena_reset(&c->pool->scratch);
     size_t n = wire_response_size(resp, &c->pool->scratch, &plan);
+    if (n == 0)
+        return -ENOMEM;
+    if (evbuffer_get_length(c->out) == 0 && n < WRITE_CHUNK &&
+        evbuffer_expand(c->out, WRITE_CHUNK) != 0)
+        return -ENOMEM;
     struct evbuffer_iovec v;
-    if (n == 0 || evbuffer_reserve_space(c->out, (ev_ssize_t)n, &v, 1) != 1)
+    if (evbuffer_reserve_space(c->out, (ev_ssize_t)n, &v, 1) != 1)
         return -ENOMEM;
     v.iov_len = wire_response_pack(resp, &plan, v.iov_base);
     if (evbuffer_commit_space(c->out, &v, 1))
