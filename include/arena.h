@@ -68,7 +68,15 @@ char *arena_strndup(arena *a, const char *s, size_t len);
  * array stays until the reset. For lists whose length is not known before
  * they are read (a record's attributes, a customer's incidents): no
  * counting pass first. NULL on -ENOMEM. */
-void *arena_grow(arena *a, void *arr, size_t n, size_t *cap, size_t size);
+static inline void *arena_grow(arena *a, void *arr, size_t n, size_t *cap, size_t size);
+
+/* arena_grow() when the array is full: the copy. */
+void *arena_grow_slow(arena *a, void *arr, size_t n, size_t *cap, size_t size);
+
+static inline void *arena_grow(arena *a, void *arr, size_t n, size_t *cap, size_t size)
+{
+    return n < *cap ? arr : arena_grow_slow(a, arr, n, cap, size);
+}
 
 /* Forgets every allocation; keeps the first block for reuse and frees the
  * others. */

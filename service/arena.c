@@ -106,7 +106,7 @@ char *arena_strndup(arena *a, const char *s, size_t len)
     return p;
 }
 
-void *arena_grow(arena *a, void *arr, size_t n, size_t *cap, size_t size)
+void *arena_grow_slow(arena *a, void *arr, size_t n, size_t *cap, size_t size)
 {
     if (n < *cap)
         return arr;
