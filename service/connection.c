@@ -58,10 +58,12 @@
 #define UNFLUSHED_MAX_CONNS   64
 #define UNFLUSHED_MAX_ANSWERS 256
 
-/* The chunk an empty output buffer gets for a round's answers. libevent
+/* The chunk a round's second answer gets, for it and those after. libevent
  * would chain one of 1 KiB for every three or four answers: a malloc, a
- * free and an iovec of sendmsg each. Like a read's, it goes back once
- * written. */
+ * free and an iovec of sendmsg each. The first answer keeps libevent's
+ * small chunk, which malloc hands out fastest, as most rounds of a client
+ * that does not pipeline have one answer. Like a read's, the chunk goes
+ * back once written. */
 #define WRITE_CHUNK 8192
 /* iovecs handed to one sendmsg; an output buffer rarely has more chunks. */
 #define WRITE_IOV 64
@@ -428,8 +430,7 @@ static int conn_put(conn *c, const Nba__V1__Response *resp)
     size_t n = wire_response_size(resp, &c->pool->scratch, &plan);
     if (n == 0)
         return -ENOMEM;
-    if (evbuffer_get_length(c->out) == 0 && n < WRITE_CHUNK &&
-        evbuffer_expand(c->out, WRITE_CHUNK) != 0)
+    if (c->queued == 1 && n < WRITE_CHUNK && evbuffer_expand(c->out, WRITE_CHUNK) != 0)
         return -ENOMEM;
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(c->out, (ev_ssize_t)n, &v, 1) != 1)
