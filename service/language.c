@@ -34,9 +34,20 @@ int rules_language_exact(const ruleset *rs, const char *tag, size_t len)
     return -1;
 }
 
+/* Index into ruleset.two_letter of a letter, or -1. */
+static int letter_index(char ch)
+{
+    unsigned char n = (unsigned char)norm(ch);
+    return n >= 'a' && n <= 'z' ? n - 'a' : -1;
+}
+
 int rules_language_lookup(const ruleset *rs, const char *tag, size_t len)
 {
     while (len > 0) {
+        int a, b;
+        if (len == 2 && rs->two_letter_built && (a = letter_index(tag[0])) >= 0 &&
+            (b = letter_index(tag[1])) >= 0)
+            return rs->two_letter[a][b];
         int i = rules_language_exact(rs, tag, len);
         if (i >= 0)
             return i;
@@ -49,4 +60,18 @@ int rules_language_lookup(const ruleset *rs, const char *tag, size_t len)
             len--; /* the separator */
     }
     return -1;
+}
+
+void rules_language_index(ruleset *rs)
+{
+    rs->two_letter_built = false;
+    if (rs->n_languages > INT16_MAX)
+        return; /* not in the table's type: looked up the long way */
+    for (int a = 0; a < 26; a++) {
+        for (int b = 0; b < 26; b++) {
+            char tag[2] = {(char)('a' + a), (char)('a' + b)};
+            rs->two_letter[a][b] = (int16_t)rules_language_lookup(rs, tag, 2);
+        }
+    }
+    rs->two_letter_built = true;
 }

@@ -708,6 +708,12 @@ policy_verdict policy_admit(const ruleset *rs, const facts *f, policy_state *s, 
  * from language_aliases, then shorter prefixes ("zh-Hant-TW" -> "zh-Hant",
  * "it-IT" -> "it"); case-insensitive, '_' taken as '-'. -1 when none. */
 int rules_language_lookup(const ruleset *rs, const char *tag, size_t len);
+/* Works out rules_language_lookup() for every two-letter tag ("it", "EN")
+ * into the ruleset's table, which the lookup answers them from from then
+ * on: most tags that contact points and the warehouse send are two
+ * letters, or become two letters once their region is dropped. Called
+ * once the languages and the aliases are compiled. */
+void rules_language_index(ruleset *rs);
 /* Exact (case-insensitive) match only; for compile-time checks. */
 int rules_language_exact(const ruleset *rs, const char *tag, size_t len);
 
@@ -836,6 +842,10 @@ struct ruleset {
     size_t agent_language;
     size_t n_aliases;
     language_alias *aliases;
+    /* rules_language_lookup() of the two-letter tags, by letter ('a'..'z'),
+     * once two_letter_built (rules_language_index). */
+    bool two_letter_built;
+    int16_t two_letter[26][26];
 
     size_t n_attributes; /* declared customer attributes; 0: any name */
     typed_name *attributes;

@@ -1075,6 +1075,7 @@ static int compile_header(rules_compiler *c, const file_keys *k)
         return failed;
     if (v[K_LANGUAGE_ALIASES] && rules_failed(&failed, compile_aliases(c, v[K_LANGUAGE_ALIASES])))
         return failed;
+    rules_language_index(rs);
     if (v[K_ATTRIBUTES] &&
         rules_failed(&failed, compile_typed_names(c, v[K_ATTRIBUTES], "attributes", RT_DYNAMIC,
                                                   &rs->attributes, &rs->n_attributes)))

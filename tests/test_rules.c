@@ -1179,17 +1179,21 @@ static void decision_table_checks(void **state)
 
 /* ---- language choice ---- */
 
-static const char language_yaml[] = HEAD "language_aliases: { zh-TW: zh-Hant, zh-CN: zh-Hans }\n"
-                                         "rules:\n"
-                                         "  - id: r\n"
-                                         "    when: true\n"
-                                         "    then: [{action: hello, say: hello}]\n"
-                                         "messages:\n"
-                                         "  hello:\n"
-                                         "    en: Welcome\n"
-                                         "    it: Benvenuti\n"
-                                         "    zh-Hant: 歡迎光臨\n"
-                                         "    zh-Hans: 欢迎光临\n";
+/* One message in each of HEAD's languages. */
+#define HELLO_MESSAGES                                                                             \
+    "messages:\n"                                                                                  \
+    "  hello:\n"                                                                                   \
+    "    en: Welcome\n"                                                                            \
+    "    it: Benvenuti\n"                                                                          \
+    "    zh-Hant: 歡迎光臨\n"                                                                  \
+    "    zh-Hans: 欢迎光临\n"
+
+static const char language_yaml[] =
+    HEAD "language_aliases: { zh-TW: zh-Hant, zh-CN: zh-Hans, tw: zh-Hant }\n"
+         "rules:\n"
+         "  - id: r\n"
+         "    when: true\n"
+         "    then: [{action: hello, say: hello}]\n" HELLO_MESSAGES;
 
 typedef struct language_case {
     const char *event;    /* event.language */
@@ -1218,6 +1222,13 @@ static void language_choice(void **state)
         {"fr-CA", "it-CH", "it", "Benvenuti"},
         {"", "", "en", "Welcome"},
         {"", NULL, "en", "Welcome"},
+        /* two letters, answered from the table built at compile time */
+        {"tw", "it", "zh-Hant", "歡迎光臨"},
+        {"Tw", "it", "zh-Hant", "歡迎光臨"},
+        {"tw-XX", "it", "zh-Hant", "歡迎光臨"},
+        {"i_", "it", "it", "Benvenuti"},
+        {"1t", "zz", "en", "Welcome"},
+        {"It", "", "it", "Benvenuti"},
     };
     ruleset *rs = fx_load(language_yaml);
     assert_non_null(rs);
@@ -1242,28 +1253,23 @@ static void language_choice(void **state)
     ruleset_free(rs);
 }
 
-static const char switch_yaml[] = HEAD "rules:\n"
-                                       "  - id: switch-low\n"
-                                       "    priority: 1\n"
-                                       "    when: true\n"
-                                       "    then:\n"
-                                       "      - action: set_language\n"
-                                       "        language: \"{{event.context.second}}\"\n"
-                                       "        say: hello\n"
-                                       "  - id: switch-high\n"
-                                       "    priority: 5\n"
-                                       "    when: true\n"
-                                       "    then:\n"
-                                       "      - action: set_language\n"
-                                       "        language: \"{{event.context.first}}\"\n"
-                                       "        say: hello\n"
-                                       "        params: { was: \"{{decision.language}}\" }\n"
-                                       "messages:\n"
-                                       "  hello:\n"
-                                       "    en: Welcome\n"
-                                       "    it: Benvenuti\n"
-                                       "    zh-Hant: 歡迎光臨\n"
-                                       "    zh-Hans: 欢迎光临\n";
+static const char switch_yaml[] =
+    HEAD "rules:\n"
+         "  - id: switch-low\n"
+         "    priority: 1\n"
+         "    when: true\n"
+         "    then:\n"
+         "      - action: set_language\n"
+         "        language: \"{{event.context.second}}\"\n"
+         "        say: hello\n"
+         "  - id: switch-high\n"
+         "    priority: 5\n"
+         "    when: true\n"
+         "    then:\n"
+         "      - action: set_language\n"
+         "        language: \"{{event.context.first}}\"\n"
+         "        say: hello\n"
+         "        params: { was: \"{{decision.language}}\" }\n" HELLO_MESSAGES;
 
 typedef struct switch_case {
     const char *first, *second;
