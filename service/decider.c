@@ -2,7 +2,8 @@
  *
  * The one path every contact event takes:
  *   decode (arena) -> facts (LMDB snapshot, copied into the arena)
- *   -> match -> arbitrate -> render -> response (arena)
+ *   -> match -> arbitrate -> render -> response (arena, pointing at the
+ *   ruleset's fixed texts: the ruleset is held until decider_done())
  * Nothing on this path parses text or calls malloc once the arena's first
  * block is big enough for a request, which it is after the first few.
  */
