@@ -114,9 +114,22 @@ verdict() { # value op target
 us() { # nanoseconds as microseconds, or n/a
     awk -v v="$1" 'BEGIN { if (v == "n/a") print v; else printf "%.1f", v / 1000 }'
 }
+# Server and client CPU per answer of run $2 in directory $1, in us, warmup
+# included (run_cpu), or n/a.
+cpu_per_answer() { # directory name
+    local cpu="" answered warmup
+    [[ -s $1/$2.cpu ]] && cpu=$(cat "$1/$2.cpu")
+    answered=$(field "$1/$2.json" answered)
+    warmup=$(field "$1/$2.json" warmup)
+    awk -v c="${cpu:-n/a n/a}" -v a="$answered" -v w="$warmup" 'BEGIN {
+        split(c, t, " ")
+        if (t[1] == "n/a" || t[2] == "n/a" || a == "n/a" || w == "n/a" || a + w <= 0) print "n/a"
+        else printf "%.3f", (t[1] + t[2]) * 1e6 / (a + w) }'
+}
 # The figures the targets speak of, from the runs in directory $1, one a
 # line: nbad16 r_redis r_ceil16 r_ceil1 r_p50 r_ping ev_fc in_p50 in_p99
-# (the last two: nbad's decision time at 50x16, from its status, in us).
+# (those two: nbad's decision time at 50x16, from its status, in us)
+# r_cpu16 (nbaceiling's CPU per answer at 50x16 over nbad's).
 metrics() {
     local d=$1 ev16 fc16 redis16 nbad16 p50_floor
     nbad16=$(field "$d/d-50x16-nbad.json" throughput_rps)
@@ -133,7 +146,8 @@ metrics() {
         "$(ratio "$(field "$d/a-floor-nbad-ping.json" p50)" "$p50_floor")" \
         "$(ratio "$ev16" "$fc16")" \
         "$(us "$(field "$d/d-50x16-nbad-status.json" p50_ns)")" \
-        "$(us "$(field "$d/d-50x16-nbad-status.json" p99_ns)")"
+        "$(us "$(field "$d/d-50x16-nbad-status.json" p99_ns)")" \
+        "$(ratio "$(cpu_per_answer "$d" d-50x16-ceiling)" "$(cpu_per_answer "$d" d-50x16-nbad)")"
 }
 median() { # numbers...: the median of those that are not n/a (n/a when none is)
     printf "%s\n" "$@" | { grep -v '^n/a$' || true; } | sort -g | awk '{ v[NR] = $1 }
@@ -153,7 +167,7 @@ table() { # directory: every run's answers/s, p50, p99, errors
 }
 report() {
     local r dirs=() m nbad16=() r_redis=() r_ceil16=() r_ceil1=() r_p50=() r_ping=() ev_fc=()
-    local in_p50=() in_p99=()
+    local in_p50=() in_p99=() r_cpu16=()
     cat "$OUT/setup.txt"
     if [[ -d $OUT/round-1 ]]; then
         # round-2 before round-10
@@ -168,18 +182,18 @@ report() {
         mapfile -t m < <(metrics "$r")
         nbad16+=("${m[0]}") r_redis+=("${m[1]}") r_ceil16+=("${m[2]}") r_ceil1+=("${m[3]}")
         r_p50+=("${m[4]}") r_ping+=("${m[5]}") ev_fc+=("${m[6]}") in_p50+=("${m[7]}")
-        in_p99+=("${m[8]}")
+        in_p99+=("${m[8]}") r_cpu16+=("${m[9]}")
     done
     echo
     local what="measured"
     if [[ ${#dirs[@]} -gt 1 ]]; then
         what="median"
-        printf "%-8s %12s %10s %10s %10s %10s %12s\n" "round" "50x16 nbad" "/Redis" "/ceiling" \
-            "50x1 /ceil" "4conn p50" "inside us"
+        printf "%-8s %12s %10s %10s %10s %10s %10s %12s\n" "round" "50x16 nbad" "/Redis" "/ceiling" \
+            "by CPU" "50x1 /ceil" "4conn p50" "inside us"
         for r in "${!dirs[@]}"; do
-            printf "%-8s %12s %10s %10s %10s %10s %12s\n" \
+            printf "%-8s %12s %10s %10s %10s %10s %10s %12s\n" \
                 "$(basename "${dirs[r]}" | sed 's/round-//')" "$(whole "${nbad16[r]}")" \
-                "${r_redis[r]}" "${r_ceil16[r]}" "${r_ceil1[r]}" "${r_p50[r]}" \
+                "${r_redis[r]}" "${r_ceil16[r]}" "${r_cpu16[r]}" "${r_ceil1[r]}" "${r_p50[r]}" \
                 "${in_p50[r]}/${in_p99[r]}"
         done
         echo
@@ -207,7 +221,9 @@ report() {
         "$(verdict "$v" "<" 20)"
     echo
     echo "for reference ($what): nbad Ping p50 / loopback round trip p50 = $(median "${r_ping[@]}")," \
-        "Redis EVALSHA / FCALL at 50x16 = $(median "${ev_fc[@]}")"
+        "Redis EVALSHA / FCALL at 50x16 = $(median "${ev_fc[@]}"),"
+    echo "  50x16 by CPU per answer (server + client, warmup included): nbad / nbaceiling =" \
+        "$(median "${r_cpu16[@]}")"
 }
 
 OUT=${OUT:-$PWD/compare-results/$(date +%Y%m%d-%H%M%S)}
@@ -338,7 +354,8 @@ restart_nbad() {
 : >"$OUT/nbad.log"
 start_nbad
 "$CEILING" --db "$DATA/db" --port "$P_CEIL" --threads "$THREADS" 2>"$OUT/nbaceiling.log" &
-PIDS+=($!)
+CEIL_PID=$!
+PIDS+=("$CEIL_PID")
 "$CEILING" --no-lookup --port "$P_FLOOR" --threads "$THREADS" 2>"$OUT/nbaceiling-no-lookup.log" &
 PIDS+=($!)
 for p in "$P_NBAD" "$P_CEIL" "$P_FLOOR"; do
@@ -404,6 +421,25 @@ run() { # name port nbaload-options...
     timeout "$RUN_LIMIT" "$NBALOAD" --port "$port" "${COMMON[@]}" "$@" >"$RUN_DIR/$name.json" ||
         echo "compare.sh: $name: nbaload exit $? (errors counted in $RUN_DIR/$name.json)" >&2
 }
+# The CPU a process has used so far, in seconds (every thread).
+cpu_seconds() { # pid
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null ||
+        echo n/a
+}
+# run, and what the run cost in CPU: the server's (pid) and nbaload's, in
+# $RUN_DIR/$name.cpu as "server_s client_s". With the machine saturated
+# the ratio of two systems' rates is that of their CPU per answer; where
+# the two ratios part, one of the runs did not have the cores to itself.
+run_cpu() { # name pid port nbaload-options...
+    local name=$1 pid=$2 before after client TIMEFORMAT='%3U %3S'
+    shift 2
+    before=$(cpu_seconds "$pid")
+    client=$({ time run "$name" "$@" 2>&3; } 3>&2 2>&1)
+    after=$(cpu_seconds "$pid")
+    awk -v a="$before" -v b="$after" -v c="$client" 'BEGIN {
+        split(c, t, " "); if (a == "n/a" || b == "n/a") print "n/a", t[1] + t[2]
+        else printf "%.2f %.3f\n", b - a, t[1] + t[2] }' >"$RUN_DIR/$name.cpu"
+}
 LOW=(--connections 4 --pipeline 1 --rate "$RATE")
 for ((round = 1; round <= ROUNDS; round++)); do
     RUN_DIR=$OUT
@@ -420,10 +456,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
         set -- $shape
         CONC=(--connections 50 --pipeline "$2")
         [[ $1 == d ]] && restart_nbad
-        run "$1-50x$2-nbad" "$P_NBAD" "${CONC[@]}"
+        run_cpu "$1-50x$2-nbad" "$NBAD_PID" "$P_NBAD" "${CONC[@]}"
         [[ $1 == d ]] && { "$NBACTL" status --port "$P_NBAD" --json >"$RUN_DIR/d-50x16-nbad-status.json" ||
             echo "compare.sh: nbactl status failed after the 50x16 run" >&2; }
-        run "$1-50x$2-ceiling" "$P_CEIL" "${CONC[@]}"
+        run_cpu "$1-50x$2-ceiling" "$CEIL_PID" "$P_CEIL" "${CONC[@]}"
         run "$1-50x$2-redis-evalsha" "$P_REDIS" "${CONC[@]}" --protocol resp --redis-script-sha "$SHA"
         run "$1-50x$2-redis-fcall" "$P_REDIS" "${CONC[@]}" --protocol resp --redis-function checkin
     done
