@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pb_read.h"
 #include "sorter.h"
 #include "store.h"
 
@@ -173,76 +174,34 @@ bool loader_keys_next_value(const char **p, const char *end, const char **value,
  * Only the attributes (field 7 of nba.v1.Customer: name = 1, text = 2) are
  * looked at; every other field is stepped over by its wire type. */
 
-typedef struct cursor {
-    const uint8_t *p, *end;
-} cursor;
-
-static bool get_varint(cursor *c, uint64_t *out)
+/* A field's key and value (pb_read.h); for a length-delimited one, sets
+ * data/len. */
+static bool next_field(pb_reader *r, uint32_t *field, unsigned *wire, const uint8_t **data,
+                       size_t *len)
 {
-    /* Tags and lengths are mostly one byte. */
-    if (c->p < c->end && *c->p < 0x80) {
-        *out = *c->p++;
-        return true;
-    }
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64 && c->p < c->end; shift += 7) {
-        uint8_t b = *c->p++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Steps over a field's value; for a length-delimited one, sets data/len. */
-static bool get_value(cursor *c, unsigned wire, const uint8_t **data, size_t *len)
-{
-    uint64_t v;
-    size_t fixed;
-    switch (wire) {
-    case 0:
-        return get_varint(c, &v);
-    case 1:
-        fixed = 8;
-        break;
-    case 2:
-        if (!get_varint(c, &v) || v > (uint64_t)(c->end - c->p))
-            return false;
-        *data = c->p;
-        *len = (size_t)v;
-        c->p += v;
-        return true;
-    case 5:
-        fixed = 4;
-        break;
-    default:
+    if (!pb_key(r, field, wire))
         return false;
-    }
-    if ((size_t)(c->end - c->p) < fixed)
-        return false;
-    c->p += fixed;
-    return true;
+    return *wire == PB_LEN ? pb_len(r, data, len) : pb_skip(r, *wire);
 }
 
 /* An attribute's name and text (the last of each, as protobuf reads). */
 static bool read_attribute(const uint8_t *d, size_t n, const uint8_t **name, size_t *name_len,
                            const uint8_t **text, size_t *text_len)
 {
-    cursor c = {d, d + n};
+    pb_reader r = {d, d + n};
     *name = *text = NULL;
     *name_len = *text_len = 0;
-    while (c.p < c.end) {
-        uint64_t key;
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
         const uint8_t *data = NULL;
         size_t len = 0;
-        if (!get_varint(&c, &key) || !get_value(&c, (unsigned)(key & 7), &data, &len))
+        if (!next_field(&r, &field, &wire, &data, &len))
             return false;
-        if ((key >> 3) == 1 && (key & 7) == 2) {
+        if (field == 1 && wire == PB_LEN) {
             *name = data;
             *name_len = len;
-        } else if ((key >> 3) == 2 && (key & 7) == 2) {
+        } else if (field == 2 && wire == PB_LEN) {
             *text = data;
             *text_len = len;
         }
@@ -253,14 +212,15 @@ static bool read_attribute(const uint8_t *d, size_t n, const uint8_t **name, siz
 int loader_keys_of_record(const loader_keys *k, const uint8_t *rec, size_t len, loader_key_fn fn,
                           void *ctx)
 {
-    cursor c = {rec, rec + len};
-    while (c.p < c.end) {
-        uint64_t key;
+    pb_reader r = {rec, rec + len};
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
         const uint8_t *data = NULL;
         size_t n = 0;
-        if (!get_varint(&c, &key) || !get_value(&c, (unsigned)(key & 7), &data, &n))
+        if (!next_field(&r, &field, &wire, &data, &n))
             return -EBADMSG;
-        if ((key >> 3) != 7 || (key & 7) != 2)
+        if (field != 7 || wire != PB_LEN)
             continue;
         const uint8_t *name, *text;
         size_t name_len, text_len;

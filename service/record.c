@@ -1,11 +1,9 @@
 /* record.c - see include/record.h.
  *
- * The protobuf wire format, for the fields these records use: a key varint
- * (field number << 3 | wire type), then a varint (0), 8 little-endian bytes
- * (1), a varint length and that many bytes (2), or 4 bytes (5). A field that
- * appears twice keeps its last value, a repeated one appends, as protobuf
- * requires. Fields this code does not know are skipped by their wire type,
- * so records written by a newer loader still decode.
+ * The records are read with pb_read.h. A field that appears twice keeps its
+ * last value, a repeated one appends, as protobuf requires. Fields this
+ * code does not know are skipped by their wire type, so records written by
+ * a newer loader still decode.
  */
 #include "record.h"
 
@@ -13,133 +11,20 @@
 #include <stdbool.h>
 #include <string.h>
 
-enum wire { WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5 };
+#include "pb_read.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "record.c reads doubles as little-endian memory"
 #endif
 
-typedef struct reader {
-    const uint8_t *p, *end;
-} reader;
-
-static inline bool read_varint(reader *r, uint64_t *out)
+/* A string field (pb_read.h: strings stay in the record's copy). */
+static int read_string(pb_reader *r, unsigned wire, pb_strings *st, char **out)
 {
-    if (r->p < r->end && *r->p < 0x80) { /* keys and lengths: mostly one byte */
-        *out = *r->p++;
-        return true;
-    }
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 70 && r->p < r->end; shift += 7) {
-        uint8_t b = *r->p++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return true;
-        }
-    }
-    return false; /* truncated, or longer than 10 bytes */
-}
-
-/* Reads a field's key. false at a malformed key: longer than 5 bytes, or a
- * field number of 0 or above protobuf's largest (2^29 - 1), which
- * protobuf-c refuses too. */
-static inline bool read_key(reader *r, uint32_t *field, unsigned *wire)
-{
-    uint64_t key;
-    const uint8_t *start = r->p;
-    if (!read_varint(r, &key) || r->p - start > 5 || key >> 3 == 0 || key >> 3 >= (1u << 29))
-        return false;
-    *field = (uint32_t)(key >> 3);
-    *wire = (unsigned)(key & 7);
-    return true;
-}
-
-/* The bytes of a length-delimited field (its length at most 5 bytes, as
- * protobuf-c reads it). */
-static inline bool read_len(reader *r, const uint8_t **data, size_t *len)
-{
-    uint64_t n;
-    const uint8_t *start = r->p;
-    if (!read_varint(r, &n) || r->p - start > 5 || n > (uint64_t)(r->end - r->p))
-        return false;
-    *data = r->p;
-    *len = (size_t)n;
-    r->p += n;
-    return true;
-}
-
-static bool read_double(reader *r, double *out)
-{
-    if (r->end - r->p < 8)
-        return false;
-    memcpy(out, r->p, 8);
-    r->p += 8;
-    return true;
-}
-
-/* Skips the value of a field this code does not know. Groups (wire types 3
- * and 4) were never used by this schema: malformed. */
-static bool skip(reader *r, unsigned wire)
-{
-    uint64_t v;
-    const uint8_t *d;
-    size_t n;
-    switch (wire) {
-    case WIRE_VARINT:
-        return read_varint(r, &v);
-    case WIRE_I64:
-        if (r->end - r->p < 8)
-            return false;
-        r->p += 8;
-        return true;
-    case WIRE_LEN:
-        return read_len(r, &d, &n);
-    case WIRE_I32:
-        if (r->end - r->p < 4)
-            return false;
-        r->p += 4;
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* A record is decoded from a copy of it in the arena, and its strings are
- * left where they are in that copy: each is NUL-terminated in place, on the
- * byte after it, once that byte (the next field's key, or the end of the
- * record, for which the copy has one byte more) has been read. One copy per
- * record instead of one per string. */
-typedef struct strings {
-    uint8_t *nul; /* the byte after the last string read, until it is read */
-} strings;
-
-/* read_key, then terminates the string before the key. */
-static inline bool next_key(strings *st, reader *r, uint32_t *field, unsigned *wire)
-{
-    if (!read_key(r, field, wire))
-        return false;
-    if (st->nul) {
-        *st->nul = '\0';
-        st->nul = NULL;
-    }
-    return true;
-}
-
-/* A string field, in the copy the reader reads. */
-static int read_string(reader *r, unsigned wire, strings *st, char **out)
-{
-    const uint8_t *d;
-    size_t n;
-    if (wire != WIRE_LEN || !read_len(r, &d, &n))
-        return -EBADMSG;
-    *out = (char *)d;
-    st->nul = (uint8_t *)d + n;
-    return 0;
+    return pb_string(r, wire, st, out) ? 0 : -EBADMSG;
 }
 
 /* The arena copy a record is decoded from: len bytes and a spare one. */
-static const uint8_t *copy_record(const uint8_t *buf, size_t len, arena *a, strings *st)
+static const uint8_t *copy_record(const uint8_t *buf, size_t len, arena *a, pb_strings *st)
 {
     uint8_t *copy = arena_alloc(a, len + 1);
     if (copy)
@@ -148,42 +33,39 @@ static const uint8_t *copy_record(const uint8_t *buf, size_t len, arena *a, stri
     return copy;
 }
 
-/* Terminates the record's last string, on the copy's spare byte. */
-static void finish_strings(strings *st)
-{
-    if (st->nul)
-        *st->nul = '\0';
-}
-
-static int read_bool(reader *r, unsigned wire, protobuf_c_boolean *out)
+static int read_bool(pb_reader *r, unsigned wire, protobuf_c_boolean *out)
 {
     uint64_t v;
-    if (wire != WIRE_VARINT || !read_varint(r, &v))
+    if (wire != PB_VARINT || !pb_varint(r, 10, &v))
         return -EBADMSG;
     *out = v != 0;
     return 0;
 }
 
 /* A varint field's raw value; the caller casts it to the field's type. */
-static int read_varint_field(reader *r, unsigned wire, uint64_t *out)
+static int read_varint_field(pb_reader *r, unsigned wire, uint64_t *out)
 {
-    return wire == WIRE_VARINT && read_varint(r, out) ? 0 : -EBADMSG;
+    return wire == PB_VARINT && pb_varint(r, 10, out) ? 0 : -EBADMSG;
 }
 
-static int read_double_field(reader *r, unsigned wire, double *out)
+static int read_double_field(pb_reader *r, unsigned wire, double *out)
 {
-    return wire == WIRE_I64 && read_double(r, out) ? 0 : -EBADMSG;
+    if (wire != PB_I64 || r->end - r->p < 8)
+        return -EBADMSG;
+    memcpy(out, r->p, 8);
+    r->p += 8;
+    return 0;
 }
 
-static int decode_attribute(const uint8_t *buf, size_t len, strings *st, Nba__V1__Attribute *m)
+static int decode_attribute(const uint8_t *buf, size_t len, pb_strings *st, Nba__V1__Attribute *m)
 {
     nba__v1__attribute__init(m);
-    reader r = {buf, buf + len};
+    pb_reader r = {buf, buf + len};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         int rc = 0;
-        if (!next_key(st, &r, &field, &wire))
+        if (!pb_next_key(st, &r, &field, &wire))
             return -EBADMSG;
         switch (field) {
         case 1:
@@ -199,7 +81,7 @@ static int decode_attribute(const uint8_t *buf, size_t len, strings *st, Nba__V1
             rc = read_double_field(&r, wire, &m->number);
             break;
         default:
-            rc = skip(&r, wire) ? 0 : -EBADMSG;
+            rc = pb_skip(&r, wire) ? 0 : -EBADMSG;
         }
         if (rc)
             return rc;
@@ -211,12 +93,12 @@ static int decode_attribute(const uint8_t *buf, size_t len, strings *st, Nba__V1
  * field gets its array in one allocation. */
 static int count_field(const uint8_t *buf, size_t len, uint32_t want, size_t *count)
 {
-    reader r = {buf, buf + len};
+    pb_reader r = {buf, buf + len};
     size_t n = 0;
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
-        if (!read_key(&r, &field, &wire) || !skip(&r, wire))
+        if (!pb_key(&r, &field, &wire) || !pb_skip(&r, wire))
             return -EBADMSG;
         n += field == want;
     }
@@ -227,21 +109,21 @@ static int count_field(const uint8_t *buf, size_t len, uint32_t want, size_t *co
 int record_decode_customer(const uint8_t *buf, size_t len, arena *a, Nba__V1__Customer **out)
 {
     Nba__V1__Customer *m = arena_alloc(a, sizeof *m);
-    strings st;
+    pb_strings st;
     const uint8_t *copy = copy_record(buf, len, a, &st);
     if (!m || !copy)
         return -ENOMEM;
     nba__v1__customer__init(m);
     size_t attributes_cap = 0;
     int rc = 0;
-    reader r = {copy, copy + len};
+    pb_reader r = {copy, copy + len};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         const uint8_t *d;
         size_t n;
         Nba__V1__Attribute *attr;
-        if (!next_key(&st, &r, &field, &wire))
+        if (!pb_next_key(&st, &r, &field, &wire))
             return -EBADMSG;
         switch (field) {
         case 1:
@@ -263,7 +145,7 @@ int record_decode_customer(const uint8_t *buf, size_t len, arena *a, Nba__V1__Cu
             rc = read_string(&r, wire, &st, &m->language);
             break;
         case 7:
-            if (wire != WIRE_LEN || !read_len(&r, &d, &n))
+            if (wire != PB_LEN || !pb_len(&r, &d, &n))
                 return -EBADMSG;
             m->attributes = arena_grow(a, m->attributes, m->n_attributes, &attributes_cap,
                                        sizeof *m->attributes);
@@ -275,12 +157,12 @@ int record_decode_customer(const uint8_t *buf, size_t len, arena *a, Nba__V1__Cu
             m->n_attributes += rc == 0;
             break;
         default:
-            rc = skip(&r, wire) ? 0 : -EBADMSG;
+            rc = pb_skip(&r, wire) ? 0 : -EBADMSG;
         }
         if (rc)
             return rc;
     }
-    finish_strings(&st);
+    pb_strings_end(&st);
     *out = m;
     return 0;
 }
@@ -288,18 +170,18 @@ int record_decode_customer(const uint8_t *buf, size_t len, arena *a, Nba__V1__Cu
 int record_decode_incident(const uint8_t *buf, size_t len, arena *a, Nba__V1__Incident **out)
 {
     Nba__V1__Incident *m = arena_alloc(a, sizeof *m);
-    strings st;
+    pb_strings st;
     const uint8_t *copy = copy_record(buf, len, a, &st);
     if (!m || !copy)
         return -ENOMEM;
     nba__v1__incident__init(m);
-    reader r = {copy, copy + len};
+    pb_reader r = {copy, copy + len};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         uint64_t v = 0;
         int rc = 0;
-        if (!next_key(&st, &r, &field, &wire))
+        if (!pb_next_key(&st, &r, &field, &wire))
             return -EBADMSG;
         switch (field) {
         case 1:
@@ -336,33 +218,34 @@ int record_decode_incident(const uint8_t *buf, size_t len, arena *a, Nba__V1__In
             m->recovered_at_ms = (int64_t)v;
             break;
         default:
-            rc = skip(&r, wire) ? 0 : -EBADMSG;
+            rc = pb_skip(&r, wire) ? 0 : -EBADMSG;
         }
         if (rc)
             return rc;
     }
-    finish_strings(&st);
+    pb_strings_end(&st);
     *out = m;
     return 0;
 }
 
 /* A map entry (key = 1, value = 2, both strings): how protobuf writes each
  * pair of a map<string, string>. */
-static int decode_string_pair(const uint8_t *buf, size_t len, strings *st, char **key, char **value)
+static int decode_string_pair(const uint8_t *buf, size_t len, pb_strings *st, char **key,
+                              char **value)
 {
-    reader r = {buf, buf + len};
+    pb_reader r = {buf, buf + len};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         int rc = 0;
-        if (!next_key(st, &r, &field, &wire))
+        if (!pb_next_key(st, &r, &field, &wire))
             return -EBADMSG;
         if (field == 1)
             rc = read_string(&r, wire, st, key);
         else if (field == 2)
             rc = read_string(&r, wire, st, value);
         else
-            rc = skip(&r, wire) ? 0 : -EBADMSG;
+            rc = pb_skip(&r, wire) ? 0 : -EBADMSG;
         if (rc)
             return rc;
     }
@@ -407,7 +290,7 @@ static int history_maps(const uint8_t *buf, size_t len, arena *a, Nba__V1__Histo
 int record_decode_history(const uint8_t *buf, size_t len, arena *a, Nba__V1__HistoryEntry **out)
 {
     Nba__V1__HistoryEntry *m = arena_alloc(a, sizeof *m);
-    strings st;
+    pb_strings st;
     const uint8_t *copy = copy_record(buf, len, a, &st);
     if (!m || !copy)
         return -ENOMEM;
@@ -415,14 +298,14 @@ int record_decode_history(const uint8_t *buf, size_t len, arena *a, Nba__V1__His
     int rc = history_maps(copy, len, a, m);
     if (rc)
         return rc;
-    reader r = {copy, copy + len};
+    pb_reader r = {copy, copy + len};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         uint64_t v = 0;
         const uint8_t *d;
         size_t n;
-        if (!next_key(&st, &r, &field, &wire))
+        if (!pb_next_key(&st, &r, &field, &wire))
             return -EBADMSG;
         switch (field) {
         case 1:
@@ -449,26 +332,26 @@ int record_decode_history(const uint8_t *buf, size_t len, arena *a, Nba__V1__His
             rc = read_string(&r, wire, &st, &m->incident_id);
             break;
         case 8:
-            if (wire != WIRE_LEN || !read_len(&r, &d, &n))
+            if (wire != PB_LEN || !pb_len(&r, &d, &n))
                 return -EBADMSG;
             rc = decode_string_pair(d, n, &st, &m->params[m->n_params]->key,
                                     &m->params[m->n_params]->value);
             m->n_params++;
             break;
         case 9:
-            if (wire != WIRE_LEN || !read_len(&r, &d, &n))
+            if (wire != PB_LEN || !pb_len(&r, &d, &n))
                 return -EBADMSG;
             rc = decode_string_pair(d, n, &st, &m->context[m->n_context]->key,
                                     &m->context[m->n_context]->value);
             m->n_context++;
             break;
         default:
-            rc = skip(&r, wire) ? 0 : -EBADMSG;
+            rc = pb_skip(&r, wire) ? 0 : -EBADMSG;
         }
         if (rc)
             return rc;
     }
-    finish_strings(&st);
+    pb_strings_end(&st);
     *out = m;
     return 0;
 }

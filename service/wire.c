@@ -19,138 +19,43 @@
 #include <string.h>
 
 #include "frame.h"
-
-enum wire_type { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+#include "pb_read.h"
 
 /* Not a failure: the body is left to protobuf-c. */
 #define FALLBACK 1
 
 /* ---- decoding ---- */
 
-typedef struct reader {
-    const uint8_t *p, *end;
-} reader;
-
-/* A varint of at most max_bytes bytes. Keys and lengths are mostly one
- * byte: that case first. */
-static inline bool read_varint(reader *r, unsigned max_bytes, uint64_t *out)
+static int read_varint_field(pb_reader *r, unsigned wire, uint64_t *out)
 {
-    if (r->p < r->end && *r->p < 0x80) {
-        *out = *r->p++;
-        return true;
-    }
-    uint64_t v = 0;
-    for (unsigned i = 0; i < max_bytes && r->p < r->end; i++) {
-        uint8_t b = *r->p++;
-        v |= (uint64_t)(b & 0x7f) << (7 * i);
-        if (!(b & 0x80)) {
-            *out = v;
-            return true;
-        }
-    }
-    return false;
+    return wire == PB_VARINT && pb_varint(r, 10, out) ? 0 : FALLBACK;
 }
 
-/* A key of at most 5 bytes naming a field 1 .. 2^29 - 1, the range
- * protobuf-c reads. */
-static inline bool read_key(reader *r, uint32_t *field, unsigned *wire)
-{
-    uint64_t k;
-    if (!read_varint(r, 5, &k) || k >> 3 == 0 || k >> 3 >= (1u << 29))
-        return false;
-    *field = (uint32_t)(k >> 3);
-    *wire = (unsigned)(k & 7);
-    return true;
-}
-
-static inline bool read_len(reader *r, const uint8_t **data, size_t *len)
-{
-    uint64_t n;
-    if (!read_varint(r, 5, &n) || n > UINT32_MAX || n > (uint64_t)(r->end - r->p))
-        return false;
-    *data = r->p;
-    *len = (size_t)n;
-    r->p += n;
-    return true;
-}
-
-static bool skip(reader *r, unsigned wire)
-{
-    uint64_t v;
-    const uint8_t *d;
-    size_t n;
-    switch (wire) {
-    case WT_VARINT:
-        return read_varint(r, 10, &v);
-    case WT_I64:
-        if (r->end - r->p < 8)
-            return false;
-        r->p += 8;
-        return true;
-    case WT_LEN:
-        return read_len(r, &d, &n);
-    case WT_I32:
-        if (r->end - r->p < 4)
-            return false;
-        r->p += 4;
-        return true;
-    default:
-        return false;
-    }
-}
-
-static int read_varint_field(reader *r, unsigned wire, uint64_t *out)
-{
-    return wire == WT_VARINT && read_varint(r, 10, out) ? 0 : FALLBACK;
-}
-
-/* A request is decoded from a copy of its body in the arena, and its
- * strings are left where they are in that copy: each is NUL-terminated in
- * place, on the byte after it, once that byte (the next field's key, or
- * the end of the body, for which the copy has one byte more) has been
- * read. One copy per request instead of one per string. */
+/* A request is decoded from a copy of its body in the arena, its strings
+ * left in place (pb_read.h). */
 typedef struct decoder {
     arena *a;
-    uint8_t *nul; /* the byte after the last string read, until it is read */
+    pb_strings st;
 } decoder;
 
-/* read_key, then terminates the string before the key. */
-static inline bool next_key(decoder *dc, reader *r, uint32_t *field, unsigned *wire)
+static int read_string(pb_reader *r, unsigned wire, decoder *dc, char **out)
 {
-    if (!read_key(r, field, wire))
-        return false;
-    if (dc->nul) {
-        *dc->nul = '\0';
-        dc->nul = NULL;
-    }
-    return true;
-}
-
-static int read_string(reader *r, unsigned wire, decoder *dc, char **out)
-{
-    const uint8_t *d;
-    size_t n;
-    if (wire != WT_LEN || !read_len(r, &d, &n))
-        return FALLBACK;
-    /* d is in the decoder's own copy of the body */
-    *out = (char *)d;
-    dc->nul = (uint8_t *)d + n;
-    return 0;
+    return pb_string(r, wire, &dc->st, out) ? 0 : FALLBACK;
 }
 
 /* A message of no known fields (Ping, StatusRequest, ReloadRequest): its
  * content must skip cleanly. */
-static int read_empty(reader *r, unsigned wire)
+static int read_empty(pb_reader *r, unsigned wire)
 {
     const uint8_t *d;
     size_t n;
-    if (wire != WT_LEN || !read_len(r, &d, &n))
+    if (wire != PB_LEN || !pb_len(r, &d, &n))
         return FALLBACK;
-    reader in = {d, d + n};
+    pb_reader in = {d, d + n};
     while (in.p < in.end) {
         uint32_t field;
         unsigned w;
-        if (!read_key(&in, &field, &w) || !skip(&in, w))
+        if (!pb_key(&in, &field, &w) || !pb_skip(&in, w))
             return FALLBACK;
     }
     return 0;
@@ -160,30 +65,30 @@ static int decode_context_entry(const uint8_t *d, size_t n, decoder *dc,
                                 Nba__V1__ContactEvent__ContextEntry *e)
 {
     nba__v1__contact_event__context_entry__init(e);
-    reader r = {d, d + n};
+    pb_reader r = {d, d + n};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         int rc;
-        if (!next_key(dc, &r, &field, &wire))
+        if (!pb_next_key(&dc->st, &r, &field, &wire))
             return FALLBACK;
         if (field == 1)
             rc = read_string(&r, wire, dc, &e->key);
         else if (field == 2)
             rc = read_string(&r, wire, dc, &e->value);
         else
-            rc = skip(&r, wire) ? 0 : FALLBACK;
+            rc = pb_skip(&r, wire) ? 0 : FALLBACK;
         if (rc)
             return rc;
     }
     return 0;
 }
 
-static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__ContactEvent **out)
+static int decode_contact(pb_reader *outer, unsigned wire, decoder *dc, Nba__V1__ContactEvent **out)
 {
     const uint8_t *d;
     size_t n;
-    if (wire != WT_LEN || !read_len(outer, &d, &n))
+    if (wire != PB_LEN || !pb_len(outer, &d, &n))
         return FALLBACK;
     Nba__V1__ContactEvent *ev = arena_alloc(dc->a, sizeof *ev);
     if (!ev)
@@ -193,7 +98,7 @@ static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__Co
      * carries a handful of entries, so once or twice, and no counting pass
      * over the body first. */
     size_t context_cap = 0;
-    reader r = {d, d + n};
+    pb_reader r = {d, d + n};
     while (r.p < r.end) {
         uint32_t field;
         unsigned w;
@@ -202,7 +107,7 @@ static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__Co
         size_t en;
         Nba__V1__ContactEvent__ContextEntry *entry;
         int rc = 0;
-        if (!next_key(dc, &r, &field, &w))
+        if (!pb_next_key(&dc->st, &r, &field, &w))
             return FALLBACK;
         switch (field) {
         case 1:
@@ -226,7 +131,7 @@ static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__Co
             rc = read_string(&r, w, dc, &ev->language);
             break;
         case 7:
-            if (w != WT_LEN || !read_len(&r, &ed, &en))
+            if (w != PB_LEN || !pb_len(&r, &ed, &en))
                 return FALLBACK;
             ev->context =
                 arena_grow(dc->a, ev->context, ev->n_context, &context_cap, sizeof *ev->context);
@@ -244,7 +149,7 @@ static int decode_contact(reader *outer, unsigned wire, decoder *dc, Nba__V1__Co
             rc = read_string(&r, w, dc, &ev->key_value);
             break;
         default:
-            rc = skip(&r, w) ? 0 : FALLBACK;
+            rc = pb_skip(&r, w) ? 0 : FALLBACK;
         }
         if (rc)
             return rc;
@@ -261,15 +166,15 @@ static int decode_request(const uint8_t *body, size_t len, arena *a, Nba__V1__Re
     if (!req || !copy)
         return -ENOMEM;
     memcpy(copy, body, len);
-    decoder dc = {a, NULL};
+    decoder dc = {a, {NULL}};
     nba__v1__request__init(req);
-    reader r = {copy, copy + len};
+    pb_reader r = {copy, copy + len};
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
         uint64_t v = 0;
         int rc = 0;
-        if (!next_key(&dc, &r, &field, &wire))
+        if (!pb_next_key(&dc.st, &r, &field, &wire))
             return FALLBACK;
         if (field >= 2 && field <= 8 && req->body_case != NBA__V1__REQUEST__BODY__NOT_SET)
             return FALLBACK; /* a second body: protobuf-c's rules decide */
@@ -311,13 +216,12 @@ static int decode_request(const uint8_t *body, size_t len, arena *a, Nba__V1__Re
         case 8:              /* resolve_incident */
             return FALLBACK; /* rarer than contacts: protobuf-c decodes them */
         default:
-            rc = skip(&r, wire) ? 0 : FALLBACK;
+            rc = pb_skip(&r, wire) ? 0 : FALLBACK;
         }
         if (rc)
             return rc;
     }
-    if (dc.nul)
-        *dc.nul = '\0'; /* the last string: on the copy's spare byte */
+    pb_strings_end(&dc.st); /* the last string: on the copy's spare byte */
     *out = req;
     return 0;
 }
@@ -337,12 +241,12 @@ Nba__V1__Request *wire_decode_request(const uint8_t *body, size_t len, arena *a)
 
 bool wire_request_is_feed(const uint8_t *body, size_t len)
 {
-    reader r = {body, body + len};
+    pb_reader r = {body, body + len};
     bool feed = false;
     while (r.p < r.end) {
         uint32_t field;
         unsigned wire;
-        if (!read_key(&r, &field, &wire) || !skip(&r, wire))
+        if (!pb_key(&r, &field, &wire) || !pb_skip(&r, wire))
             return false;
         if (field >= 2 && field <= 8)
             feed = field == NBA__V1__REQUEST__BODY_REPORT_INCIDENT ||
@@ -458,7 +362,7 @@ FIELD_HELPER void put_varint(writer *w, uint64_t v)
  * plan. */
 FIELD_HELPER void put_message_header(writer *w, unsigned field)
 {
-    *w->p++ = (uint8_t)(field << 3 | WT_LEN);
+    *w->p++ = (uint8_t)(field << 3 | PB_LEN);
     put_varint(w, w->sizes[w->next++]);
 }
 
@@ -467,7 +371,7 @@ FIELD_HELPER void put_string(writer *w, unsigned field, const char *s)
     size_t len = w->sizes[w->next++];
     if (!len)
         return;
-    *w->p++ = (uint8_t)(field << 3 | WT_LEN);
+    *w->p++ = (uint8_t)(field << 3 | PB_LEN);
     put_varint(w, len);
     memcpy(w->p, s, len);
     w->p += len;
@@ -477,7 +381,7 @@ static void put_bool(writer *w, unsigned field, protobuf_c_boolean b)
 {
     if (!b)
         return;
-    *w->p++ = (uint8_t)(field << 3 | WT_VARINT);
+    *w->p++ = (uint8_t)(field << 3 | PB_VARINT);
     *w->p++ = 1;
 }
 
@@ -488,7 +392,7 @@ size_t wire_response_pack(const Nba__V1__Response *resp, const wire_plan *plan, 
     const Nba__V1__Decision *d = resp->decision;
     writer w = {out + FRAME_HEADER_SIZE, plan->sizes, 0};
     if (resp->id) {
-        *w.p++ = 1 << 3 | WT_VARINT;
+        *w.p++ = 1 << 3 | PB_VARINT;
         put_varint(&w, resp->id);
     }
     put_message_header(&w, 2);
