@@ -458,13 +458,13 @@ static int conn_reply(conn *c, const Nba__V1__Response *resp, uint64_t *mark_ns)
         return rc;
     conn_stats *st = &c->pool->stats;
     stat_add(&st->requests, 1);
-    if (resp->body_case == NBA__V1__RESPONSE__BODY_DECISION && mark_ns) {
-        uint64_t now = clock_mono_ns();
+    if (resp->body_case == NBA__V1__RESPONSE__BODY_DECISION) {
         stat_add(&st->decisions, 1);
-        histogram_record(&st->decision_latency, now - started_ns);
-        *mark_ns = now;
-    } else if (resp->body_case == NBA__V1__RESPONSE__BODY_DECISION) {
-        stat_add(&st->decisions, 1);
+        if (mark_ns) {
+            uint64_t now = clock_mono_ns();
+            histogram_record(&st->decision_latency, now - started_ns);
+            *mark_ns = now;
+        }
     } else if (resp->body_case == NBA__V1__RESPONSE__BODY_ERROR) {
         stat_add(&st->errors, 1);
     }
