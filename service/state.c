@@ -10,6 +10,7 @@
 
 #include "lmdb_errno.h"
 #include "record.h"
+#include "store.h"
 
 #define STATE_DEFAULT_MAP_SIZE ((size_t)64 << 30)
 /* Every worker, the writer and the tools: MAX_WORKERS (256) and room. */
@@ -24,7 +25,7 @@
 #define META_SEQ "seq"
 
 /* customer_id, NUL, kind, up to STATE_MAX_KEY more bytes. */
-#define KEY_CAP (200 + 2 + STATE_MAX_KEY + 16)
+#define KEY_CAP (STORE_MAX_ID + 2 + STATE_MAX_KEY + 16)
 
 struct state {
     MDB_env *env;
@@ -82,8 +83,8 @@ static int check_id(const char *what, const char *id, nba_error *err)
     size_t len = id ? strlen(id) : 0;
     if (len == 0)
         return nba_error_set(err, -EINVAL, "%s is empty", what);
-    if (len > 200)
-        return nba_error_set(err, -EINVAL, "%s is longer than 200 bytes", what);
+    if (len > STORE_MAX_ID)
+        return nba_error_set(err, -EINVAL, "%s is longer than %d bytes", what, (int)STORE_MAX_ID);
     return 0;
 }
 
@@ -315,7 +316,7 @@ int state_get_customer(state_reader *r, const char *customer_id, const char *key
         return 0;
     MDB_cursor *cur = r->attached ? r->attached : r->cur;
     size_t cid = strlen(customer_id);
-    if (cid == 0 || cid > 200)
+    if (cid == 0 || cid > STORE_MAX_ID)
         return 0;
     uint8_t prefix[KEY_CAP];
     memcpy(prefix, customer_id, cid);
@@ -373,7 +374,7 @@ int state_get_decision(state_reader *r, const char *customer_id, const char *key
     *len = 0;
     *at_ms = 0;
     size_t cid = strlen(customer_id);
-    if (key_len == 0 || cid == 0 || cid > 200)
+    if (key_len == 0 || cid == 0 || cid > STORE_MAX_ID)
         return 0;
     uint8_t buf[KEY_CAP];
     size_t klen = make_key(buf, customer_id, KIND_DECISION, key, key_len);
@@ -669,9 +670,9 @@ int state_txn_expire_customer(state_txn *t, const char *customer_id, const state
     size_t cid = customer_id ? strlen(customer_id) : 0;
     if (removed)
         *removed = 0;
-    if (cid == 0 || cid > 200)
+    if (cid == 0 || cid > STORE_MAX_ID)
         return 0;
-    uint8_t prefix[202];
+    uint8_t prefix[STORE_MAX_ID + 2];
     memcpy(prefix, customer_id, cid);
     prefix[cid] = '\0';
     return expire_walk(t, x, prefix, cid + 1, prefix, cid + 1, 0, NULL, removed);
@@ -857,7 +858,7 @@ static int walk_history(state *st, MDB_txn *txn, void *arg)
     MDB_val k, v;
     if (w->customer_id) {
         plen = strlen(w->customer_id);
-        if (plen > 200) {
+        if (plen > STORE_MAX_ID) {
             mdb_cursor_close(cur);
             return 0;
         }
