@@ -62,17 +62,15 @@ void *arena_calloc(arena *a, size_t n);
 /* Copies s[0..len) into the arena and NUL-terminates it. NULL on -ENOMEM. */
 char *arena_strndup(arena *a, const char *s, size_t len);
 
+/* The copy arena_grow() makes when the array is full. */
+void *arena_grow_slow(arena *a, void *arr, size_t n, size_t *cap, size_t size);
+
 /* Room for one more element of an array of n elements of `size` bytes
  * that has room for *cap: arr itself while n < *cap, else a copy of it
  * with twice the room (4 elements when *cap is 0), *cap updated; the old
  * array stays until the reset. For lists whose length is not known before
  * they are read (a record's attributes, a customer's incidents): no
  * counting pass first. NULL on -ENOMEM. */
-static inline void *arena_grow(arena *a, void *arr, size_t n, size_t *cap, size_t size);
-
-/* arena_grow() when the array is full: the copy. */
-void *arena_grow_slow(arena *a, void *arr, size_t n, size_t *cap, size_t size);
-
 static inline void *arena_grow(arena *a, void *arr, size_t n, size_t *cap, size_t size)
 {
     return n < *cap ? arr : arena_grow_slow(a, arr, n, cap, size);

@@ -108,8 +108,6 @@ char *arena_strndup(arena *a, const char *s, size_t len)
 
 void *arena_grow_slow(arena *a, void *arr, size_t n, size_t *cap, size_t size)
 {
-    if (n < *cap)
-        return arr;
     size_t more = *cap ? *cap * 2 : 4;
     if (more < *cap || more > SIZE_MAX / size)
         return NULL;
