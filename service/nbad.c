@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -46,6 +47,10 @@
 /* Descriptors nbad holds besides its connections: the listener, the
  * database, each worker's event loop and eventfd, logs. */
 #define FD_RESERVE 128
+/* Free memory at the top of a heap that glibc keeps rather than returns to
+ * the kernel (its default is 128 KiB, and adapts): the connection buffers
+ * of a few thousand connections. */
+#define NBAD_TRIM_THRESHOLD (64u << 20)
 
 /* Errors that mean "this address cannot be served here", as opposed to the
  * machine failing to start a server at all. */
@@ -176,6 +181,14 @@ int main(int argc, char **argv)
      * writes with MSG_NOSIGNAL, this covers TLS (OpenSSL writes with
      * write(2)) and everything else. */
     signal(SIGPIPE, SIG_IGN);
+    /* Each round of answers takes a connection buffer's chunk from malloc
+     * and gives it back once sent. Left to its default, glibc may hand
+     * the top of a worker's heap back to the kernel on such a free, and a
+     * heap that sits at that edge does it thousands of times a second:
+     * each time an madvise(), a TLB shootdown across the cores and page
+     * faults to take the memory back. Memory a worker used once it will
+     * use again: keep it. */
+    mallopt(M_TRIM_THRESHOLD, NBAD_TRIM_THRESHOLD);
 
     int rc = config_from_args(&cfg, argc, argv, &err);
     if (rc == 1)
