@@ -174,16 +174,6 @@ bool loader_keys_next_value(const char **p, const char *end, const char **value,
  * Only the attributes (field 7 of nba.v1.Customer: name = 1, text = 2) are
  * looked at; every other field is stepped over by its wire type. */
 
-/* A field's key and value (pb_read.h); for a length-delimited one, sets
- * data/len. */
-static bool next_field(pb_reader *r, uint32_t *field, unsigned *wire, const uint8_t **data,
-                       size_t *len)
-{
-    if (!pb_key(r, field, wire))
-        return false;
-    return *wire == PB_LEN ? pb_len(r, data, len) : pb_skip(r, *wire);
-}
-
 /* An attribute's name and text (the last of each, as protobuf reads). */
 static bool read_attribute(const uint8_t *d, size_t n, const uint8_t **name, size_t *name_len,
                            const uint8_t **text, size_t *text_len)
@@ -192,18 +182,15 @@ static bool read_attribute(const uint8_t *d, size_t n, const uint8_t **name, siz
     *name = *text = NULL;
     *name_len = *text_len = 0;
     while (r.p < r.end) {
-        uint32_t field;
-        unsigned wire;
-        const uint8_t *data = NULL;
-        size_t len = 0;
-        if (!next_field(&r, &field, &wire, &data, &len))
+        pb_field f;
+        if (!pb_next_field(&r, &f))
             return false;
-        if (field == 1 && wire == PB_LEN) {
-            *name = data;
-            *name_len = len;
-        } else if (field == 2 && wire == PB_LEN) {
-            *text = data;
-            *text_len = len;
+        if (f.number == 1 && f.wire == PB_LEN) {
+            *name = f.data;
+            *name_len = f.len;
+        } else if (f.number == 2 && f.wire == PB_LEN) {
+            *text = f.data;
+            *text_len = f.len;
         }
     }
     return true;
@@ -214,17 +201,14 @@ int loader_keys_of_record(const loader_keys *k, const uint8_t *rec, size_t len, 
 {
     pb_reader r = {rec, rec + len};
     while (r.p < r.end) {
-        uint32_t field;
-        unsigned wire;
-        const uint8_t *data = NULL;
-        size_t n = 0;
-        if (!next_field(&r, &field, &wire, &data, &n))
+        pb_field f;
+        if (!pb_next_field(&r, &f))
             return -EBADMSG;
-        if (field != 7 || wire != PB_LEN)
+        if (f.number != 7 || f.wire != PB_LEN)
             continue;
         const uint8_t *name, *text;
         size_t name_len, text_len;
-        if (!read_attribute(data, n, &name, &name_len, &text, &text_len))
+        if (!read_attribute(f.data, f.len, &name, &name_len, &text, &text_len))
             return -EBADMSG;
         for (size_t i = 0; i < k->n; i++) {
             if (k->name_lens[i] != name_len || memcmp(k->names[i], name, name_len) != 0)

@@ -1,6 +1,8 @@
 /* pb_read.h - reading the protobuf wire format by hand, for the decoders
  * on the request path: requests (wire.c), stored records (record.c) and
- * the lookup keys of a customer record (loader_keys.c).
+ * the lookup keys of a customer record (loader_keys.c); and for the load
+ * tools' scanners, which read a message's few fields of interest without
+ * decoding it (loadtest/request_scan.c, loadtest/response_scan.c).
  *
  * A field is a key varint (field number << 3 | wire type), then a varint
  * (0), 8 little-endian bytes (1), a varint length and that many bytes (2),
@@ -97,6 +99,33 @@ static inline bool pb_skip(pb_reader *r, unsigned wire)
         return true;
     default:
         return false;
+    }
+}
+
+/* One field of a message that is scanned rather than decoded: its number,
+ * its wire type and its value, a varint's or the bytes of a
+ * length-delimited one (data points into the message); a fixed-size value
+ * is stepped over. */
+typedef struct pb_field {
+    uint32_t number;
+    unsigned wire;
+    uint64_t varint;     /* PB_VARINT */
+    const uint8_t *data; /* PB_LEN */
+    size_t len;
+} pb_field;
+
+/* Reads the field at r into *f; false when it is malformed. */
+static inline bool pb_next_field(pb_reader *r, pb_field *f)
+{
+    if (!pb_key(r, &f->number, &f->wire))
+        return false;
+    switch (f->wire) {
+    case PB_VARINT:
+        return pb_varint(r, 10, &f->varint);
+    case PB_LEN:
+        return pb_len(r, &f->data, &f->len);
+    default:
+        return pb_skip(r, f->wire);
     }
 }
 
