@@ -6,8 +6,9 @@
  * field, defaults for absent ones, unknown fields skipped), decoded in one
  * pass by code that knows the messages: no descriptor lookups, no
  * per-field allocation; the record is copied once into the arena and its
- * strings are NUL-terminated in place in that copy. Reading a customer, their incidents and their
- * contact history is on every decision's path; protobuf-c's generic unpack took most of it.
+ * strings are NUL-terminated in place in that copy. Reading a customer,
+ * their incidents and their contact history is on every decision's path;
+ * protobuf-c's generic unpack took most of it.
  *
  * Ownership: everything returned lives in the arena, so it outlives the
  * LMDB snapshot the bytes came from, until the arena is reset. Messages

@@ -86,7 +86,7 @@ typedef struct conn_pool {
     conn *unflushed, *unflushed_tail; /* connections with answers for conn_pool_flush() */
     size_t n_unflushed;
     size_t unflushed_answers; /* answers they hold */
-    size_t n_open;            /* number of them, refused ones included */
+    size_t n_open;            /* open connections, refused ones included */
     bool draining;            /* conn_pool_drain() was called */
     uint32_t tick;            /* conn_pool_tick() calls so far */
     conn_stats stats;

@@ -107,7 +107,7 @@ static int render_params(const ruleset *rs, const given *g, const tmpl_env *env,
             entries[i].key = held_text("language");
             entries[i].value = held_text(rs->languages[g->language]);
         }
-        if (!entries[i].key || !entries[i].value)
+        if (!entries[i].value) /* a rendered text; the rest are the ruleset's */
             return -ENOMEM;
     }
     out->params = ptrs;

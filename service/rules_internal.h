@@ -709,7 +709,7 @@ policy_verdict policy_admit(const ruleset *rs, const facts *f, policy_state *s, 
  * "it-IT" -> "it"); case-insensitive, '_' taken as '-'. -1 when none. */
 int rules_language_lookup(const ruleset *rs, const char *tag, size_t len);
 /* Works out rules_language_lookup() for every two-letter tag ("it", "EN")
- * into the ruleset's table, which the lookup answers them from from then
+ * into the ruleset's table, which the lookup answers them from then
  * on: most tags that contact points and the warehouse send are two
  * letters, or become two letters once their region is dropped. Called
  * once the languages and the aliases are compiled. */
