@@ -176,16 +176,37 @@ int daemon_run(char *const args[], const char *out_path)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* The port of nbad's "listening on ADDR:PORT ..." line in log, or 0 while
+ * that line is not there whole. */
+static int listening_port(const char *log)
+{
+    static const char said[] = " listening on ";
+    const char *at = strstr(log, said);
+    if (!at)
+        return 0;
+    at += sizeof said - 1;
+    const char *end = strchr(at, ' ');
+    const char *colon = end ? memrchr(at, ':', (size_t)(end - at)) : NULL;
+    if (!colon || colon + 1 == end)
+        return 0;
+    int port = 0;
+    for (const char *p = colon + 1; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        port = port * 10 + (*p - '0');
+    }
+    return port;
+}
+
 int daemon_start(daemon_proc *d, const char *log_path, char *const args[], void (*in_child)(void))
 {
     memset(d, 0, sizeof *d);
     snprintf(d->log, sizeof d->log, "%s", log_path);
-    d->port = test_free_port();
-    char port[16];
-    snprintf(port, sizeof port, "%d", d->port);
     char wrapper[1024];
     char *argv[MAX_ARGS];
-    nbad_argv(wrapper, sizeof wrapper, args, port, argv);
+    /* nbad binds a free port itself: one picked here could be taken, by
+     * another test's connections, before nbad bound it. */
+    nbad_argv(wrapper, sizeof wrapper, args, "0", argv);
 
     pid_t pid = fork();
     if (pid < 0)
@@ -205,7 +226,7 @@ int daemon_start(daemon_proc *d, const char *log_path, char *const args[], void 
     /* The line comes once the port is bound: connections wait in its
      * backlog from then on. */
     int waited = 0, limit = daemon_patience_ms(10000);
-    while (!strstr(test_slurp(log_path), " listening on ")) {
+    while ((d->port = listening_port(test_slurp(log_path))) == 0) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid || waited >= limit) {
             if (waited >= limit) {

@@ -51,10 +51,11 @@ int daemon_patience_ms(int ms);
 int daemon_load_sample(const char *work, const char *db);
 
 /* Starts nbad with the arguments args (NULL-terminated, without the
- * program name; --port is added) and its stderr in log_path. in_child, if
- * not NULL, runs in the child just before exec (to set limits). Waits until
- * nbad logs that it listens (so it must log at info or debug). Returns 0,
- * or -1 with nbad's log on stderr (d->pid is then 0). */
+ * program name; --port 0 is added: nbad binds a free port, and d->port is
+ * the one it logs) and its stderr in log_path. in_child, if not NULL, runs
+ * in the child just before exec (to set limits). Waits until nbad logs
+ * that it listens (so it must log at info or debug). Returns 0, or -1 with
+ * nbad's log on stderr (d->pid is then 0). */
 int daemon_start(daemon_proc *d, const char *log_path, char *const args[], void (*in_child)(void));
 
 /* Runs nbad with the arguments args (NULL-terminated, without the program
