@@ -158,6 +158,27 @@ static inline bool pb_string(pb_reader *r, unsigned wire, pb_strings *st, char *
     return true;
 }
 
+/* A map<string, string> entry at buf[0..len) of the decoder's copy: key
+ * (field 1) and value (field 2) left in place like any string, other fields
+ * skipped; *key and *value are untouched when absent. */
+static inline bool pb_string_pair(const uint8_t *buf, size_t len, pb_strings *st, char **key,
+                                  char **value)
+{
+    pb_reader r = {buf, buf + len};
+    while (r.p < r.end) {
+        uint32_t field;
+        unsigned wire;
+        if (!pb_next_key(st, &r, &field, &wire))
+            return false;
+        bool ok = field == 1   ? pb_string(&r, wire, st, key)
+                  : field == 2 ? pb_string(&r, wire, st, value)
+                               : pb_skip(&r, wire);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 /* Terminates the message's last string, on the copy's spare byte. */
 static inline void pb_strings_end(pb_strings *st)
 {

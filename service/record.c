@@ -233,23 +233,7 @@ int record_decode_incident(const uint8_t *buf, size_t len, arena *a, Nba__V1__In
 static int decode_string_pair(const uint8_t *buf, size_t len, pb_strings *st, char **key,
                               char **value)
 {
-    pb_reader r = {buf, buf + len};
-    while (r.p < r.end) {
-        uint32_t field;
-        unsigned wire;
-        int rc = 0;
-        if (!pb_next_key(st, &r, &field, &wire))
-            return -EBADMSG;
-        if (field == 1)
-            rc = read_string(&r, wire, st, key);
-        else if (field == 2)
-            rc = read_string(&r, wire, st, value);
-        else
-            rc = pb_skip(&r, wire) ? 0 : -EBADMSG;
-        if (rc)
-            return rc;
-    }
-    return 0;
+    return pb_string_pair(buf, len, st, key, value) ? 0 : -EBADMSG;
 }
 
 /* The params and context maps of a history entry: counted first, so each

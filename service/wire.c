@@ -65,23 +65,7 @@ static int decode_context_entry(const uint8_t *d, size_t n, decoder *dc,
                                 Nba__V1__ContactEvent__ContextEntry *e)
 {
     nba__v1__contact_event__context_entry__init(e);
-    pb_reader r = {d, d + n};
-    while (r.p < r.end) {
-        uint32_t field;
-        unsigned wire;
-        int rc;
-        if (!pb_next_key(&dc->st, &r, &field, &wire))
-            return FALLBACK;
-        if (field == 1)
-            rc = read_string(&r, wire, dc, &e->key);
-        else if (field == 2)
-            rc = read_string(&r, wire, dc, &e->value);
-        else
-            rc = pb_skip(&r, wire) ? 0 : FALLBACK;
-        if (rc)
-            return rc;
-    }
-    return 0;
+    return pb_string_pair(d, n, &dc->st, &e->key, &e->value) ? 0 : FALLBACK;
 }
 
 static int decode_contact(pb_reader *outer, unsigned wire, decoder *dc, Nba__V1__ContactEvent **out)
