@@ -38,8 +38,10 @@ typedef struct server server;
  * with the ruleset serving in `rules` (SIGHUP reloads it). With `tls` (may
  * be NULL) connections speak TLS, as cfg->tls_required says (see
  * connection.h); the process must then ignore SIGPIPE. st, rules and tls
- * must outlive the server. Returns 0 or a negative errno with a message
- * (address in use, bad address, ...). */
+ * must outlive the server. From its return, SIGTERM and SIGINT are the
+ * server's (a stop, once server_run runs it) and SIGHUP a reload: a client
+ * may connect as soon as the port is bound. Returns 0 or a negative errno
+ * with a message (address in use, bad address, ...). */
 int server_new(const config *cfg, store_live *live, state *state, rules_live *rules,
                tls_context *tls, server **out, nba_error *err);
 

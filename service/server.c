@@ -870,6 +870,16 @@ int server_new(const config *cfg, store_live *live, state *state, rules_live *ru
         nba_error_set(err, rc, "out of memory");
         goto fail;
     }
+    /* The port takes connections already, and the caller says so once this
+     * returns: from now on SIGTERM and SIGINT are a stop, taken when
+     * server_run's loop starts, not the default death of a process that
+     * has clients; SIGHUP a reload. server_run gives them back their usual
+     * meaning when it stops, server_free when it never ran. */
+    if (event_add(s->sigterm_ev, NULL) || event_add(s->sigint_ev, NULL) ||
+        event_add(s->sighup_ev, NULL)) {
+        rc = nba_error_set(err, -EIO, "cannot handle SIGTERM, SIGINT and SIGHUP");
+        goto fail;
+    }
 
     s->workers = calloc((size_t)cfg->threads, sizeof *s->workers);
     if (!s->workers) {
@@ -918,12 +928,7 @@ int server_port(const server *s)
 int server_run(server *s)
 {
     int rc = 0;
-    /* The signal events exist only while the server runs, so SIGTERM keeps
-     * its usual meaning before and after. */
-    if (event_add(s->sigterm_ev, NULL) || event_add(s->sigint_ev, NULL) ||
-        event_add(s->sighup_ev, NULL))
-        rc = -EIO;
-    else if (event_base_dispatch(s->base) < 0)
+    if (event_base_dispatch(s->base) < 0)
         rc = -EIO;
     if (rc)
         log_error("the listener's event loop failed");
